@@ -1,0 +1,24 @@
+"""neurlink: a compact grammar for defining PyTorch networks.
+
+>>> import torch, neurlink
+>>> from neurlink import nv
+>>> net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(7))])
+>>> net(torch.zeros(1, 3, 15, 15)).shape
+torch.Size([1, 8, 8, 8])
+"""
+
+from . import nerves as nerves
+from . import nerves as nv
+from . import nn as nn
+from .errors import DefinitionError as DefinitionError
+from .errors import DimsError as DimsError
+from .errors import InputError as InputError
+from .errors import NerveArgumentError as NerveArgumentError
+from .errors import NeurlinkError as NeurlinkError
+from .errors import SelectorError as SelectorError
+from .nerve import Input as Input
+from .nerve import Nerve as Nerve
+from .network import Network as Network
+from .network import build as build
+
+__version__ = "0.3.0"

@@ -1,0 +1,79 @@
+"""The one exception family neurlink raises for a user's mistake.
+
+A :class:`DefinitionError` is raised while a definition is built. It is created
+where the mistake is found, without knowing which line it belongs to; every
+builder it passes through on its way out adds its line, so the message ends up
+naming the whole path (``line 5 ('layer2') > line 2``) and the line as written.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NeurlinkError",
+    "DefinitionError",
+    "SelectorError",
+    "DimsError",
+    "NerveArgumentError",
+    "InputError",
+]
+
+
+class NeurlinkError(Exception):
+    """Base class of every error neurlink raises because of what a user wrote or passed."""
+
+
+class DefinitionError(NeurlinkError):
+    """A line of a definition is wrong. Raised by ``nv.build``, never at call time."""
+
+    def __init__(self, reason: str, *, allowed: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.allowed = allowed
+        # (index, tag, line as written), outermost first; filled in by the builders.
+        self.where: list[tuple[int, str | None, str]] = []
+
+    def locate(self, index: int, tag: str | None, written: str) -> None:
+        """Record that the error happened in ``line index``; builders call this innermost first."""
+        self.where.insert(0, (index, tag, written))
+
+    @property
+    def path(self) -> str:
+        """The line path, e.g. ``line 5 ('layer2') > line 2``."""
+        return " > ".join(
+            f"line {index}" + (f" ({tag!r})" if tag is not None else "")
+            for index, tag, _ in self.where
+        )
+
+    def __str__(self) -> str:
+        message = self.reason
+        if self.allowed:
+            message += f"\n    allowed: {self.allowed}"
+        if not self.where:
+            return message
+        written = self.where[-1][2]
+        return f"{self.path}: {written}\n    {message}"
+
+    def __reduce__(self):  # keep the location when pickled (e.g. across DDP workers)
+        return (_rebuild_definition_error, (type(self), self.reason, self.allowed, self.where))
+
+
+def _rebuild_definition_error(cls, reason, allowed, where):
+    error = cls(reason, allowed=allowed)
+    error.where = list(where)
+    return error
+
+
+class SelectorError(DefinitionError):
+    """A selector names no line, a line that is not before this one, or has the wrong form."""
+
+
+class DimsError(DefinitionError):
+    """Declared dims (channels, shape) are malformed or cannot be produced from the inputs."""
+
+
+class NerveArgumentError(DefinitionError):
+    """A nerve was given an argument it does not take or a value it cannot use."""
+
+
+class InputError(NeurlinkError):
+    """A built network was called with inputs that contradict its Input lines."""

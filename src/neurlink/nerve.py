@@ -1,0 +1,145 @@
+"""``Nerve``: the base class of every layer a line can name, and ``Input``.
+
+Calling a nerve class never constructs it: ``Conv2d(3)`` and ``Conv2d[sel, tag](3)``
+record a deferred :class:`~neurlink.lines.NerveDef`. The builder constructs the
+module later, handing it ``input_links`` and ``target_dims`` through the build
+context, so ``__init__`` can derive in_channels, stride and padding from them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+from torch import nn
+
+from .context import Link, current
+from .errors import DefinitionError, DimsError, NeurlinkError
+from .lines import NerveDef, SelectedNerve
+from .lines_module import LinesModule
+from .shapes import Dims
+from .table import LineTable
+
+__all__ = ["Nerve", "Input"]
+
+
+class NerveMeta(type(nn.Module)):
+    """Makes ``Cls(...)`` and ``Cls[selector, tag](...)`` record definitions instead of modules."""
+
+    def __call__(cls, *args, **kwargs) -> NerveDef:
+        return NerveDef(cls, args, kwargs)
+
+    def __getitem__(cls, key) -> SelectedNerve:
+        return SelectedNerve(cls, key)
+
+
+class Nerve(LinesModule, metaclass=NerveMeta):
+    """Base class for layers used in definition lines.
+
+    After ``super().__init__()`` a subclass can read:
+
+    - ``self.input_links``: one :class:`~neurlink.context.Link` per selected line,
+      each with ``.dims`` (every output of that line: ``.channels``, ``.shape``);
+    - ``self.target_dims``: the dims its own line declares, one per output;
+
+    and either define ``forward(self, *inputs)`` (one argument per selected line; add a
+    keyword ``base_shape`` to receive the spatial shape of the base Input at call time) or
+    add sub-lines with :meth:`add`, whose lines ``0..`` are its own inputs.
+    """
+
+    uses_base_shape: bool
+
+    def __init__(self) -> None:
+        super().__init__()
+        context = current()
+        if context is None:
+            raise NeurlinkError(
+                f"{type(self).__name__} is made by nv.build from a line; call the class in a line instead"
+            )
+        self.input_links: list[Link] = list(context.input_links)
+        self.target_dims: list[Dims] = list(context.target_dims)
+        self._table = None
+
+    # --- helpers for subclasses ----------------------------------------------------------
+
+    def add(self, lines) -> int | list[int]:
+        """Add sub-lines (a line or a list); returns the new line index (or indices).
+
+        Line ``k`` for ``k < len(self.input_links)`` is the nerve's ``k``-th input, so a
+        residual block reads ``SkipConnect2d[[0, -1]](1)``.
+        """
+        if self._table is None:
+            self._table = LineTable(tuple(self.input_links))
+        indices = self._table.add(self, lines)
+        return indices if isinstance(lines, list) else indices[0]
+
+    def output_shapes(self, base_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """The concrete spatial shape of each output for a base shape (e.g. in ``forward``)."""
+        return [dims.shape.size(tuple(base_shape)) for dims in self.target_dims]
+
+    def expect_links(self, count: int | None = None, *, outputs: int = 1) -> None:
+        """Raise a clear DefinitionError unless the line selects ``count`` inputs and declares ``outputs``."""
+        name = type(self).__name__
+        if count is not None and len(self.input_links) != count:
+            raise DefinitionError(
+                f"{name} takes {count} input(s), but the selector gives {len(self.input_links)}",
+                allowed=f"a selector choosing {count} line(s)",
+            )
+        for link in self.input_links:
+            if len(link.dims) != 1:
+                raise DefinitionError(
+                    f"{name} takes single tensors, but line {link.index} has {len(link.dims)} outputs",
+                    allowed=f"nv.output({link.index}, k) to pick one of them",
+                )
+        if len(self.target_dims) != outputs:
+            raise DimsError(
+                f"{name} makes {outputs} output(s), but the line declares {len(self.target_dims)} dims",
+                allowed=f"{outputs} (channels, shape) pair(s) before the nerve",
+            )
+
+    # --- build and call ------------------------------------------------------------------
+
+    def _finish_build(self) -> None:
+        if self._table is not None:
+            if len(self._table.entries) == len(self.input_links):
+                raise DefinitionError(f"{type(self).__name__} added no lines")
+            last = self._table.entries[-1]
+            if len(last.dims) != len(self.target_dims) or not all(
+                a.same_as(b) for a, b in zip(last.dims, self.target_dims)
+            ):
+                raise DimsError(
+                    f"{type(self).__name__}'s last sub-line declares {_dims_text(last.dims)},"
+                    f" but its line declares {_dims_text(self.target_dims)}",
+                    allowed="a last sub-line declaring the dims of the nerve's own line",
+                )
+            self.uses_base_shape = self._table.uses_base_shape
+            self._generate()
+        elif type(self).forward is Nerve.forward:
+            raise DefinitionError(
+                f"{type(self).__name__} neither defines forward() nor adds lines with self.add()",
+            )
+        elif "uses_base_shape" not in self.__dict__:
+            self.uses_base_shape = "base_shape" in inspect.signature(self.forward).parameters
+
+    def forward(self, *inputs, base_shape=None):
+        # .forward: the generated code itself, without a second round of module hooks
+        if self.uses_base_shape:
+            return self._forward_graph.forward(*inputs, base_shape)
+        return self._forward_graph.forward(*inputs)
+
+
+def _dims_text(dims) -> str:
+    return ", ".join(repr(d) for d in dims)
+
+
+class Input(Nerve):
+    """An input of the network: ``((3, 1), nv.Input())``; tag it with ``nv.Input['x']()``.
+
+    The base shape (what ratios are relative to) is the spatial shape of the first
+    Input at call time, or of the one made with ``base_shape=True``.
+    """
+
+    is_input = True
+
+    def __init__(self, base_shape: bool = False) -> None:  # only read by the builder
+        super().__init__()

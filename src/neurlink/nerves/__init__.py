@@ -1,0 +1,54 @@
+"""The grammar's vocabulary: ``import neurlink.nerves as nv``.
+
+>>> import torch
+>>> import neurlink.nerves as nv
+>>> net = nv.build([((3, 1), nv.Input()), ((16, 2), nv.Conv2d_BN_ReLU(3)), ((16, 4), nv.MaxPool2d(3))])
+>>> net(torch.zeros(1, 3, 32, 32)).shape
+torch.Size([1, 16, 8, 8])
+"""
+
+from ..lines import output as output
+from ..nerve import Input as Input
+from ..nerve import Nerve as Nerve
+from ..network import Network as Network
+from ..network import build as build
+from ..shapes import Dims as Dims
+from ..shapes import ShapeSpec as ShapeSpec
+from .conv import Conv1d as Conv1d
+from .conv import Conv1d_BN_ReLU as Conv1d_BN_ReLU
+from .conv import Conv1d_ReLU as Conv1d_ReLU
+from .conv import Conv1d_ReLU_BN as Conv1d_ReLU_BN
+from .conv import Conv2d as Conv2d
+from .conv import Conv2d_BN_ReLU as Conv2d_BN_ReLU
+from .conv import Conv2d_ReLU as Conv2d_ReLU
+from .conv import Conv2d_ReLU_BN as Conv2d_ReLU_BN
+from .conv import Conv3d as Conv3d
+from .conv import Conv3d_BN_ReLU as Conv3d_BN_ReLU
+from .conv import Conv3d_ReLU as Conv3d_ReLU
+from .conv import Conv3d_ReLU_BN as Conv3d_ReLU_BN
+from .conv import ConvNd as ConvNd
+from .conv import ConvTransposed1d as ConvTransposed1d
+from .conv import ConvTransposed1d_BN_ReLU as ConvTransposed1d_BN_ReLU
+from .conv import ConvTransposed1d_ReLU as ConvTransposed1d_ReLU
+from .conv import ConvTransposed1d_ReLU_BN as ConvTransposed1d_ReLU_BN
+from .conv import ConvTransposed2d as ConvTransposed2d
+from .conv import ConvTransposed2d_BN_ReLU as ConvTransposed2d_BN_ReLU
+from .conv import ConvTransposed2d_ReLU as ConvTransposed2d_ReLU
+from .conv import ConvTransposed2d_ReLU_BN as ConvTransposed2d_ReLU_BN
+from .conv import ConvTransposed3d as ConvTransposed3d
+from .conv import ConvTransposed3d_BN_ReLU as ConvTransposed3d_BN_ReLU
+from .conv import ConvTransposed3d_ReLU as ConvTransposed3d_ReLU
+from .conv import ConvTransposed3d_ReLU_BN as ConvTransposed3d_ReLU_BN
+from .merge import Add as Add
+from .merge import Concat as Concat
+from .merge import SkipConnect1d as SkipConnect1d
+from .merge import SkipConnect2d as SkipConnect2d
+from .merge import SkipConnect3d as SkipConnect3d
+from .pool import AvgPool1d as AvgPool1d
+from .pool import AvgPool2d as AvgPool2d
+from .pool import AvgPool3d as AvgPool3d
+from .pool import MaxPool1d as MaxPool1d
+from .pool import MaxPool2d as MaxPool2d
+from .pool import MaxPool3d as MaxPool3d
+from .resample import Identity as Identity
+from .resample import Interpolate as Interpolate

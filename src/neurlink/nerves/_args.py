@@ -1,0 +1,71 @@
+"""Checking the arguments of built-in nerves, with messages that say what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+from torch import nn
+
+from ..errors import NerveArgumentError
+
+__all__ = ["ntuple", "positive_int", "make_norm", "make_act", "DEFAULT"]
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+    def __reduce__(self):
+        return "DEFAULT"
+
+
+DEFAULT = _Default()  # "the value this nerve class is named for" (Conv2d_BN_ReLU: BatchNorm2d, ReLU)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value, owner: str) -> int:
+    if not _is_int(value) or value < 1:
+        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a positive int", allowed=f"{name} >= 1")
+    return value
+
+
+def ntuple(name: str, value, rank: int, owner: str) -> tuple[int, ...]:
+    """An int, or a tuple with one positive int per spatial dim."""
+    values = (value,) * rank if _is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != rank or not all(_is_int(v) and v >= 1 for v in values):
+        raise NerveArgumentError(
+            f"{owner}: {name}={value!r} is not a positive int or a tuple of {rank}",
+            allowed=f"{name} as an int >= 1 or a tuple of {rank} such ints ({owner} is {rank}d)",
+        )
+    return tuple(values)
+
+
+def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
+    """``norm`` is None, a class/callable taking the channel count, or a module (copied)."""
+    if norm is None or norm is nn.Identity:
+        return None
+    if isinstance(norm, nn.Module):
+        return copy.deepcopy(norm)
+    if not callable(norm):
+        raise NerveArgumentError(f"{owner}: norm={norm!r} is not callable", allowed="norm=nn.BatchNorm2d, a callable or None")
+    return norm(channels)
+
+
+def make_act(act, owner: str) -> nn.Module | None:
+    """``act`` is None, a class/callable, or a module (copied). Classes that can work in place do."""
+    if act is None or act is nn.Identity:
+        return None
+    if isinstance(act, nn.Module):
+        return copy.deepcopy(act)
+    if not callable(act):
+        raise NerveArgumentError(f"{owner}: act={act!r} is not callable", allowed="act=nn.ReLU, a callable or None")
+    try:
+        takes_inplace = "inplace" in inspect.signature(act).parameters
+    except (TypeError, ValueError):
+        takes_inplace = False
+    # In place, like torchvision's ReLU(inplace=True): the conv/norm output it overwrites has no other reader.
+    return act(inplace=True) if takes_inplace else act()

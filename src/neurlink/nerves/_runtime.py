@@ -1,0 +1,137 @@
+"""The few computations that depend on the actual input size, done per call.
+
+Each is a plain function of tensors and ints, registered with ``torch.fx.wrap`` so
+that ``fx.symbolic_trace`` records it as one call instead of failing on its size
+arithmetic; ``torch.export`` and ``torch.compile`` trace through it as Python.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import fx
+
+from ..errors import InputError
+from ..shapes import (
+    same_padding,
+    stride_for_sizes,
+    transposed_padding,
+    transposed_stride_for_sizes,
+)
+
+__all__ = [
+    "target_size",
+    "pad_same",
+    "conv_transpose_to",
+    "conv_to_size",
+    "pool_to_size",
+    "adaptive_pool_to",
+    "interpolate_to",
+]
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_ADAPTIVE = {
+    "max": {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d},
+    "avg": {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d},
+}
+
+
+def target_size(base_shape: Sequence[int], ratios, absolute) -> tuple[int, ...]:
+    """The declared size for this call: ``absolute``, or ``ceil(base / (num / den))`` per dim."""
+    if absolute is not None:
+        return tuple(absolute)
+    return tuple(-((-b * den) // num) for b, (num, den) in zip(base_shape, ratios))
+
+
+def _flat_pad(pads) -> list[int]:
+    # F.pad wants (last dim left, last dim right, previous dim left, ...)
+    return [p for left_right in reversed(pads) for p in left_right]
+
+
+@fx.wrap
+def pad_same(x: torch.Tensor, kernel, dilation, stride, static, mode: str, value: float = 0.0) -> torch.Tensor:
+    """Pad so a strided window gives ``ceil(size / stride)``: dims with a static pair keep it."""
+    sizes = x.shape[-len(kernel) :]
+    pads = [
+        fixed if fixed is not None else same_padding(n, k, d, s)
+        for fixed, n, k, d, s in zip(static, sizes, kernel, dilation, stride)
+    ]
+    if mode == "zeros":
+        return F.pad(x, _flat_pad(pads), value=value)
+    return F.pad(x, _flat_pad(pads), mode=mode)
+
+
+@fx.wrap
+def conv_transpose_to(
+    x, weight, bias, base_shape, ratios, absolute, stride, kernel, dilation, groups: int
+) -> torch.Tensor:
+    """Transposed conv landing exactly on the declared size of this call."""
+    rank = len(kernel)
+    target = target_size(base_shape, ratios, absolute)
+    sizes = x.shape[-rank:]
+    if stride is None:
+        stride = tuple(_stride(transposed_stride_for_sizes, n, t, "transposed conv") for n, t in zip(sizes, target))
+    plans = [transposed_padding(n, t, k, d, s) for n, t, k, d, s in zip(sizes, target, kernel, dilation, stride)]
+    y = _CONV_T[rank](
+        x, weight, bias, stride, [p[0] for p in plans], [p[1] for p in plans], groups, dilation
+    )
+    return crop_end(y, [p[2] for p in plans])
+
+
+def crop_end(y: torch.Tensor, crop) -> torch.Tensor:
+    for dim, amount in enumerate(crop, start=y.dim() - len(crop)):
+        if amount:
+            y = y.narrow(dim, 0, y.shape[dim] - amount)
+    return y
+
+
+def _stride(find, n, t, what: str) -> int:
+    stride = find(n, t)
+    if stride is None:
+        raise InputError(f"no stride takes a {what} from size {n} to the declared size {t} for this input")
+    return stride
+
+
+def _sized_padding(x, base_shape, ratios, absolute, kernel, dilation):
+    rank = len(kernel)
+    target = target_size(base_shape, ratios, absolute)
+    sizes = x.shape[-rank:]
+    stride = tuple(_stride(stride_for_sizes, n, t, "conv or pool") for n, t in zip(sizes, target))
+    pads = [same_padding(n, k, d, s) for n, k, d, s in zip(sizes, kernel, dilation, stride)]
+    return stride, pads
+
+
+@fx.wrap
+def conv_to_size(x, weight, bias, base_shape, ratios, absolute, kernel, dilation, groups: int, mode: str):
+    """Conv whose stride is derived from the actual input and target sizes (absolute <-> relative)."""
+    stride, pads = _sized_padding(x, base_shape, ratios, absolute, kernel, dilation)
+    x = F.pad(x, _flat_pad(pads)) if mode == "zeros" else F.pad(x, _flat_pad(pads), mode=mode)
+    return _CONV[len(kernel)](x, weight, bias, stride, 0, dilation, groups)
+
+
+@fx.wrap
+def pool_to_size(x, base_shape, ratios, absolute, kernel, dilation, kind: str):
+    """Max/avg pool whose stride is derived from the actual input and target sizes."""
+    stride, pads = _sized_padding(x, base_shape, ratios, absolute, kernel, dilation)
+    if kind == "max":
+        x = F.pad(x, _flat_pad(pads), value=float("-inf"))
+        return _MAX[len(kernel)](x, kernel, stride, 0, dilation)
+    x = F.pad(x, _flat_pad(pads))
+    return _AVG[len(kernel)](x, kernel, stride, 0)
+
+
+@fx.wrap
+def adaptive_pool_to(x, base_shape, ratios, kind: str):
+    """Adaptive pooling to a ratio of the base shape."""
+    return _ADAPTIVE[kind][len(ratios)](x, target_size(base_shape, ratios, None))
+
+
+@fx.wrap
+def interpolate_to(x, base_shape, ratios, absolute, mode: str, align_corners):
+    """Resample to the declared size of this call."""
+    return F.interpolate(x, size=target_size(base_shape, ratios, absolute), mode=mode, align_corners=align_corners)

@@ -1,0 +1,317 @@
+"""Convolutions whose stride and padding are derived from the declared shapes.
+
+``Conv2d(3)`` on a line declaring ratio 4 after a line at ratio 2 is a 3x3 conv
+with stride 2 and padding 1; ``ConvTransposed2d(4)`` from ratio 8 to 4 upsamples by
+2 and lands exactly on ``ceil(base / 4)`` for every base size.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import DimsError, NerveArgumentError
+from ..nerve import Nerve
+from . import _runtime
+from ._args import DEFAULT, make_act, make_norm, ntuple, positive_int
+from ._geometry import conv_geometry, ratio_pairs
+
+__all__ = [f"{kind}{n}d{suffix}" for kind in ("Conv", "ConvTransposed") for n in (1, 2, 3) for suffix in ("", "_ReLU", "_BN_ReLU", "_ReLU_BN")]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_TORCH_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+class ConvNd(Nerve):
+    """Convolution from the selected line to the declared dims, then optional norm and activation.
+
+    Keywords: ``kernel_size``, ``dilation``, ``groups``, ``bias`` (default: True unless a
+    norm follows), ``norm`` (class taking the channel count, or None), ``act`` (class or
+    None), ``norm_after_act`` (conv -> act -> norm instead of conv -> norm -> act),
+    ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``).
+
+    Parameters live in ``conv`` (a ``torch.nn.ConvNd``), ``norm`` and ``act``.
+    """
+
+    spatial_rank: ClassVar[int] = 2
+    transposed: ClassVar[bool] = False
+    default_norm: ClassVar[bool] = False
+    default_act: ClassVar = None
+    default_norm_after_act: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        kernel_size,
+        dilation=1,
+        groups=1,
+        bias=None,
+        norm=DEFAULT,
+        act=DEFAULT,
+        norm_after_act=DEFAULT,
+        padding_mode="zeros",
+    ) -> None:
+        super().__init__()
+        name, rank = type(self).__name__, self.spatial_rank
+        self.expect_links(1)
+        kernel = ntuple("kernel_size", kernel_size, rank, name)
+        dilation = ntuple("dilation", dilation, rank, name)
+        groups = positive_int("groups", groups, name)
+        dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
+        for side, channels in (("input", dims_in.channels), ("output", dims_out.channels)):
+            if channels % groups:
+                raise NerveArgumentError(
+                    f"{name}: {side} channels (={channels}) must be divisible by groups (={groups})",
+                    allowed="groups dividing both the input and the output channels",
+                )
+        if padding_mode not in _PADDING_MODES:
+            raise NerveArgumentError(f"{name}: padding_mode={padding_mode!r}", allowed=", ".join(map(repr, _PADDING_MODES)))
+        if self.transposed and padding_mode != "zeros":
+            raise NerveArgumentError(
+                f"{name}: padding_mode={padding_mode!r}, but a transposed conv only pads with zeros",
+                allowed="padding_mode='zeros'",
+            )
+        norm = (_BATCH_NORM[rank] if self.default_norm else None) if norm is DEFAULT else norm
+        act = self.default_act if act is DEFAULT else act
+        norm_after_act = self.default_norm_after_act if norm_after_act is DEFAULT else bool(norm_after_act)
+        if bias is None:
+            bias = norm is None or norm is nn.Identity  # a following norm's shift makes a bias redundant
+        for dims in (dims_in, dims_out):
+            if dims.shape.rank not in (None, rank):
+                raise DimsError(f"{name} is {rank}d, but shape {dims.shape!r} has {dims.shape.rank} dims")
+
+        geometry = conv_geometry(dims_in.shape, dims_out.shape, kernel, dilation, transposed=self.transposed)
+        self.geometry = geometry
+        self.padding_mode = padding_mode
+        stride = geometry.stride or (1,) * rank
+        if self.transposed:
+            padding, output_padding = (0,) * rank, (0,) * rank
+            if geometry.kind == "static":
+                padding = tuple(p for p, _ in geometry.padding)
+                output_padding = tuple(op for _, op in geometry.padding)
+            self.conv = _TORCH_CONV_T[rank](
+                dims_in.channels, dims_out.channels, kernel, stride, padding, output_padding, groups, bias, dilation
+            )
+        else:
+            symmetric = geometry.kind == "static" and all(left == right for left, right in geometry.padding)
+            padding = tuple(left for left, _ in geometry.padding) if symmetric else 0
+            self._pad_first = geometry.kind != "sized" and not symmetric
+            self.conv = _TORCH_CONV[rank](
+                dims_in.channels, dims_out.channels, kernel, stride, padding, dilation, groups, bias,
+                padding_mode if symmetric else "zeros",
+            )  # fmt: skip
+        self._kernel, self._dilation, self._groups = kernel, dilation, groups
+        out_shape = dims_out.shape
+        self._target = (None if out_shape.is_absolute else ratio_pairs(out_shape, rank), out_shape.absolute_for(rank) if out_shape.is_absolute else None)
+        self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
+
+        first, second = (make_act(act, name), make_norm(norm, dims_out.channels, name))
+        if not norm_after_act:
+            first, second = second, first
+        self.norm_after_act = norm_after_act
+        self.register_module("norm" if not norm_after_act else "act", first)
+        self.register_module("act" if not norm_after_act else "norm", second)
+
+    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        kind = self.geometry.kind
+        if kind == "static" and not self.transposed and not self._pad_first:
+            x = self.conv(x)
+        else:
+            x = self._resample(x, base_shape)
+        if self.norm_after_act:
+            if self.act is not None:
+                x = self.act(x)
+            if self.norm is not None:
+                x = self.norm(x)
+        else:
+            if self.norm is not None:
+                x = self.norm(x)
+            if self.act is not None:
+                x = self.act(x)
+        return x
+
+    def _resample(self, x: torch.Tensor, base_shape) -> torch.Tensor:
+        geometry, conv = self.geometry, self.conv
+        ratios, absolute = self._target
+        if self.transposed:
+            if geometry.kind == "static":
+                return _runtime.crop_end(conv(x), geometry.crop)
+            return _runtime.conv_transpose_to(
+                x, conv.weight, conv.bias, base_shape, ratios, absolute, geometry.stride,
+                self._kernel, self._dilation, self._groups,
+            )  # fmt: skip
+        if geometry.kind == "sized":
+            return _runtime.conv_to_size(
+                x, conv.weight, conv.bias, base_shape, ratios, absolute,
+                self._kernel, self._dilation, self._groups, self.padding_mode,
+            )  # fmt: skip
+        x = _runtime.pad_same(x, self._kernel, self._dilation, geometry.stride, geometry.padding, self.padding_mode)
+        return conv(x)
+
+
+class Conv1d(ConvNd):
+    """1d convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 1
+
+
+class Conv1d_ReLU(Conv1d):
+    """Conv1d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class Conv1d_BN_ReLU(Conv1d):
+    """Conv1d -> BatchNorm1d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class Conv1d_ReLU_BN(Conv1d):
+    """Conv1d -> ReLU -> BatchNorm1d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True
+
+
+class Conv2d(ConvNd):
+    """2d convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 2
+
+
+class Conv2d_ReLU(Conv2d):
+    """Conv2d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class Conv2d_BN_ReLU(Conv2d):
+    """Conv2d -> BatchNorm2d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class Conv2d_ReLU_BN(Conv2d):
+    """Conv2d -> ReLU -> BatchNorm2d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True
+
+
+class Conv3d(ConvNd):
+    """3d convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 3
+
+
+class Conv3d_ReLU(Conv3d):
+    """Conv3d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class Conv3d_BN_ReLU(Conv3d):
+    """Conv3d -> BatchNorm3d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class Conv3d_ReLU_BN(Conv3d):
+    """Conv3d -> ReLU -> BatchNorm3d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True
+
+
+class ConvTransposed1d(ConvNd):
+    """1d transposed convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 1
+    transposed = True
+
+
+class ConvTransposed1d_ReLU(ConvTransposed1d):
+    """ConvTransposed1d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class ConvTransposed1d_BN_ReLU(ConvTransposed1d):
+    """ConvTransposed1d -> BatchNorm1d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class ConvTransposed1d_ReLU_BN(ConvTransposed1d):
+    """ConvTransposed1d -> ReLU -> BatchNorm1d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True
+
+
+class ConvTransposed2d(ConvNd):
+    """2d transposed convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 2
+    transposed = True
+
+
+class ConvTransposed2d_ReLU(ConvTransposed2d):
+    """ConvTransposed2d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class ConvTransposed2d_BN_ReLU(ConvTransposed2d):
+    """ConvTransposed2d -> BatchNorm2d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class ConvTransposed2d_ReLU_BN(ConvTransposed2d):
+    """ConvTransposed2d -> ReLU -> BatchNorm2d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True
+
+
+class ConvTransposed3d(ConvNd):
+    """3d transposed convolution, stride and padding derived from the declared shapes (see :class:`ConvNd`)."""
+
+    spatial_rank = 3
+    transposed = True
+
+
+class ConvTransposed3d_ReLU(ConvTransposed3d):
+    """ConvTransposed3d -> ReLU."""
+
+    default_act = nn.ReLU
+
+
+class ConvTransposed3d_BN_ReLU(ConvTransposed3d):
+    """ConvTransposed3d -> BatchNorm3d -> ReLU (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+
+
+class ConvTransposed3d_ReLU_BN(ConvTransposed3d):
+    """ConvTransposed3d -> ReLU -> BatchNorm3d (the conv has no bias)."""
+
+    default_norm = True
+    default_act = nn.ReLU
+    default_norm_after_act = True

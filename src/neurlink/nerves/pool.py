@@ -1,0 +1,133 @@
+"""Max and average pooling: with a kernel, stride and padding are derived from the
+declared shapes; without one, adaptive pooling to the declared shape."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DimsError
+from ..nerve import Nerve
+from . import _runtime
+from ._args import ntuple
+from ._geometry import conv_geometry, ratio_pairs
+
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
+
+_MODULES = {
+    ("max", False): {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d},
+    ("avg", False): {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d},
+    ("max", True): {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d},
+    ("avg", True): {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d},
+}
+
+
+class PoolNd(Nerve):
+    """Shared by MaxPool and AvgPool: channels pass through, the spatial shape is declared."""
+
+    spatial_rank: ClassVar[int] = 2
+    kind: ClassVar[str] = "max"
+
+    def _setup(self, kernel_size, dilation) -> None:
+        name, rank = type(self).__name__, self.spatial_rank
+        self.expect_links(1)
+        dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
+        if dims_in.channels != dims_out.channels:
+            raise DimsError(
+                f"{name} keeps the channels, but the line turns {dims_in.channels} into {dims_out.channels}",
+                allowed=f"{dims_in.channels} channels on this line",
+            )
+        for dims in (dims_in, dims_out):
+            if dims.shape.rank not in (None, rank):
+                raise DimsError(f"{name} is {rank}d, but shape {dims.shape!r} has {dims.shape.rank} dims")
+        target = dims_out.shape
+        self._ratios = None if target.is_absolute else ratio_pairs(target, rank)
+        self._absolute = target.absolute_for(rank) if target.is_absolute else None
+        self._pad = None  # static (left, right) per dim applied before a window with no padding
+        self.geometry = None
+        if kernel_size is None:  # adaptive to the declared shape
+            self.uses_base_shape = not target.is_absolute
+            self.pool = _MODULES[self.kind, True][rank](self._absolute) if target.is_absolute else None
+            return
+        kernel = ntuple("kernel_size", kernel_size, rank, name)
+        dilation = ntuple("dilation", dilation, rank, name)
+        self._kernel, self._dilation = kernel, dilation
+        geometry = conv_geometry(dims_in.shape, target, kernel, dilation, transposed=False)
+        self.geometry = geometry
+        self.uses_base_shape = geometry.kind == "sized" and not target.is_absolute
+        stride = geometry.stride or kernel
+        # PyTorch pools accept only symmetric padding up to half the (undilated) kernel
+        native = geometry.kind == "static" and all(
+            left == right and left <= k // 2 for (left, right), k in zip(geometry.padding, kernel)
+        )
+        padding = tuple(left for left, _ in geometry.padding) if native else 0
+        if geometry.kind == "static" and not native:
+            self._pad = [p for pair in reversed(geometry.padding) for p in pair]
+        if self.kind == "max":
+            self.pool = _MODULES["max", False][rank](kernel, stride, padding, dilation)
+        else:
+            self.pool = _MODULES["avg", False][rank](kernel, stride, padding)
+
+    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        geometry, fill = self.geometry, float("-inf") if self.kind == "max" else 0.0
+        if geometry is None:
+            if self.pool is not None:
+                return self.pool(x)
+            return _runtime.adaptive_pool_to(x, base_shape, self._ratios, self.kind)
+        if geometry.kind == "static":
+            if self._pad is not None:
+                x = F.pad(x, self._pad, value=fill)
+            return self.pool(x)
+        if geometry.kind == "same":
+            x = _runtime.pad_same(x, self._kernel, self._dilation, geometry.stride, geometry.padding, "zeros", fill)
+            return self.pool(x)
+        return _runtime.pool_to_size(x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind)
+
+
+class MaxPoolNd(PoolNd):
+    """Max pooling. ``MaxPool2d(3)`` from ratio 2 to 4: 3x3, stride 2, padding 1.
+    ``MaxPool2d()`` (no kernel): adaptive max pooling to the declared shape."""
+
+    kind = "max"
+
+    def __init__(self, kernel_size=None, dilation=1) -> None:
+        super().__init__()
+        self._setup(kernel_size, dilation)
+
+
+class AvgPoolNd(PoolNd):
+    """Average pooling (padding counts as zeros). ``AvgPool2d()`` (no kernel): adaptive
+    average pooling to the declared shape, e.g. ``((512, "(1, 1)"), AvgPool2d())``."""
+
+    kind = "avg"
+
+    def __init__(self, kernel_size=None) -> None:
+        super().__init__()
+        self._setup(kernel_size, 1)
+
+
+class MaxPool1d(MaxPoolNd):
+    spatial_rank = 1
+
+
+class MaxPool2d(MaxPoolNd):
+    spatial_rank = 2
+
+
+class MaxPool3d(MaxPoolNd):
+    spatial_rank = 3
+
+
+class AvgPool1d(AvgPoolNd):
+    spatial_rank = 1
+
+
+class AvgPool2d(AvgPoolNd):
+    spatial_rank = 2
+
+
+class AvgPool3d(AvgPoolNd):
+    spatial_rank = 3

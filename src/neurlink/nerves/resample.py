@@ -1,0 +1,67 @@
+"""Interpolate and Identity: nerves that keep the channels."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DimsError, NerveArgumentError
+from ..nerve import Nerve
+from . import _runtime
+from ._geometry import ratio_pairs
+
+__all__ = ["Interpolate", "Identity"]
+
+_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+
+
+def _same_channels(nerve: Nerve) -> None:
+    nerve.expect_links(1)
+    given, declared = nerve.input_links[0].channels, nerve.target_dims[0].channels
+    if given != declared:
+        raise DimsError(
+            f"{type(nerve).__name__} keeps the channels, but the line turns {given} into {declared}",
+            allowed=f"{given} channels on this line",
+        )
+
+
+class Interpolate(Nerve):
+    """Resample the selected line to the declared shape (a ratio or absolute):
+    ``((64, 2), nv.Interpolate("bilinear"))`` after a line at ratio 8 upsamples by 4."""
+
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+        super().__init__()
+        _same_channels(self)
+        if mode not in _MODES:
+            raise NerveArgumentError(f"Interpolate: mode={mode!r}", allowed=", ".join(map(repr, _MODES)))
+        self.mode, self.align_corners = mode, align_corners
+        target = self.target_dims[0].shape
+        self.uses_base_shape = not target.is_absolute
+        self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
+        self._absolute = target.absolute if target.is_absolute else None
+        self._broadcast = target.broadcast
+
+    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        rank = x.dim() - 2
+        if self._absolute is not None:
+            size = self._absolute * rank if self._broadcast else self._absolute
+            return F.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
+        ratios = self._ratios * rank if self._broadcast else self._ratios
+        return _runtime.interpolate_to(x, base_shape, ratios, None, self.mode, self.align_corners)
+
+
+class Identity(Nerve):
+    """Pass the selected line through unchanged; its dims must equal the declared ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        _same_channels(self)
+        link, target = self.input_links[0], self.target_dims[0]
+        if not link.shape.same_as(target.shape):
+            raise DimsError(
+                f"Identity keeps the shape, but line {link.index} has shape {link.shape!r}, not {target.shape!r}",
+                allowed=f"shape {link.shape!r} on this line",
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x

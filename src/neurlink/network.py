@@ -1,0 +1,133 @@
+"""The built network: ``nv.build(lines)`` and how it is called."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import fx
+
+from .errors import InputError, NeurlinkError
+from .lines_module import LinesModule
+from .table import Entry, LineTable
+
+__all__ = ["Network", "build"]
+
+
+class Network(LinesModule):
+    """A network built from definition lines. An ordinary ``nn.Module``.
+
+    Call it as ``net(x)`` (one Input line) or ``net([x1, x2])`` (several); add
+    ``output_intermediate=True`` for every line's output in order, or
+    ``outputs=["tag", 3]`` for the outputs of the named lines.
+    """
+
+    def __init__(self, lines: list) -> None:
+        super().__init__()
+        self._table = LineTable()
+        self._table.add(self, lines)
+        if not self._table.input_entries:
+            raise NeurlinkError("a network needs at least one nv.Input() line")
+        self._spatial_ranks = [self._spatial_rank(e) for e in self._table.input_entries]
+        self._generate()
+
+    def _spatial_rank(self, entry: Entry) -> int | None:
+        """Spatial rank of an Input: written in its shape, or fixed by a nerve it feeds (Conv2d: 2)."""
+        if entry.dims[0].shape.rank is not None:
+            return entry.dims[0].shape.rank
+        for child in entry.children:
+            rank = getattr(self._modules[self._table.entries[child].name], "spatial_rank", None)
+            if rank is not None:
+                return rank
+        return None
+
+    @property
+    def lines(self) -> list[Entry]:
+        """One entry per line: index, tag, dims, the line as written, what it selects."""
+        return list(self._table.entries)
+
+    def __call__(self, inputs, *, output_intermediate: bool = False, outputs: Sequence | None = None):
+        # The options are handled here, not in forward(), so that forward stays a plain,
+        # traceable function of the inputs (fx, export and compile see no Python branches).
+        if output_intermediate or outputs is not None:
+            if output_intermediate and outputs is not None:
+                raise NeurlinkError("give output_intermediate=True or outputs=[...], not both")
+            if output_intermediate:
+                selected = tuple(range(len(self._table.entries)))
+            else:
+                if isinstance(outputs, (str, int)):
+                    raise NeurlinkError(f"outputs={outputs!r} must be a list of tags or line indices")
+                selected = tuple(self._table.index_of(name) for name in outputs)
+            return self._graph_for(selected).forward(self._check(inputs))
+        return super().__call__(inputs)
+
+    def forward(self, inputs):
+        if not isinstance(inputs, fx.Proxy) and not torch.jit.is_tracing():
+            inputs = self._check(inputs)
+        return self._forward_graph.forward(inputs)
+
+    def _check(self, inputs):
+        """Inputs as the generated forward takes them, after checking them against the Input lines."""
+        entries = self._table.input_entries
+        if isinstance(inputs, torch.Tensor):
+            given = (inputs,)
+        elif isinstance(inputs, (list, tuple)):
+            given = tuple(inputs)
+        else:
+            raise InputError(
+                f"the network takes a tensor or a list of tensors (one per Input line), got {type(inputs).__name__}"
+            )
+        if len(given) != len(entries):
+            expected = ", ".join(_input_name(e) for e in entries)
+            raise InputError(f"got {len(given)} input(s), but the network has {len(entries)}: {expected}")
+        order = sorted(range(len(entries)), key=lambda k: not entries[k].base)  # base first
+        base_shape = None
+        for k in order:
+            entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
+            if not isinstance(x, torch.Tensor):
+                raise InputError(f"{_input_name(entry)}: expected a tensor, got {type(x).__name__}")
+            dims = entry.dims[0]
+            spatial = tuple(x.shape[2:])
+            problem = None
+            if x.dim() < 2 or (rank is not None and x.dim() != rank + 2):
+                problem = f"{rank if rank is not None else 'at least one'} spatial dim(s) expected"
+            elif x.shape[1] != dims.channels:
+                problem = f"{x.shape[1]} channels, but the line declares {dims.channels}"
+            elif base_shape is None:  # the base Input comes first
+                base_shape = spatial
+                if dims.shape.is_absolute and dims.shape.size(spatial) != spatial:
+                    problem = f"the line declares the absolute shape {dims.shape!r}"
+            elif dims.shape.size(base_shape) != spatial:
+                problem = (
+                    f"the line declares ratio {dims.shape!r} of the base shape {base_shape},"
+                    f" that is {dims.shape.size(base_shape)}"
+                )
+            if problem:
+                expected = f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
+                raise InputError(
+                    f"{_input_name(entry)}: expected a tensor of shape {expected}, got {tuple(x.shape)}: {problem}"
+                )
+        return given[0] if len(entries) == 1 else given
+
+
+def _input_name(entry: Entry) -> str:
+    tag = f" ({entry.tag!r})" if entry.tag is not None else ""
+    return f"line {entry.index}{tag} {entry.written}"
+
+
+def build(lines: list, *, device: torch.device | str | None = None) -> Network:
+    """Build a network from definition lines.
+
+    ``device="meta"`` checks a definition and counts its parameters without allocating them.
+
+    >>> import neurlink.nerves as nv
+    >>> net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3))])
+    >>> net(torch.zeros(1, 3, 9, 9)).shape
+    torch.Size([1, 8, 5, 5])
+    """
+    if not isinstance(lines, list):
+        raise NeurlinkError(f"build() takes a list of lines, got {type(lines).__name__}")
+    if device is None:
+        return Network(lines)
+    with torch.device(device):
+        return Network(lines)

@@ -1,0 +1,23 @@
+"""``torch.nn`` plus ``DropPath``, einops' ``Rearrange`` and ``I`` (= ``Identity``).
+
+Every name of ``torch.nn`` is reachable here (``neurlink.nn.Conv2d is torch.nn.Conv2d``),
+looked up on first use rather than star-imported.
+"""
+
+import torch.nn as _torch_nn
+from einops.layers.torch import Rearrange as Rearrange
+from torch.nn import Identity as I  # noqa: E741 - the seed's short name for Identity
+
+from . import functional as functional
+from .drop_path import DropPath as DropPath
+
+
+def __getattr__(name: str):
+    try:
+        return getattr(_torch_nn, name)
+    except AttributeError:
+        raise AttributeError(f"module 'neurlink.nn' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(dir(_torch_nn)) | {"DropPath", "Rearrange", "I", "functional"})

@@ -1,0 +1,314 @@
+"""Shape declarations and the arithmetic derived from them (pure Python, no torch).
+
+A line declares each output as ``(channels, shape)``. ``shape`` is either a
+*ratio* of the base shape (int, float or one per spatial dim; size
+``ceil(base / ratio)``) or an *absolute* shape written as a string literal such
+as ``"(1, 1)"``. Everything a PyTorch user derives by hand (stride, padding,
+output_padding) is computed here from two such declarations.
+"""
+
+from __future__ import annotations
+
+import ast
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+from .errors import DimsError
+
+__all__ = [
+    "ShapeSpec",
+    "Dims",
+    "size_at",
+    "stride_between",
+    "static_padding",
+    "same_padding",
+    "transposed_padding",
+    "stride_for_sizes",
+    "transposed_stride_for_sizes",
+]
+
+# Float ratios are read as the simple fraction they were meant to be (0.5 -> 1/2, 1/3 -> 1/3).
+_MAX_DENOMINATOR = 1_000_000
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_ratio(value, written) -> Fraction:
+    if not _is_number(value) or not value > 0 or value != value or value == float("inf"):
+        raise DimsError(
+            f"shape {written!r}: ratio {value!r} is not a positive number",
+            allowed="a positive int or float ratio of the base shape (2 = half size, 0.5 = double),"
+            " a tuple of them, or an absolute shape string such as '(1, 1)'",
+        )
+    return Fraction(value).limit_denominator(_MAX_DENOMINATOR)
+
+
+class ShapeSpec:
+    """A declared spatial shape: a ratio of the base shape, or an absolute shape.
+
+    >>> ShapeSpec(4).size((7, 224))
+    (2, 56)
+    >>> ShapeSpec(0.5).size((3,))
+    (6,)
+    >>> ShapeSpec("(1, 1)").size((224, 224))
+    (1, 1)
+    """
+
+    __slots__ = ("ratios", "absolute", "broadcast", "written")
+
+    def __init__(self, written) -> None:
+        if isinstance(written, ShapeSpec):
+            self.ratios, self.absolute = written.ratios, written.absolute
+            self.broadcast, self.written = written.broadcast, written.written
+            return
+        self.written = written
+        self.ratios: tuple[Fraction, ...] | None = None
+        self.absolute: tuple[int, ...] | None = None
+        # True when one value stands for every spatial dim (``2``, ``"7"``).
+        self.broadcast: bool = True
+        if isinstance(written, str):
+            self.absolute, self.broadcast = _parse_absolute(written)
+        elif isinstance(written, tuple) and written:
+            self.ratios = tuple(_as_ratio(value, written) for value in written)
+            self.broadcast = False
+        else:
+            self.ratios = (_as_ratio(written, written),)
+
+    @property
+    def is_absolute(self) -> bool:
+        return self.absolute is not None
+
+    @property
+    def rank(self) -> int | None:
+        """Number of spatial dims written out, or None when one value stands for all."""
+        if self.broadcast:
+            return None
+        return len(self.absolute if self.is_absolute else self.ratios)
+
+    def _expand(self, values: tuple, rank: int) -> tuple:
+        if self.broadcast:
+            return values * rank
+        if len(values) != rank:
+            raise DimsError(
+                f"shape {self.written!r} has {len(values)} spatial dims where {rank} are needed",
+                allowed=f"one value for every dim, or a tuple of {rank}",
+            )
+        return values
+
+    def ratios_for(self, rank: int) -> tuple[Fraction, ...]:
+        if self.ratios is None:
+            raise ValueError("an absolute shape has no ratio")
+        return self._expand(self.ratios, rank)
+
+    def absolute_for(self, rank: int) -> tuple[int, ...]:
+        if self.absolute is None:
+            raise ValueError("a relative shape has no absolute size")
+        return self._expand(self.absolute, rank)
+
+    def size(self, base_shape: Sequence[int]) -> tuple[int, ...]:
+        """The concrete spatial size of this shape for a given base shape."""
+        rank = len(base_shape)
+        if self.is_absolute:
+            return self.absolute_for(rank)
+        return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(rank)))
+
+    def same_as(self, other: ShapeSpec, rank: int | None = None) -> bool:
+        """Whether two declarations denote the same size for every base shape."""
+        if self.is_absolute != other.is_absolute:
+            return False
+        if rank is None:
+            rank = self.rank or other.rank or 1
+        try:
+            if self.is_absolute:
+                return self.absolute_for(rank) == other.absolute_for(rank)
+            return self.ratios_for(rank) == other.ratios_for(rank)
+        except DimsError:
+            return False
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ShapeSpec):
+            try:
+                other = ShapeSpec(other)
+            except DimsError:
+                return NotImplemented
+        return self.same_as(other)
+
+    def __hash__(self) -> int:
+        return hash((self.ratios, self.absolute))
+
+    def __repr__(self) -> str:
+        return repr(self.written)
+
+    def __reduce__(self):
+        return (ShapeSpec, (self.written,))
+
+
+def _parse_absolute(written: str) -> tuple[tuple[int, ...], bool]:
+    """The sizes in an absolute shape string, and whether one size stands for every dim."""
+    allowed = "an absolute shape written as a literal: '(1, 1)', '(7, 7, 7)' or '7'"
+    try:
+        value = ast.literal_eval(written.strip())  # a literal only: never evaluates code
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise DimsError(f"shape {written!r} is not a literal shape", allowed=allowed) from None
+    values = value if isinstance(value, tuple) else (value,)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise DimsError(f"shape {written!r} is not a tuple of positive ints", allowed=allowed)
+    return tuple(values), not isinstance(value, tuple)
+
+
+class Dims:
+    """What a line declares of one output: ``channels`` and spatial ``shape``.
+
+    Reads like the tuple it was written as: ``channels, shape = dims``.
+
+    >>> d = Dims(64, 2)
+    >>> d.channels, d.shape
+    (64, 2)
+    """
+
+    __slots__ = ("channels", "shape")
+
+    def __init__(self, channels, shape) -> None:
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise DimsError(
+                f"channels {channels!r} is not a positive int",
+                allowed="dims written as (channels, shape) with channels a positive int",
+            )
+        self.channels: int = channels
+        self.shape: ShapeSpec = ShapeSpec(shape)
+
+    @classmethod
+    def parse(cls, written) -> Dims:
+        if isinstance(written, Dims):
+            return written
+        if not isinstance(written, tuple) or len(written) != 2:
+            raise DimsError(
+                f"dims {written!r} is not a (channels, shape) pair",
+                allowed="(channels, shape), e.g. (64, 2) or (10, '(1, 1)'), or a Dims object",
+            )
+        return cls(*written)
+
+    def same_as(self, other: Dims, rank: int | None = None) -> bool:
+        return self.channels == other.channels and self.shape.same_as(other.shape, rank)
+
+    def __iter__(self):
+        return iter((self.channels, self.shape))
+
+    def __getitem__(self, index):
+        return (self.channels, self.shape)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __eq__(self, other) -> bool:
+        try:
+            other = Dims.parse(other)
+        except DimsError:
+            return NotImplemented
+        return self.same_as(other)
+
+    def __hash__(self) -> int:
+        return hash((self.channels, self.shape))
+
+    def __repr__(self) -> str:
+        return f"({self.channels}, {self.shape!r})"
+
+    def __reduce__(self):
+        return (Dims, (self.channels, self.shape))
+
+
+# --- arithmetic ---------------------------------------------------------------------------
+
+
+def size_at(base: int, ratio: Fraction) -> int:
+    """``ceil(base / ratio)`` in integer arithmetic (also works on symbolic ints)."""
+    return -((-base * ratio.denominator) // ratio.numerator)
+
+
+def stride_between(
+    ratios_in: Iterable[Fraction], ratios_out: Iterable[Fraction], *, transposed: bool
+) -> tuple[int, ...]:
+    """Stride per dim between two relative shapes; raises DimsError when not an integer."""
+    strides = []
+    for r_in, r_out in zip(ratios_in, ratios_out):
+        step = r_in / r_out if transposed else r_out / r_in
+        if step.denominator != 1:
+            if transposed:
+                raise DimsError(
+                    f"ratio {_fmt(r_in)} -> {_fmt(r_out)} needs an upsampling factor of {_fmt(step)},"
+                    " which is not an integer",
+                    allowed="a transposed conv upsamples by a whole factor (e.g. ratio 8 -> 4)",
+                )
+            if step < 1:
+                raise DimsError(
+                    f"ratio {_fmt(r_in)} -> {_fmt(r_out)} would upsample, which a plain conv or pool cannot do",
+                    allowed="an output ratio that is a whole multiple of the input ratio;"
+                    " to upsample use ConvTransposed or Interpolate",
+                )
+            raise DimsError(
+                f"ratio {_fmt(r_in)} -> {_fmt(r_out)} needs a stride of {_fmt(step)}, which is not an integer",
+                allowed="an output ratio that is a whole multiple of the input ratio (e.g. 4 -> 8)",
+            )
+        strides.append(int(step))
+    return tuple(strides)
+
+
+def _fmt(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def static_padding(kernel: int, dilation: int, stride: int) -> tuple[int, int] | None:
+    """Padding (left, right) that gives ``ceil(n / stride)`` for every n, or None if it depends on n.
+
+    An even total is split evenly (PyTorch's 3x3 s2 p1, 7x7 s2 p3 convention); an odd total at
+    stride 1 is split floor/ceil. An odd total at stride > 1 has no single answer.
+    """
+    total = dilation * (kernel - 1)
+    if total % 2 == 0:
+        return total // 2, total // 2
+    if stride == 1:
+        return total // 2, total - total // 2
+    return None
+
+
+def same_padding(size: int, kernel: int, dilation: int, stride: int) -> tuple[int, int]:
+    """Minimal padding (left, right) for an input of ``size`` to give ``ceil(size / stride)``."""
+    total = max(dilation * (kernel - 1) - (size - 1) % stride, 0)
+    return total // 2, total - total // 2
+
+
+def transposed_padding(
+    size: int, target: int, kernel: int, dilation: int, stride: int
+) -> tuple[int, int, int]:
+    """``(padding, output_padding, crop)`` making a transposed conv map ``size`` to ``target``.
+
+    PyTorch only accepts ``output_padding < max(stride, dilation)``; where no legal pair exists
+    (stride 1, dilation 1, even kernel) the output is one element too long and ``crop`` is 1.
+    """
+    extent = dilation * (kernel - 1) + 1
+    surplus = extent - stride + (stride * size - target)  # = 2 * padding - output_padding
+    if surplus < 0:
+        return 0, -surplus, 0
+    if surplus % 2 == 0:
+        return surplus // 2, 0, 0
+    if max(stride, dilation) > 1:
+        return (surplus + 1) // 2, 1, 0
+    return (surplus - 1) // 2, 0, 1
+
+
+def stride_for_sizes(size: int, target: int) -> int | None:
+    """Smallest stride s with ``ceil(size / s) == target`` (a conv between absolute sizes)."""
+    if target < 1 or target > size:
+        return None
+    stride = -(-size // target)
+    return stride if -(-size // stride) == target else None
+
+
+def transposed_stride_for_sizes(size: int, target: int) -> int | None:
+    """Smallest stride s with ``s * (size - 1) < target <= s * size``."""
+    if target < size:
+        return None
+    stride = -(-target // size)
+    return stride if stride * (size - 1) < target else None

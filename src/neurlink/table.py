@@ -1,0 +1,301 @@
+"""The line table: resolving selectors and building each line's module, in order.
+
+Both the top-level network and a nerve that adds its own sub-lines own a
+:class:`LineTable`. The table holds only plain data about each line (what it
+selects, what it declared, which child module makes it), which is what the
+forward is generated from (``forward_graph.py``) and what ``print(net)`` shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .context import BuildContext, Link, building
+from .errors import DefinitionError, NerveArgumentError, NeurlinkError, SelectorError
+from .lines import PREVIOUS, NerveDef, OutputOf, flatten, parse_line, written
+from .shapes import Dims
+
+__all__ = ["Ref", "Entry", "LineTable", "instantiate"]
+
+_SELECTORS = (
+    "omitted (the previous line), an int (>= 0 absolute, < 0 counted back), a tag, "
+    "a slice whose bounds may be tags, a list of these, None (no input), or nv.output(line, k)"
+)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A selected value: line ``line``, all its outputs (``output=None``) or output ``output``."""
+
+    line: int
+    output: int | None = None
+
+
+@dataclass
+class Entry:
+    """Everything the forward and the summaries need to know about one built line."""
+
+    index: int
+    tag: str | None
+    dims: tuple[Dims, ...]
+    written: str
+    refs: tuple[Ref, ...] = ()
+    name: str | None = None  # child module name; None for an input line
+    input_position: int | None = None  # k-th input of the table
+    base: bool = False  # the Input that defines the base shape
+    uses_base_shape: bool = False
+    children: list[int] = field(default_factory=list)  # lines selecting this one
+
+    @property
+    def is_input(self) -> bool:
+        return self.input_position is not None
+
+
+def _tag_of(line) -> str | None:
+    if isinstance(line, tuple) and line and isinstance(line[-1], NerveDef):
+        tag = line[-1].tag
+        return tag if isinstance(tag, str) else None
+    return None
+
+
+class LineTable:
+    """The lines of one network or nerve, built one after another."""
+
+    def __init__(self, inputs: tuple[Link, ...] | None = None) -> None:
+        # ``inputs`` is given for a nerve's own sub-lines: its lines 0.. are its inputs.
+        self.nested = inputs is not None
+        self.entries: list[Entry] = []
+        self.tags: dict[str, int] = {}
+        for position, link in enumerate(inputs or ()):
+            dims = ", ".join(repr(d) for d in link.dims)
+            self.entries.append(
+                Entry(position, None, link.dims, f"({dims}, Input())", input_position=position)
+            )
+        self._used_modules: set[int] = set()
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def input_entries(self) -> list[Entry]:
+        return [e for e in self.entries if e.is_input]
+
+    @property
+    def uses_base_shape(self) -> bool:
+        return any(e.uses_base_shape for e in self.entries)
+
+    @property
+    def base_entry(self) -> Entry:
+        inputs = self.input_entries
+        return next((e for e in inputs if e.base), inputs[0])
+
+    def index_of(self, name) -> int:
+        """Index of a line named by int (negative counts from the end) or tag, for callers."""
+        if isinstance(name, str):
+            if name not in self.tags:
+                raise SelectorError(f"no line is tagged {name!r}{_did_you_mean(name, self.tags)}")
+            return self.tags[name]
+        if isinstance(name, int) and not isinstance(name, bool) and -len(self.entries) <= name < len(self.entries):
+            return name % len(self.entries)
+        raise SelectorError(
+            f"{name!r} names no line of this network ({len(self.entries)} lines)",
+            allowed="a tag or a line index",
+        )
+
+    # --- building ------------------------------------------------------------------------
+
+    def add(self, owner: nn.Module, lines) -> list[int]:
+        """Build ``lines`` (a line or a nested list of lines) as children of ``owner``."""
+        indices = []
+        for line in flatten(lines if isinstance(lines, list) else [lines]):
+            index = len(self.entries)
+            try:
+                self.entries.append(self._build_line(owner, index, line))
+            except DefinitionError as error:
+                error.locate(index, _tag_of(line), written(line))
+                raise
+            indices.append(index)
+        return indices
+
+    def _build_line(self, owner: nn.Module, index: int, line) -> Entry:
+        spec = parse_line(line)
+        nerve = spec.nerve
+        if isinstance(nerve, NerveDef):
+            tag = self._check_tag(nerve.tag)
+            if getattr(nerve.cls, "is_input", False):
+                return self._input_entry(index, tag, spec)
+            refs = self._resolve_top(nerve.selector, index)
+            links = tuple(self._link(ref) for ref in refs)
+            module = instantiate(nerve, links, spec.dims)
+        else:
+            tag = None
+            refs = self._resolve_top(PREVIOUS, index)
+            module = nerve
+            if id(module) in self._used_modules:
+                # the same module object repeated ([line] * 3): each line gets its own copy
+                module = copy.deepcopy(module)
+            self._used_modules.add(id(module))
+        name = str(index)
+        owner.add_module(name, module)
+        for ref in refs:
+            self.entries[ref.line].children.append(index)
+        if tag is not None:
+            self.tags[tag] = index
+        uses_base = bool(getattr(module, "uses_base_shape", False))
+        return Entry(index, tag, spec.dims, spec.written, refs, name, uses_base_shape=uses_base)
+
+    def _check_tag(self, tag) -> str | None:
+        if tag is None:
+            return None
+        if not isinstance(tag, str) or not tag:
+            raise SelectorError(
+                f"tag {tag!r} is not a non-empty string",
+                allowed="Nerve[selector, 'tag'](...) with a string tag, e.g. Conv2d[-1, 'c1'](3)",
+            )
+        if tag in self.tags:
+            raise SelectorError(f"tag {tag!r} is already used by line {self.tags[tag]}", allowed="a tag used once")
+        return tag
+
+    def _input_entry(self, index: int, tag: str | None, spec) -> Entry:
+        nerve = spec.nerve
+        if self.nested:
+            raise DefinitionError(
+                "Input lines belong to the top level of a network",
+                allowed="inside a nerve, lines 0.. are already the nerve's own inputs",
+            )
+        if nerve.selector is not PREVIOUS and nerve.selector is not None:
+            raise SelectorError(
+                f"an Input selects nothing, but {nerve.selector!r} was given",
+                allowed="Input() or Input['tag']()",
+            )
+        _bind(nerve)
+        base = nerve.kwargs.get("base_shape", nerve.args[0] if nerve.args else False)
+        if not isinstance(base, bool):
+            raise NerveArgumentError(f"base_shape={base!r} is not a bool", allowed="Input(base_shape=True)")
+        if len(spec.dims) != 1:
+            raise DefinitionError(f"an Input has one output, but {len(spec.dims)} dims were declared")
+        if base and any(e.base for e in self.entries):
+            raise DefinitionError(
+                f"line {self.base_entry.index} is already the base Input",
+                allowed="at most one Input(base_shape=True)",
+            )
+        shape = spec.dims[0].shape
+        if base and not shape.is_absolute and set(shape.ratios) != {1}:
+            raise DefinitionError(
+                f"the base Input declares ratio {shape!r}, but ratios are relative to it",
+                allowed="ratio 1 (or an absolute shape) for the base Input",
+            )
+        if tag is not None:
+            self.tags[tag] = index
+        return Entry(index, tag, spec.dims, spec.written, input_position=len(self.input_entries), base=base)
+
+    # --- selectors -----------------------------------------------------------------------
+
+    def _resolve_top(self, selector, index: int) -> tuple[Ref, ...]:
+        if selector is PREVIOUS:
+            if index == 0:
+                raise SelectorError(
+                    "line 0 has no previous line to take its input from",
+                    allowed="an Input() as the first line",
+                )
+            return (Ref(index - 1),)
+        refs = self._resolve(selector, index)
+        if not refs and selector is not None:
+            raise SelectorError(f"selector {selector!r} selects no line", allowed=_SELECTORS)
+        return tuple(refs)
+
+    def _resolve(self, selector, index: int) -> list[Ref]:
+        if selector is None:
+            return []
+        if isinstance(selector, bool):
+            raise SelectorError(f"selector {selector!r} is a bool", allowed=_SELECTORS)
+        if isinstance(selector, int):
+            line = selector if selector >= 0 else index + selector
+            if not 0 <= line < index:
+                raise SelectorError(
+                    f"selector {selector} points to line {line}, but line {index} can only select "
+                    f"lines 0..{index - 1}",
+                    allowed=f"an int in {-index}..{index - 1}",
+                )
+            return [Ref(line)]
+        if isinstance(selector, str):
+            if selector not in self.tags:
+                raise SelectorError(
+                    f"no earlier line is tagged {selector!r}{_did_you_mean(selector, self.tags)}",
+                    allowed="a tag given earlier as Nerve[selector, 'tag'](...)"
+                    + (f"; tags so far: {', '.join(map(repr, self.tags))}" if self.tags else ""),
+                )
+            return [Ref(self.tags[selector])]
+        if isinstance(selector, slice):
+            bounds = [
+                self._resolve(b, index)[0].line if isinstance(b, str) else b for b in (selector.start, selector.stop)
+            ]
+            step = selector.step
+            if not all(b is None or isinstance(b, int) and not isinstance(b, bool) for b in (*bounds, step)) or step == 0:
+                raise SelectorError(f"slice {selector!r} has a bound that is not an int or a tag", allowed=_SELECTORS)
+            return [Ref(line) for line in range(index)[slice(*bounds, step)]]
+        if isinstance(selector, list):
+            return [ref for item in selector for ref in self._resolve(item, index)]
+        if isinstance(selector, OutputOf):
+            refs = self._resolve(selector.selector, index)
+            line = self.entries[refs[0].line]
+            if selector.index >= len(line.dims):
+                raise SelectorError(
+                    f"{selector!r}: line {line.index} has {len(line.dims)} output(s)",
+                    allowed=f"an output index in 0..{len(line.dims) - 1}",
+                )
+            return [Ref(line.index, selector.index)]
+        raise SelectorError(f"selector {selector!r} of type {type(selector).__name__}", allowed=_SELECTORS)
+
+    def _link(self, ref: Ref) -> Link:
+        entry = self.entries[ref.line]
+        dims = entry.dims if ref.output is None else (entry.dims[ref.output],)
+        return Link(ref.line, entry.tag, dims, ref.output)
+
+
+def _did_you_mean(name: str, tags) -> str:
+    close = difflib.get_close_matches(name, list(tags), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+_SIGNATURES: dict[type, inspect.Signature] = {}
+
+
+def _bind(nerve: NerveDef) -> None:
+    """Check the arguments against the nerve's ``__init__`` before making anything."""
+    cls = nerve.cls
+    signature = _SIGNATURES.get(cls)
+    if signature is None:
+        signature = _SIGNATURES[cls] = inspect.signature(cls.__init__)
+    try:
+        signature.bind(None, *nerve.args, **nerve.kwargs)
+    except TypeError as error:
+        params = [p for name, p in signature.parameters.items() if name != "self"]
+        shown = ", ".join(str(p) for p in params)
+        raise NerveArgumentError(f"{cls.__name__}: {error}", allowed=f"{cls.__name__}({shown})") from None
+
+
+def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> nn.Module:
+    """Construct the module of a deferred nerve for the given inputs and declared dims."""
+    _bind(nerve)
+    cls = nerve.cls
+    with building(BuildContext(links, dims)):
+        try:
+            module = type.__call__(cls, *nerve.args, **nerve.kwargs)  # past NerveMeta: really construct
+        except DefinitionError:
+            raise
+        except NeurlinkError as error:
+            raise DefinitionError(str(error)) from error
+        except Exception as error:
+            raise DefinitionError(f"{cls.__name__}(...) raised {type(error).__name__}: {error}") from error
+    if "_modules" not in module.__dict__ or "target_dims" not in module.__dict__:
+        raise DefinitionError(
+            f"{cls.__name__}.__init__ did not call super().__init__()",
+            allowed="a Nerve subclass calls super().__init__() first in its __init__",
+        )
+    module._finish_build()
+    return module
