@@ -8,7 +8,7 @@ torch.Size([1, 8, 8, 8])
 """
 
 from . import nerves as nerves
-from . import nerves as nv
+from . import nerves as nv  # noqa: F401 - the short name the grammar is written with
 from . import nn as nn
 from .errors import DefinitionError as DefinitionError
 from .errors import DimsError as DimsError

@@ -39,10 +39,7 @@ class DefinitionError(NeurlinkError):
     @property
     def path(self) -> str:
         """The line path, e.g. ``line 5 ('layer2') > line 2``."""
-        return " > ".join(
-            f"line {index}" + (f" ({tag!r})" if tag is not None else "")
-            for index, tag, _ in self.where
-        )
+        return " > ".join(f"line {index}" + (f" ({tag!r})" if tag is not None else "") for index, tag, _ in self.where)
 
     def __str__(self) -> str:
         message = self.reason

@@ -52,7 +52,10 @@ def generate_forward(owner: nn.Module, table: LineTable, outputs: tuple[int, ...
                 values[entry.index] = given
             else:
                 values[entry.index] = graph.create_node(
-                    "call_function", operator.getitem, (given, entry.input_position), name=_node_name(table, entry.index)
+                    "call_function",
+                    operator.getitem,
+                    (given, entry.input_position),
+                    name=_node_name(table, entry.index),
                 )
         if table.uses_base_shape:
             shape = graph.call_function(getattr, (values[table.base_entry.index], "shape"))

@@ -7,15 +7,26 @@ deferred nerve definition (``Conv2d(3)``, ``Add[[1, 2], "sum"]()``) or a plain
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from torch import nn
 
 from .errors import DefinitionError, DimsError, SelectorError
 from .shapes import Dims
 
-__all__ = ["PREVIOUS", "NerveDef", "SelectedNerve", "OutputOf", "output", "LineSpec", "parse_line", "flatten", "written"]
+__all__ = [
+    "PREVIOUS",
+    "NerveDef",
+    "SelectedNerve",
+    "OutputOf",
+    "output",
+    "LineSpec",
+    "parse_line",
+    "flatten",
+    "written",
+]
 
 
 class _Previous:
@@ -116,7 +127,10 @@ def _fmt(value) -> str:
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
         return getattr(value, "__name__", repr(value))
     if isinstance(value, slice):
-        parts = [_fmt(value.start) if value.start is not None else "", _fmt(value.stop) if value.stop is not None else ""]
+        parts = [
+            _fmt(value.start) if value.start is not None else "",
+            _fmt(value.stop) if value.stop is not None else "",
+        ]
         if value.step is not None:
             parts.append(_fmt(value.step))
         return ":".join(parts)
@@ -164,9 +178,7 @@ def parse_line(line) -> LineSpec:
     """Check the form of one line and parse its dims. Raises DefinitionError (not yet located)."""
     text = written(line)
     if not isinstance(line, tuple) or len(line) < 2:
-        raise DefinitionError(
-            "a line must be a tuple of one or more dims followed by a nerve", allowed=_LINE_FORM
-        )
+        raise DefinitionError("a line must be a tuple of one or more dims followed by a nerve", allowed=_LINE_FORM)
     *raw_dims, nerve = line
     if isinstance(nerve, type) and issubclass(nerve, nn.Module):
         raise DefinitionError(

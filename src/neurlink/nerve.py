@@ -9,7 +9,7 @@ context, so ``__init__`` can derive in_channels, stride and padding from them.
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 

@@ -10,8 +10,8 @@ output_padding) is computed here from two such declarations.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 from .errors import DimsError
 
@@ -279,9 +279,7 @@ def same_padding(size: int, kernel: int, dilation: int, stride: int) -> tuple[in
     return total // 2, total - total // 2
 
 
-def transposed_padding(
-    size: int, target: int, kernel: int, dilation: int, stride: int
-) -> tuple[int, int, int]:
+def transposed_padding(size: int, target: int, kernel: int, dilation: int, stride: int) -> tuple[int, int, int]:
     """``(padding, output_padding, crop)`` making a transposed conv map ``size`` to ``target``.
 
     PyTorch only accepts ``output_padding < max(stride, dilation)``; where no legal pair exists

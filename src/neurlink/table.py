@@ -73,9 +73,7 @@ class LineTable:
         self.tags: dict[str, int] = {}
         for position, link in enumerate(inputs or ()):
             dims = ", ".join(repr(d) for d in link.dims)
-            self.entries.append(
-                Entry(position, None, link.dims, f"({dims}, Input())", input_position=position)
-            )
+            self.entries.append(Entry(position, None, link.dims, f"({dims}, Input())", input_position=position))
         self._used_modules: set[int] = set()
 
     # --- queries -------------------------------------------------------------------------
@@ -217,8 +215,7 @@ class LineTable:
             line = selector if selector >= 0 else index + selector
             if not 0 <= line < index:
                 raise SelectorError(
-                    f"selector {selector} points to line {line}, but line {index} can only select "
-                    f"lines 0..{index - 1}",
+                    f"selector {selector} points to line {line}, but line {index} can only select lines 0..{index - 1}",
                     allowed=f"an int in {-index}..{index - 1}",
                 )
             return [Ref(line)]
@@ -235,7 +232,10 @@ class LineTable:
                 self._resolve(b, index)[0].line if isinstance(b, str) else b for b in (selector.start, selector.stop)
             ]
             step = selector.step
-            if not all(b is None or isinstance(b, int) and not isinstance(b, bool) for b in (*bounds, step)) or step == 0:
+            if (
+                not all(b is None or isinstance(b, int) and not isinstance(b, bool) for b in (*bounds, step))
+                or step == 0
+            ):
                 raise SelectorError(f"slice {selector!r} has a bound that is not an int or a tag", allowed=_SELECTORS)
             return [Ref(line) for line in range(index)[slice(*bounds, step)]]
         if isinstance(selector, list):

@@ -51,7 +51,9 @@ def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
     if isinstance(norm, nn.Module):
         return copy.deepcopy(norm)
     if not callable(norm):
-        raise NerveArgumentError(f"{owner}: norm={norm!r} is not callable", allowed="norm=nn.BatchNorm2d, a callable or None")
+        raise NerveArgumentError(
+            f"{owner}: norm={norm!r} is not callable", allowed="norm=nn.BatchNorm2d, a callable or None"
+        )
     return norm(channels)
 
 

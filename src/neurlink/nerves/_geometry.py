@@ -74,7 +74,10 @@ def conv_geometry(
                 else "output sizes between stride * (input - 1) + 1 and stride * input",
             )
         if transposed:
-            plans = [transposed_padding(n, t, k, d, s) for n, t, k, d, s in zip(sizes_in, sizes_out, kernel, dilation, stride)]
+            plans = [
+                transposed_padding(n, t, k, d, s)
+                for n, t, k, d, s in zip(sizes_in, sizes_out, kernel, dilation, stride)
+            ]
             return Geometry("static", stride, tuple(p[:2] for p in plans), tuple(p[2] for p in plans))
         padding = tuple(same_padding(n, k, d, s) for n, k, d, s in zip(sizes_in, kernel, dilation, stride))
         return Geometry("static", stride, padding)

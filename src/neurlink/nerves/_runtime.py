@@ -7,7 +7,7 @@ arithmetic; ``torch.export`` and ``torch.compile`` trace through it as Python.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,9 +77,7 @@ def conv_transpose_to(
     if stride is None:
         stride = tuple(_stride(transposed_stride_for_sizes, n, t, "transposed conv") for n, t in zip(sizes, target))
     plans = [transposed_padding(n, t, k, d, s) for n, t, k, d, s in zip(sizes, target, kernel, dilation, stride)]
-    y = _CONV_T[rank](
-        x, weight, bias, stride, [p[0] for p in plans], [p[1] for p in plans], groups, dilation
-    )
+    y = _CONV_T[rank](x, weight, bias, stride, [p[0] for p in plans], [p[1] for p in plans], groups, dilation)
     return crop_end(y, [p[2] for p in plans])
 
 

@@ -18,7 +18,12 @@ from . import _runtime
 from ._args import DEFAULT, make_act, make_norm, ntuple, positive_int
 from ._geometry import conv_geometry, ratio_pairs
 
-__all__ = [f"{kind}{n}d{suffix}" for kind in ("Conv", "ConvTransposed") for n in (1, 2, 3) for suffix in ("", "_ReLU", "_BN_ReLU", "_ReLU_BN")]
+__all__ = [
+    f"{kind}{n}d{suffix}"
+    for kind in ("Conv", "ConvTransposed")
+    for n in (1, 2, 3)
+    for suffix in ("", "_ReLU", "_BN_ReLU", "_ReLU_BN")
+]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -68,7 +73,9 @@ class ConvNd(Nerve):
                     allowed="groups dividing both the input and the output channels",
                 )
         if padding_mode not in _PADDING_MODES:
-            raise NerveArgumentError(f"{name}: padding_mode={padding_mode!r}", allowed=", ".join(map(repr, _PADDING_MODES)))
+            raise NerveArgumentError(
+                f"{name}: padding_mode={padding_mode!r}", allowed=", ".join(map(repr, _PADDING_MODES))
+            )
         if self.transposed and padding_mode != "zeros":
             raise NerveArgumentError(
                 f"{name}: padding_mode={padding_mode!r}, but a transposed conv only pads with zeros",
@@ -105,7 +112,10 @@ class ConvNd(Nerve):
             )  # fmt: skip
         self._kernel, self._dilation, self._groups = kernel, dilation, groups
         out_shape = dims_out.shape
-        self._target = (None if out_shape.is_absolute else ratio_pairs(out_shape, rank), out_shape.absolute_for(rank) if out_shape.is_absolute else None)
+        self._target = (
+            None if out_shape.is_absolute else ratio_pairs(out_shape, rank),
+            out_shape.absolute_for(rank) if out_shape.is_absolute else None,
+        )
         self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
 
         first, second = (make_act(act, name), make_norm(norm, dims_out.channels, name))

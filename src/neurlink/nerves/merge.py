@@ -94,8 +94,13 @@ class SkipConnectNd(Nerve):
         self.uses_base_shape = False
         if not source.dims[0].same_as(dims_out, self.spatial_rank):
             from_shape, to_shape = source.shape, dims_out.shape
-            upsample = not from_shape.is_absolute and not to_shape.is_absolute and any(
-                a > b for a, b in zip(from_shape.ratios_for(self.spatial_rank), to_shape.ratios_for(self.spatial_rank))
+            upsample = (
+                not from_shape.is_absolute
+                and not to_shape.is_absolute
+                and any(
+                    a > b
+                    for a, b in zip(from_shape.ratios_for(self.spatial_rank), to_shape.ratios_for(self.spatial_rank))
+                )
             )
             conv = self._convs[1 if upsample else 0]
             self.project = instantiate(conv(kernel_size, norm=norm, act=act), (source,), (dims_out,))

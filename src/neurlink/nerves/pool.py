@@ -84,7 +84,9 @@ class PoolNd(Nerve):
         if geometry.kind == "same":
             x = _runtime.pad_same(x, self._kernel, self._dilation, geometry.stride, geometry.padding, "zeros", fill)
             return self.pool(x)
-        return _runtime.pool_to_size(x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind)
+        return _runtime.pool_to_size(
+            x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind
+        )
 
 
 class MaxPoolNd(PoolNd):

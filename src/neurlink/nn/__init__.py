@@ -6,7 +6,7 @@ looked up on first use rather than star-imported.
 
 import torch.nn as _torch_nn
 from einops.layers.torch import Rearrange as Rearrange
-from torch.nn import Identity as I  # noqa: E741 - the seed's short name for Identity
+from torch.nn import Identity as I  # noqa: E741, F401 - the seed's short name for Identity
 
 from . import functional as functional
 from .drop_path import DropPath as DropPath

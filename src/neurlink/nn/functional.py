@@ -4,7 +4,9 @@ import torch
 import torch.nn.functional as _torch_functional
 
 
-def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True) -> torch.Tensor:
+def drop_path(
+    x: torch.Tensor, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True
+) -> torch.Tensor:
     """Stochastic depth: zero whole samples of a residual branch with probability ``drop_prob``.
 
     In training, each sample of the batch is kept with probability ``1 - drop_prob`` and, with
