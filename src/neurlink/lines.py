@@ -166,9 +166,13 @@ class LineSpec:
 def written(line) -> str:
     """The line as the user wrote it (best effort even for a malformed line)."""
     if isinstance(line, tuple):
-        inner = ", ".join(_module_text(x) if isinstance(x, nn.Module) else repr(x) for x in line)
+        inner = ", ".join(_module_text(x) if isinstance(x, nn.Module) else _written_item(x) for x in line)
         return f"({inner}{',' if len(line) == 1 else ''})"
-    return _module_text(line) if isinstance(line, nn.Module) else repr(line)
+    return _module_text(line) if isinstance(line, nn.Module) else _written_item(line)
+
+
+def _written_item(value) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)  # ``nv.Conv2d`` shows as Conv2d
 
 
 _LINE_FORM = "((channels, shape), ..., Nerve(...)), e.g. ((64, 2), nv.Conv2d_BN_ReLU(7))"
@@ -188,6 +192,8 @@ def parse_line(line) -> LineSpec:
     if isinstance(nerve, SelectedNerve):
         raise DefinitionError(f"{nerve!r} is not called: write {nerve!r}(...)", allowed=_LINE_FORM)
     if not isinstance(nerve, (NerveDef, nn.Module)):
+        if any(isinstance(x, (NerveDef, SelectedNerve, nn.Module)) for x in raw_dims):
+            raise DefinitionError("the nerve must be the last element of its line, after the dims", allowed=_LINE_FORM)
         raise DefinitionError(
             f"the last element {nerve!r} is neither a nerve definition nor an nn.Module", allowed=_LINE_FORM
         )

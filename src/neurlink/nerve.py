@@ -118,8 +118,18 @@ class Nerve(LinesModule, metaclass=NerveMeta):
             raise DefinitionError(
                 f"{type(self).__name__} neither defines forward() nor adds lines with self.add()",
             )
-        elif "uses_base_shape" not in self.__dict__:
-            self.uses_base_shape = "base_shape" in inspect.signature(self.forward).parameters
+        else:
+            signature = inspect.signature(self.forward)
+            if "uses_base_shape" not in self.__dict__:
+                self.uses_base_shape = "base_shape" in signature.parameters
+            count = len(self.input_links)
+            try:  # the generated forward passes one argument per selected line
+                signature.bind(*range(count), **({"base_shape": None} if self.uses_base_shape else {}))
+            except TypeError as error:
+                raise DefinitionError(
+                    f"{type(self).__name__}.forward{signature} cannot take the {count} selected input(s): {error}",
+                    allowed="a selector choosing as many lines as forward() takes inputs",
+                ) from None
 
     def forward(self, *inputs, base_shape=None):
         # .forward: the generated code itself, without a second round of module hooks

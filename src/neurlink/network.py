@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import fx
 
-from .errors import InputError, NeurlinkError
+from .errors import DefinitionError, InputError, NeurlinkError
 from .lines_module import LinesModule
 from .table import Entry, LineTable
 
@@ -27,7 +27,9 @@ class Network(LinesModule):
         self._table = LineTable()
         self._table.add(self, lines)
         if not self._table.input_entries:
-            raise NeurlinkError("a network needs at least one nv.Input() line")
+            raise DefinitionError(
+                "a network needs at least one nv.Input() line", allowed="((channels, shape), nv.Input()) as line 0"
+            )
         self._spatial_ranks = [self._spatial_rank(e) for e in self._table.input_entries]
         self._generate()
 
@@ -73,6 +75,8 @@ class Network(LinesModule):
             given = (inputs,)
         elif isinstance(inputs, (list, tuple)):
             given = tuple(inputs)
+        elif len(entries) == 1:
+            given = (inputs,)  # e.g. a numpy array: reported below, naming the Input line
         else:
             raise InputError(
                 f"the network takes a tensor or a list of tensors (one per Input line), got {type(inputs).__name__}"
@@ -84,9 +88,12 @@ class Network(LinesModule):
         base_shape = None
         for k in order:
             entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
-            if not isinstance(x, torch.Tensor):
-                raise InputError(f"{_input_name(entry)}: expected a tensor, got {type(x).__name__}")
             dims = entry.dims[0]
+            expected = f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
+            if not isinstance(x, torch.Tensor):
+                shape = getattr(x, "shape", None)
+                got = type(x).__name__ + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
+                raise InputError(f"{_input_name(entry)}: expected a torch.Tensor of shape {expected}, got {got}")
             spatial = tuple(x.shape[2:])
             problem = None
             if x.dim() < 2 or (rank is not None and x.dim() != rank + 2):
@@ -103,7 +110,6 @@ class Network(LinesModule):
                     f" that is {dims.shape.size(base_shape)}"
                 )
             if problem:
-                expected = f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
                 raise InputError(
                     f"{_input_name(entry)}: expected a tensor of shape {expected}, got {tuple(x.shape)}: {problem}"
                 )
@@ -126,7 +132,9 @@ def build(lines: list, *, device: torch.device | str | None = None) -> Network:
     torch.Size([1, 8, 5, 5])
     """
     if not isinstance(lines, list):
-        raise NeurlinkError(f"build() takes a list of lines, got {type(lines).__name__}")
+        raise DefinitionError(
+            f"build() takes a list of lines, got {type(lines).__name__}", allowed="nv.build([line, line, ...])"
+        )
     if device is None:
         return Network(lines)
     with torch.device(device):

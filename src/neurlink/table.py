@@ -17,7 +17,7 @@ from torch import nn
 
 from .context import BuildContext, Link, building
 from .errors import DefinitionError, NerveArgumentError, NeurlinkError, SelectorError
-from .lines import PREVIOUS, NerveDef, OutputOf, flatten, parse_line, written
+from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
 from .shapes import Dims
 
 __all__ = ["Ref", "Entry", "LineTable", "instantiate"]
@@ -203,7 +203,10 @@ class LineTable:
             return (Ref(index - 1),)
         refs = self._resolve(selector, index)
         if not refs and selector is not None:
-            raise SelectorError(f"selector {selector!r} selects no line", allowed=_SELECTORS)
+            raise SelectorError(
+                f"selector [{_fmt(selector)}] selects no line (line {index} can select lines 0..{index - 1})",
+                allowed=_SELECTORS,
+            )
         return tuple(refs)
 
     def _resolve(self, selector, index: int) -> list[Ref]:
@@ -232,11 +235,12 @@ class LineTable:
                 self._resolve(b, index)[0].line if isinstance(b, str) else b for b in (selector.start, selector.stop)
             ]
             step = selector.step
-            if (
-                not all(b is None or isinstance(b, int) and not isinstance(b, bool) for b in (*bounds, step))
-                or step == 0
-            ):
-                raise SelectorError(f"slice {selector!r} has a bound that is not an int or a tag", allowed=_SELECTORS)
+            if not all(b is None or isinstance(b, int) and not isinstance(b, bool) for b in (*bounds, step)):
+                raise SelectorError(
+                    f"slice [{_fmt(selector)}] has a bound that is not an int or a tag", allowed=_SELECTORS
+                )
+            if step == 0:
+                raise SelectorError(f"slice [{_fmt(selector)}] has step 0", allowed=_SELECTORS)
             return [Ref(line) for line in range(index)[slice(*bounds, step)]]
         if isinstance(selector, list):
             return [ref for item in selector for ref in self._resolve(item, index)]

@@ -84,6 +84,10 @@ class ConvNd(Nerve):
         norm = (_BATCH_NORM[rank] if self.default_norm else None) if norm is DEFAULT else norm
         act = self.default_act if act is DEFAULT else act
         norm_after_act = self.default_norm_after_act if norm_after_act is DEFAULT else bool(norm_after_act)
+        if bias is not None and not isinstance(bias, bool):
+            raise NerveArgumentError(
+                f"{name}: bias={bias!r} is not a bool", allowed="bias=True, False or None (default)"
+            )
         if bias is None:
             bias = norm is None or norm is nn.Identity  # a following norm's shift makes a bias redundant
         for dims in (dims_in, dims_out):

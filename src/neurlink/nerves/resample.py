@@ -13,6 +13,7 @@ from ._geometry import ratio_pairs
 __all__ = ["Interpolate", "Identity"]
 
 _MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+_ALIGNING_MODES = ("linear", "bilinear", "bicubic", "trilinear")  # the modes torch takes align_corners with
 
 
 def _same_channels(nerve: Nerve) -> None:
@@ -34,6 +35,11 @@ class Interpolate(Nerve):
         _same_channels(self)
         if mode not in _MODES:
             raise NerveArgumentError(f"Interpolate: mode={mode!r}", allowed=", ".join(map(repr, _MODES)))
+        if align_corners is not None and (not isinstance(align_corners, bool) or mode not in _ALIGNING_MODES):
+            raise NerveArgumentError(
+                f"Interpolate: align_corners={align_corners!r} with mode={mode!r}",
+                allowed=f"align_corners=None, or True/False with mode {', '.join(map(repr, _ALIGNING_MODES))}",
+            )
         self.mode, self.align_corners = mode, align_corners
         target = self.target_dims[0].shape
         self.uses_base_shape = not target.is_absolute
