@@ -20,6 +20,8 @@ def check_every_line(net, base_shape, channels=1, batch=1):
     """Run the net at ``base_shape`` and compare each line's output with its declaration."""
     x = torch.randn(batch, channels, *base_shape)
     outputs = net(x, output_intermediate=True)
+    # the flat forward (every nerve inlined) equals the line-by-line one
+    torch.testing.assert_close(net(x), outputs[-1], rtol=0, atol=0)
     for entry, y in zip(net.lines, outputs):
         dims = entry.dims[0]
         assert tuple(y.shape) == (batch, dims.channels, *dims.shape.size(base_shape)), (entry.written, base_shape)

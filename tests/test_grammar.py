@@ -252,6 +252,20 @@ def test_roundtrips_give_identical_outputs(roundtrip):
         assert not torch.equal(other(x), net(x))
 
 
+def test_flat_forward_inlines_nerves_and_equals_the_nested_one():
+    net = make_rich_net()
+    code = net._flat_graph.code
+    assert "self.m_2_1_conv(" in code and "+=" in code  # block internals called directly, residual in place
+    for mode in ("train", "eval"):
+        getattr(net, mode)()
+        x = torch.randn(2, 3, 19, 22)
+        torch.manual_seed(0)
+        flat = net(x)
+        torch.manual_seed(0)
+        nested = net(x, outputs=[-1])[0]
+        torch.testing.assert_close(flat, nested, rtol=0, atol=0)
+
+
 def test_state_dict_keys_are_short():
     keys = list(make_rich_net().state_dict())
     assert keys[:2] == ["1.conv.weight", "1.norm.weight"]

@@ -8,6 +8,7 @@ import torch
 from torch import fx
 
 from .errors import DefinitionError, InputError, NeurlinkError
+from .forward_graph import flatten_forward
 from .lines_module import LinesModule
 from .table import Entry, LineTable
 
@@ -32,6 +33,16 @@ class Network(LinesModule):
             )
         self._spatial_ranks = [self._spatial_rank(e) for e in self._table.input_entries]
         self._generate()
+
+    def _generate(self) -> None:
+        super()._generate()
+        # forward() runs one flat graph of torch module calls, with every nerve inlined
+        object.__setattr__(self, "_flat_graph", flatten_forward(self))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_flat_graph", None)
+        return state
 
     def _spatial_rank(self, entry: Entry) -> int | None:
         """Spatial rank of an Input: written in its shape, or fixed by a nerve it feeds (Conv2d: 2)."""
@@ -66,7 +77,7 @@ class Network(LinesModule):
     def forward(self, inputs):
         if not isinstance(inputs, fx.Proxy) and not torch.jit.is_tracing():
             inputs = self._check(inputs)
-        return self._forward_graph.forward(inputs)
+        return self._flat_graph.forward(inputs)
 
     def _check(self, inputs):
         """Inputs as the generated forward takes them, after checking them against the Input lines."""

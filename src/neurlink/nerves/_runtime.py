@@ -29,6 +29,7 @@ __all__ = [
     "pool_to_size",
     "adaptive_pool_to",
     "interpolate_to",
+    "crop_end",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -81,7 +82,9 @@ def conv_transpose_to(
     return crop_end(y, [p[2] for p in plans])
 
 
+@fx.wrap
 def crop_end(y: torch.Tensor, crop) -> torch.Tensor:
+    """Cut ``crop[i]`` elements off the end of spatial dim ``i`` (no copy)."""
     for dim, amount in enumerate(crop, start=y.dim() - len(crop)):
         if amount:
             y = y.narrow(dim, 0, y.shape[dim] - amount)
@@ -131,5 +134,10 @@ def adaptive_pool_to(x, base_shape, ratios, kind: str):
 
 @fx.wrap
 def interpolate_to(x, base_shape, ratios, absolute, mode: str, align_corners):
-    """Resample to the declared size of this call."""
+    """Resample to the declared size of this call; one ratio or size may stand for every dim."""
+    rank = x.dim() - 2
+    if ratios is not None and len(ratios) == 1:
+        ratios = ratios * rank
+    if absolute is not None and len(absolute) == 1:
+        absolute = absolute * rank
     return F.interpolate(x, size=target_size(base_shape, ratios, absolute), mode=mode, align_corners=align_corners)

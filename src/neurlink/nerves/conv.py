@@ -98,6 +98,7 @@ class ConvNd(Nerve):
         self.geometry = geometry
         self.padding_mode = padding_mode
         stride = geometry.stride or (1,) * rank
+        self._pad_first = False  # pad explicitly before a conv with no padding of its own
         if self.transposed:
             padding, output_padding = (0,) * rank, (0,) * rank
             if geometry.kind == "static":
@@ -145,6 +146,16 @@ class ConvNd(Nerve):
                 x = self.norm(x)
             if self.act is not None:
                 x = self.act(x)
+        return x
+
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        if self.geometry.kind != "static" or self.transposed and any(self.geometry.crop) or self._pad_first:
+            return super().inline(flat, path, args, base_shape)
+        x = flat.call_module(self.conv, f"{path}.conv", args)
+        for name in ("act", "norm") if self.norm_after_act else ("norm", "act"):
+            module = self._modules[name]
+            if module is not None:
+                x = flat.call_module(module, f"{path}.{name}", (x,))
         return x
 
     def _resample(self, x: torch.Tensor, base_shape) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import ClassVar
 
 import torch
@@ -35,6 +36,12 @@ class Add(Nerve):
                     allowed="inputs with equal channels and equal shapes (project first with a conv, or use SkipConnect)",
                 )
 
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        first, *others = args
+        for other in others:
+            first = flat.call_function(operator.add, (first, other))
+        return first
+
     def forward(self, first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         for other in others:
             first = first + other
@@ -64,6 +71,9 @@ class Concat(Nerve):
                     f"Concat needs every input at the declared shape {target.shape!r}, but {_dims_text(link)} differs",
                     allowed="inputs at the same shape (resample first with a pool, conv or Interpolate)",
                 )
+
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        return flat.call_function(torch.cat, (args,), {"dim": 1})
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return torch.cat(inputs, dim=1)
@@ -105,6 +115,12 @@ class SkipConnectNd(Nerve):
             conv = self._convs[1 if upsample else 0]
             self.project = instantiate(conv(kernel_size, norm=norm, act=act), (source,), (dims_out,))
             self.uses_base_shape = self.project.uses_base_shape
+
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        source, target = args
+        if self.project is not None:
+            source = self.project.inline(flat, f"{path}.project", (source,), base_shape)
+        return flat.call_function(operator.add, (target, source))
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, base_shape=None) -> torch.Tensor:
         if self.project is not None:

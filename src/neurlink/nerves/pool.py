@@ -71,6 +71,12 @@ class PoolNd(Nerve):
         else:
             self.pool = _MODULES["avg", False][rank](kernel, stride, padding)
 
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        native = self.geometry.kind == "static" and self._pad is None if self.geometry else self.pool is not None
+        if not native:
+            return super().inline(flat, path, args, base_shape)
+        return flat.call_module(self.pool, f"{path}.pool", args)
+
     def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
         geometry, fill = self.geometry, float("-inf") if self.kind == "max" else 0.0
         if geometry is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import DimsError, NerveArgumentError
 from ..nerve import Nerve
@@ -43,17 +42,12 @@ class Interpolate(Nerve):
         self.mode, self.align_corners = mode, align_corners
         target = self.target_dims[0].shape
         self.uses_base_shape = not target.is_absolute
+        # one value stands for every dim when the shape is written as one (the rank is the input's)
         self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
         self._absolute = target.absolute if target.is_absolute else None
-        self._broadcast = target.broadcast
 
     def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
-        rank = x.dim() - 2
-        if self._absolute is not None:
-            size = self._absolute * rank if self._broadcast else self._absolute
-            return F.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
-        ratios = self._ratios * rank if self._broadcast else self._ratios
-        return _runtime.interpolate_to(x, base_shape, ratios, None, self.mode, self.align_corners)
+        return _runtime.interpolate_to(x, base_shape, self._ratios, self._absolute, self.mode, self.align_corners)
 
 
 class Identity(Nerve):
@@ -68,6 +62,9 @@ class Identity(Nerve):
                 f"Identity keeps the shape, but line {link.index} has shape {link.shape!r}, not {target.shape!r}",
                 allowed=f"shape {link.shape!r} on this line",
             )
+
+    def inline(self, flat, path: str, args: tuple, base_shape):
+        return args[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
