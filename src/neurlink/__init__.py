@@ -10,6 +10,7 @@ torch.Size([1, 8, 8, 8])
 from . import nerves as nerves
 from . import nerves as nv  # noqa: F401 - the short name the grammar is written with
 from . import nn as nn
+from . import tools as tools
 from .errors import DefinitionError as DefinitionError
 from .errors import DimsError as DimsError
 from .errors import InputError as InputError
@@ -20,5 +21,7 @@ from .nerve import Input as Input
 from .nerve import Nerve as Nerve
 from .network import Network as Network
 from .network import build as build
+from .tools import graph as graph
+from .tools import summary as summary
 
 __version__ = "0.3.0"

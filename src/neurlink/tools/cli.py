@@ -1,0 +1,233 @@
+"""The ``neurlink`` command line (also ``python -m neurlink``).
+
+    neurlink list [PATTERN]                         the zoo, with parameter counts
+    neurlink summary MODEL [--input 1x3x224x224] [--depth N]
+    neurlink graph MODEL -o out.svg|out.png|out.dot|out.mmd [--depth N]
+    neurlink check path/to/file.py:function ...     build on the meta device; exit 1 on an error
+
+MODEL is a zoo name (``resnet50``) or ``path/to/file.py:function``, a function returning a
+network. A user's mistake prints one message on stderr and exits with status 1 (2 for a
+malformed command line); on a terminal, long steps show what they are doing on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from ..errors import NeurlinkError
+from ..models import create_model, list_models
+from ..shapes import Dims
+from ._lines import input_rank, table_of
+from ._load import CommandError, load_network
+from .graph import graph
+from .summary import summary
+
+__all__ = ["main"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+_DEFAULT_SIDE = {1: 224, 2: 224, 3: 64}  # the default input's spatial size, by spatial rank
+
+
+class Progress:
+    """One status line on stderr, rewritten in place; silent unless stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, message: str) -> None:
+        if self.shown:
+            sys.stderr.write(f"\r\x1b[K{message} ...")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _size(text: str) -> list[tuple[int, ...]]:
+    """``1x3x224x224`` (or several, comma-separated) as sizes."""
+    sizes = []
+    for part in text.split(","):
+        numbers = part.strip().lower().split("x")
+        if len(numbers) < 2 or not all(n.isdigit() and int(n) > 0 for n in numbers):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an input size: write batch x channels x spatial sizes, e.g. 1x3x224x224"
+            )
+        sizes.append(tuple(int(n) for n in numbers))
+    return sizes
+
+
+def _device(text: str) -> torch.device:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda, cuda:1, mps or meta") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here")
+    return device
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth: 1 (the network's own lines), 2, ...")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurlink",
+        description="See neurlink networks: the zoo, line-by-line summaries, diagrams, definition checks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "a zoo name (see 'neurlink list') or path/to/file.py:function returning a network"
+
+    listing = commands.add_parser("list", help="the model zoo, with parameter counts")
+    listing.add_argument("pattern", nargs="?", help="a name pattern: resnet50, 'resnet*', wide (a part of the name)")
+
+    def measured(command) -> None:
+        command.add_argument("model", metavar="MODEL", help=model_help)
+        command.add_argument(
+            "--input",
+            type=_size,
+            action="append",
+            metavar="SIZE",
+            help="input size, e.g. 1x3x224x224; one per Input line (repeat, or separate by commas);"
+            " default: batch 1, the declared channels, 224 per spatial dim",
+        )
+        command.add_argument("--depth", type=_depth, default=1, help="expand nested blocks to this depth (default 1)")
+        command.add_argument("--device", type=_device, default=torch.device("cpu"), help="cpu (default), cuda, meta")
+        command.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="default float32")
+
+    measured(commands.add_parser("summary", help="a table of every line: dims, shapes, parameters, MACs"))
+    drawing = commands.add_parser("graph", help="a diagram of the lines: .svg/.png (Graphviz), .dot, .mmd")
+    measured(drawing)
+    drawing.add_argument(
+        "-o", "--output", help="out.svg, out.png, out.pdf, out.dot or out.mmd (default: DOT on stdout)"
+    )
+    drawing.add_argument("--no-shapes", action="store_true", help="draw declared dims only, without a forward")
+
+    check = commands.add_parser("check", help="build definitions on the meta device and report their errors")
+    check.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
+    return parser
+
+
+def _default_sizes(net) -> list[tuple[int, ...]]:
+    """Batch 1, the declared channels, 224 per spatial dim of the base input (others by their ratio)."""
+    table = table_of(net)
+    inputs = table.input_entries
+    base = table.base_entry
+    rank = input_rank(net, base) or 2
+    base_spatial = (_DEFAULT_SIDE.get(rank, 32),) * rank
+    if base.dims[0].shape.is_absolute:
+        base_spatial = base.dims[0].shape.size(base_spatial)
+    sizes = []
+    for entry in inputs:
+        dims: Dims = entry.dims[0]
+        sizes.append((1, dims.channels, *dims.shape.size(base_spatial)))
+    return sizes
+
+
+def _build(args, progress: Progress):
+    progress(f"building {args.model}")
+    try:
+        return load_network(args.model, device=args.device)
+    except RuntimeError as error:  # e.g. no memory on the device
+        raise CommandError(f"building {args.model} on {args.device} failed: {error}") from None
+
+
+def _sizes(args, net) -> list[tuple[int, ...]]:
+    if args.input is None:
+        return _default_sizes(net)
+    return [size for sizes in args.input for size in sizes]
+
+
+def _summary(args, progress: Progress) -> int:
+    net = _build(args, progress)
+    sizes = _sizes(args, net)
+    progress(f"running {args.model} on {', '.join('x'.join(map(str, s)) for s in sizes)}")
+    result = summary(net, sizes, depth=args.depth, dtype=_DTYPES[args.dtype], device=args.device)
+    progress.clear()
+    print(result)
+    return 0
+
+
+def _graph(args, progress: Progress) -> int:
+    net = _build(args, progress)
+    sizes = None
+    if not args.no_shapes:
+        sizes = _sizes(args, net)
+        progress(f"running {args.model} on {', '.join('x'.join(map(str, s)) for s in sizes)}")
+    diagram = graph(net, sizes, depth=args.depth, dtype=_DTYPES[args.dtype], device=args.device)
+    if args.output is None:
+        progress.clear()
+        sys.stdout.write(diagram.to_dot())
+        return 0
+    progress(f"writing {args.output}")
+    try:
+        path = diagram.render(args.output)
+    except OSError as error:
+        raise CommandError(f"cannot write {args.output}: {error.strerror or error}") from None
+    progress.clear()
+    print(f"wrote {path} ({len(diagram.nodes)} lines, {len(diagram.edges)} selections)")
+    return 0
+
+
+def _list(args, progress: Progress) -> int:
+    pattern = args.pattern
+    if pattern is not None and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    names = list_models(pattern)
+    if not names:
+        raise CommandError(f"no model matches {args.pattern!r}; 'neurlink list' shows them all")
+    width = max(len(name) for name in names + ["model"])
+    rows = []
+    for k, name in enumerate(names, 1):
+        progress(f"counting the parameters of {name} ({k}/{len(names)})")
+        with torch.device("meta"):  # counts without allocating anything
+            model = create_model(name)
+        rows.append(f"{name:<{width}}  {sum(p.numel() for p in model.parameters()):>13,}")
+    progress.clear()
+    print(f"{'model':<{width}}  {'parameters':>13}")
+    print("\n".join(rows))
+    return 0
+
+
+def _check(args, progress: Progress) -> int:
+    failed = 0
+    for model in args.models:
+        progress(f"checking {model}")
+        try:
+            net = load_network(model, device="meta")
+        except CommandError as error:
+            progress.clear()
+            print(f"neurlink: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        progress.clear()
+        params = sum(p.numel() for p in net.parameters())
+        print(f"ok: {model} builds: {len(table_of(net).entries)} lines, {params:,} parameters")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 a user's mistake, 2 a malformed command)."""
+    args = _parser().parse_args(argv)
+    progress = Progress()
+    run = {"list": _list, "summary": _summary, "graph": _graph, "check": _check}[args.command]
+    try:
+        return run(args, progress)
+    except (CommandError, NeurlinkError) as error:
+        progress.clear()
+        print(f"neurlink: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.clear()
+        return 130
+    except BrokenPipeError:  # e.g. `neurlink summary resnet152 | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
