@@ -1,0 +1,152 @@
+"""neurlink against hand-written torchvision models, side by side in one process.
+
+Every case runs both models with the same weights, interleaved round by round (the order
+alternates), and reports medians and the neurlink / torchvision ratio:
+
+    python benchmarks/bench_vs_torchvision.py [--quick] [--json results.json]
+
+Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.05,
+training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
+building resnet152 <= 1.2 (vs torchvision's constructor), a 2,000-line chain <= 12x a 200-line one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from memory_meter import PeakMemory  # noqa: E402
+
+import neurlink  # noqa: E402
+import neurlink.nerves as nv  # noqa: E402
+from neurlink.interop import load_torchvision  # noqa: E402
+
+
+def pair(name: str, **kwargs):
+    """A torchvision model and the neurlink model with the same weights."""
+    reference = getattr(torchvision.models, name)(**kwargs)
+    model = getattr(neurlink, name)(**kwargs)
+    load_torchvision(model, reference.state_dict())
+    return model, reference
+
+
+def interleaved(fn_a, fn_b, rounds: int, warmup: int = 3) -> tuple[float, float]:
+    """Median seconds of two callables timed in alternating order, round by round."""
+    for _ in range(warmup):
+        fn_a(), fn_b()
+    times_a, times_b = [], []
+    for i in range(rounds):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)) if i % 2 == 0 else ((fn_b, times_b), (fn_a, times_a)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def inference(name: str, size: int, batch: int, rounds: int):
+    model, reference = pair(name)
+    model.eval(), reference.eval()
+    x = torch.randn(batch, 3, size, size)
+
+    def run(m):
+        def call():
+            with torch.inference_mode():
+                m(x)
+
+        return call
+
+    return interleaved(run(model), run(reference), rounds)
+
+
+def training_step(name: str, size: int, batch: int, rounds: int):
+    model, reference = pair(name)
+    x, target = torch.randn(batch, 3, size, size), torch.randint(0, 1000, (batch,))
+    loss = torch.nn.CrossEntropyLoss()
+
+    def run(m):
+        optimizer = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss(m(x).flatten(1), target).backward()
+            optimizer.step()
+
+        return step
+
+    return interleaved(run(model), run(reference), rounds, warmup=2)
+
+
+def peak_memory(name: str, size: int, batch: int):
+    model, reference = pair(name)
+    model.eval(), reference.eval()
+    peaks = []
+    for m in (model, reference):
+        x = torch.randn(batch, 3, size, size)
+        gc.collect()
+        with torch.no_grad(), PeakMemory(x, *m.parameters(), *m.buffers()) as meter:
+            m(x)
+        peaks.append(meter.peak)
+    return tuple(peaks)
+
+
+def build_time(name: str, rounds: int):
+    return interleaved(lambda: getattr(neurlink, name)(), lambda: getattr(torchvision.models, name)(), rounds, warmup=1)
+
+
+def chain(length: int):
+    return nv.build([((8, 1), nv.Input()), [((8, 1), nv.Conv2d_BN_ReLU(3))] * length])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scale = 0.2 if args.quick else 1.0
+
+    def rounds(n: int) -> int:
+        return max(3, int(n * scale))
+
+    rows = []
+
+    def report(case: str, unit: str, ours: float, theirs: float, target: float, baseline: str = "torchvision"):
+        ratio = ours / theirs
+        rows.append({"case": case, "unit": unit, "neurlink": ours, baseline: theirs, "ratio": ratio, "target": target})
+        status = "ok" if ratio <= target else "MISSED"
+        print(f"{case:<44} {ours:>10.4g} {theirs:>10.4g} {unit:<3} {ratio:>6.3f}  (<= {target})  {status}", flush=True)
+
+    print(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}"
+    )
+    print(f"{'case':<44} {'neurlink':>10} {'reference':>10}     {'ratio':>6}")
+    a, b = inference("resnet50", 224, 1, rounds(60))
+    report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
+    a, b = inference("resnet18", 32, 1, rounds(400))
+    report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.05)
+    a, b = training_step("resnet50", 128, 8, rounds(20))
+    report("training step resnet50 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
+    a, b = peak_memory("resnet50", 224, 16)
+    report("peak inference memory resnet50 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
+    a, b = build_time("resnet152", rounds(6))
+    report("build resnet152", "ms", a * 1e3, b * 1e3, 1.2)
+    long_chain, short_chain = interleaved(lambda: chain(2000), lambda: chain(200), rounds(5), warmup=1)
+    report("build 2,000-line chain vs 200-line chain", "ms", long_chain * 1e3, short_chain * 1e3, 12.0, "200 lines")
+    if args.json:
+        args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Every PyTorch export path sees the same straight-line forward and gives the eager outputs."""
+
+import copy
+import pickle
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import neurlink
+import neurlink.nerves as nv
+
+
+class Block(nv.Nerve):
+    """A user block with sub-lines: conv, conv, projected skip."""
+
+    def __init__(self):
+        super().__init__()
+        dims_out = self.target_dims[0]
+        self.add(
+            [
+                (dims_out, nv.Conv2d_BN_ReLU(3)),
+                (dims_out, nv.Conv2d_BN_ReLU(3, act=None)),
+                (dims_out, nv.SkipConnect2d[[0, -1]](1, norm=nn.BatchNorm2d)),
+                (dims_out, nn.ReLU()),
+            ]
+        )
+
+
+class Gate(nv.Nerve):
+    """A user nerve with its own forward and the base shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, base_shape):
+        return x * torch.sigmoid(self.scale)
+
+
+def every_nerve_kind():
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((16, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3)),
+            ((16, 4), nv.MaxPool2d(3)),
+            ((32, 8), Block()),
+            ((32, 8), nv.AvgPool2d(3)),
+            ((16, 4), nv.ConvTransposed2d_ReLU(4)),
+            ((16, 4), nv.Add[[2, -1]]()),
+            ((16, 2), nv.Interpolate("bilinear")),
+            ((32, 2), nv.Concat[["stem", -1]]()),
+            ((32, 2), Gate()),
+            ((32, 2), nv.Conv2d(2)),  # even kernel at stride 1: asymmetric padding
+            ((32, 4), nv.Conv2d(2)),  # even kernel at stride 2: padding from the size
+            ((32, "(1, 1)"), nv.AvgPool2d()),
+            ((10, "(1, 1)"), nv.Conv2d(1)),
+        ]
+    )
+
+
+def make(name):
+    torch.manual_seed(0)
+    net = every_nerve_kind() if name == "every_nerve_kind" else neurlink.create_model(name, num_classes=10)
+    return net.eval()
+
+
+# the three deepest zoo models take minutes per export path on 2 cores: slow, run with -m slow
+MODELS = ["every_nerve_kind"] + [
+    pytest.param(name, marks=pytest.mark.slow) if "101" in name or "152" in name else name
+    for name in neurlink.list_models()
+]
+
+
+def close(a, b, tol=1e-5):
+    torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def case(request):
+    net = make(request.param)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        return net, x, net(x)
+
+
+def test_fx_symbolic_trace(case):
+    net, x, expected = case
+    traced = torch.fx.symbolic_trace(net)
+    with torch.no_grad():
+        close(traced(x), expected)
+
+
+def test_torch_export(case):
+    net, x, expected = case
+    program = torch.export.export(net, (x,))
+    with torch.no_grad():
+        close(program.module()(x), expected)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_jit_trace(case):
+    net, x, expected = case
+    traced = torch.jit.trace(net, (x,), check_trace=False)
+    with torch.no_grad():
+        close(traced(x), expected)
+
+
+def test_compile_fullgraph(case):
+    net, x, expected = case
+    torch._dynamo.reset()
+    compiled = torch.compile(net, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        close(compiled(x), expected)
+        close(compiled(x * 2), net(x * 2))
+
+
+def test_onnx_export_runs_in_onnxruntime(case, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    net, x, expected = case
+    path = tmp_path / "net.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation and progress notices
+        torch.onnx.export(net, (x,), str(path), dynamo=True, verbose=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (result,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    close(torch.from_numpy(result), expected, tol=1e-4)
+
+
+def test_pickle_deepcopy_dtype_channels_last_autocast(case):
+    net, x, expected = case
+    with torch.no_grad():
+        close(pickle.loads(pickle.dumps(net))(x), expected)
+        close(copy.deepcopy(net)(x), expected)
+        as_double = copy.deepcopy(net).to(torch.float64)
+        close(as_double(x.double()), expected.double(), tol=1e-4)
+        channels_last = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        close(channels_last(x.to(memory_format=torch.channels_last)), expected, tol=1e-4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x)
+        assert low.dtype == torch.bfloat16
+        close(low.float(), expected, tol=0.15)
