@@ -95,7 +95,7 @@ class Summary:
             ("Non-trainable params", f"{self.non_trainable_params:,}"),
             ("Total MACs", f"{_si(self.total_macs)} ({self.total_macs:,})"),
             ("Input size", sizes),
-            ("Activation memory", f"{_bytes(self.activation_bytes)} (outputs of the lines above)"),
+            ("Activation memory", f"{_bytes(self.activation_bytes)} (outputs of the network's own lines)"),
             ("Parameter memory", _bytes(self.param_bytes)),
         ]
         lines = [render(_HEADER), rule] + [render(row.cells()) for row in self.rows] + [rule]

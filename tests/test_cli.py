@@ -1,0 +1,272 @@
+"""The ``neurlink`` command line, every command and error path run as a real ``python -m neurlink``.
+
+Starting Python and torch takes seconds, so the module fixture starts every command at once
+(a few at a time) and each test reads the result of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from neurlink.tools.cli import main
+
+NETS = """
+import neurlink.nerves as nv
+
+
+class Residual(nv.Nerve):
+    def __init__(self):
+        super().__init__()
+        dims = self.target_dims[0]
+        self.add([(dims, nv.Conv2d_BN_ReLU(3)), (dims, nv.Add[[0, -1]]())])
+
+
+def small():
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3)),
+            ((8, 2), Residual()),
+            ((16, 2), nv.Concat[["stem", -1]]()),
+        ]
+    )
+
+
+def lines():
+    return [((1, 1), nv.Input()), ((4, 2), nv.Conv2d(3))]
+
+
+def broken():
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 3), nv.Conv2d(3)),
+            ((8, 4), nv.Conv2d(3)),
+        ]
+    )
+
+
+def crashes():
+    return {}["weights"]
+
+
+def not_a_network():
+    return 3
+"""
+
+COMMANDS = {
+    "list_tty": ["list"],
+    "list_nothing": ["list", "vgg*"],
+    "summary_zoo": ["summary", "resnet18", "--input", "1x3x64x64"],
+    "summary_file": ["summary", "nets.py:small", "--depth", "2"],
+    "summary_unknown_model": ["summary", "resnt50"],
+    "summary_bad_input": ["summary", "resnet18", "--input", "1x3xax224"],
+    "summary_wrong_input": ["summary", "nets.py:small", "--input", "1x4x32x32"],
+    "graph_svg": ["graph", "nets.py:small", "--input", "1x3x32x32", "--depth", "2", "-o", "small.svg"],
+    "graph_mmd": ["graph", "resnet18", "--no-shapes", "-o", "resnet18.mmd"],
+    "graph_bad_suffix": ["graph", "nets.py:small", "-o", "small.txt"],
+    "check_ok": ["check", "nets.py:small", "resnet50"],
+    "check_errors": [
+        "check",
+        "nets.py:broken",
+        "nets.py:crashes",
+        "nets.py:not_a_network",
+        "nets.py:missing",
+        "nets.py",
+        "nope.py:small",
+        "syntax.py:f",
+        "imports.py:f",
+        "nets.py:small",
+    ],
+}
+# Each command starts Python and torch (seconds); one thread each, a few at a time.
+ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _run(name: str, folder: Path) -> tuple[int, str, str]:
+    command = [sys.executable, "-m", "neurlink", *COMMANDS[name]]
+    if not name.endswith("_tty"):
+        done = subprocess.run(
+            command, cwd=folder, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=ENVIRONMENT
+        )
+        return done.returncode, done.stdout, done.stderr
+    leader, follower = pty.openpty()  # stderr on a terminal: progress is shown
+    try:
+        done = subprocess.run(
+            command, cwd=folder, stdout=subprocess.PIPE, stderr=follower, text=True, timeout=300, env=ENVIRONMENT
+        )
+    finally:
+        os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal is closed once everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return done.returncode, done.stdout, b"".join(chunks).decode()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "nets.py").write_text(textwrap.dedent(NETS))
+    (folder / "syntax.py").write_text("def f(:\n    pass\n")
+    (folder / "imports.py").write_text("import a_module_that_is_not_installed\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(folder) -> dict[str, tuple[int, str, str]]:
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(_run, name, folder) for name in COMMANDS}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_one_clear_error(stderr: str, *parts: str) -> None:
+    assert "Traceback" not in stderr
+    assert stderr.startswith("neurlink: error: ") or stderr.startswith("usage: ")
+    for part in parts:
+        assert part in stderr
+
+
+def test_list_shows_progress_on_a_terminal(runs):
+    code, out, err = runs["list_tty"]
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["model", "parameters"] and len(rows) == 10
+    assert ["resnet50", "25,557,032"] in rows and ["wide_resnet101_2", "126,886,696"] in rows
+    assert "counting the parameters of wide_resnet50_2 (9/9)" in err  # stderr is a terminal here
+    assert "Traceback" not in err
+    assert runs["summary_zoo"][2] == ""  # and not a terminal there: nothing on stderr
+
+
+def test_list_without_a_match(runs):
+    code, out, err = runs["list_nothing"]
+    assert (code, out) == (1, "")
+    assert_one_clear_error(err, "no model matches 'vgg*'")
+
+
+def test_summary_of_a_zoo_model(runs):
+    code, out, err = runs["summary_zoo"]
+    assert (code, err) == (0, "")
+    assert "Total params:         11,689,512" in out
+    assert "Input size:           (1, 3, 64, 64)" in out
+    row = next(line for line in out.splitlines() if line.startswith("1 "))
+    stem_macs = f"{64 * 32 * 32 * 3 * 7 * 7:,}"
+    assert row.split() == "1 stem 0 Conv2d_BN_ReLU[-1, 'stem'](7) (64, 2) (1, 64, 32, 32) 9,536".split() + [stem_macs]
+
+
+def test_summary_of_a_file_with_nested_rows(runs):
+    code, out, err = runs["summary_file"]
+    assert (code, err) == (0, "")
+    rows = [line.split() for line in out.splitlines()[2:8]]
+    assert [row[0] for row in rows] == ["0", "1", "2", "2.1", "2.2", "3"]
+    assert rows[4][:3] == ["2.2", "1,", "2.1"]  # the block's Add selects the block's input: line 1
+    assert rows[5][:3] == ["3", "1,", "2"]  # Concat["stem", -1]
+    assert "Input size:           (1, 3, 224, 224)" in out  # by default: batch 1, the declared channels, 224
+
+
+def test_unknown_model_suggests_names(runs):
+    code, out, err = runs["summary_unknown_model"]
+    assert (code, out) == (1, "")
+    assert_one_clear_error(err, "unknown model 'resnt50'; did you mean resnet50", "neurlink list")
+
+
+def test_bad_input_size(runs):
+    code, out, err = runs["summary_bad_input"]
+    assert code == 2 and out == ""
+    assert_one_clear_error(err, "usage: neurlink summary", "'1x3xax224' is not an input size", "e.g. 1x3x224x224")
+
+
+def test_input_that_contradicts_the_input_line(runs):
+    code, out, err = runs["summary_wrong_input"]
+    assert (code, out) == (1, "")
+    assert_one_clear_error(err, "line 0 ((3, 1), Input()): expected an input of shape (N, 3, *, *), got (1, 4, 32, 32)")
+
+
+def test_graph_svg(runs, folder):
+    code, out, err = runs["graph_svg"]
+    assert (code, err) == (0, "")
+    assert out == "wrote small.svg (5 lines, 6 selections)\n"
+    root = ET.parse(folder / "small.svg").getroot()
+    texts = {node.text for node in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"1x3x32x32", "1x8x16x16", "1x16x16x16", "16 x base/2", "2 Residual()"} <= texts
+
+
+def test_graph_mermaid_file(runs, folder):
+    code, out, err = runs["graph_mmd"]
+    assert (code, err) == (0, "")
+    text = (folder / "resnet18.mmd").read_text()
+    assert text.startswith("flowchart TB\n") and 'n12["12<br/>Conv2d(1)<br/>1000 x (1, 1)"]' in text
+    assert "n11 --> n12" in text
+
+
+def test_graph_unknown_format(runs):
+    code, out, err = runs["graph_bad_suffix"]
+    assert (code, out) == (1, "")
+    assert_one_clear_error(err, "cannot write a diagram as 'small.txt'", ".svg", ".mmd")
+
+
+def test_check_ok(runs):
+    code, out, err = runs["check_ok"]
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "ok: nets.py:small builds: 4 lines, 824 parameters",
+        "ok: resnet50 builds: 21 lines, 25,557,032 parameters",
+    ]
+
+
+def test_check_reports_every_error(runs):
+    code, out, err = runs["check_errors"]
+    assert code == 1 and out == "ok: nets.py:small builds: 4 lines, 824 parameters\n"  # the good one still runs
+    assert "Traceback" not in err
+    errors = err.split("neurlink: error: ")[1:]
+    expected = [
+        ("nets.py:broken() (at nets.py:", "line 2: ((8, 4), Conv2d(3))", "needs a stride of 1.33333"),
+        ("nets.py:crashes() raised KeyError (at nets.py:", "'weights'"),
+        ("nets.py:not_a_network() returned int, not a network",),
+        ("nets.py defines no function 'missing'; it defines: small, lines, broken, crashes, not_a_network",),
+        ("nets.py: name the function that returns the network, as nets.py:function",),
+        ("nope.py: no such file",),
+        ("syntax.py:1: syntax error",),
+        ("importing imports.py raised ModuleNotFoundError (at imports.py:1)", "a_module_that_is_not_installed"),
+    ]
+    assert len(errors) == len(expected)
+    for message, parts in zip(errors, expected):
+        for part in parts:
+            assert part in message
+
+
+# The same entry point in this process, for variants of the commands above.
+
+
+def test_in_process_variants(folder, capsys, monkeypatch):
+    monkeypatch.chdir(folder)
+    assert main(["list", "wide"]) == 0  # a plain word matches a part of the name
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
+        "model",
+        "wide_resnet101_2",
+        "wide_resnet50_2",
+    ]
+    assert main(["summary", "nets.py:lines", "--device", "meta"]) == 0  # a list of lines is built
+    assert "Input size:           (1, 1, 224, 224)" in capsys.readouterr().out
+    assert main(["graph", "nets.py:small", "--input", "1x3x32x32"]) == 0  # DOT on stdout
+    assert 'n1 -> n3 [label="0", style=dashed];' in capsys.readouterr().out
+    assert main(["summary", "nets.py:broken"]) == 1
+    assert "line 2: ((8, 4), Conv2d(3))" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:
+        main([])
+    assert exit_status.value.code == 2 and "required: COMMAND" in capsys.readouterr().err
