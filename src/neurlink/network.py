@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import fx
 
-from .errors import DefinitionError, InputError, NeurlinkError
+from .errors import DefinitionError, InputError
 from .forward_graph import flatten_forward
 from .lines_module import LinesModule
 from .table import Entry, LineTable
@@ -66,12 +66,12 @@ class Network(LinesModule):
         # traceable function of the inputs (fx, export and compile see no Python branches).
         if output_intermediate or outputs is not None:
             if output_intermediate and outputs is not None:
-                raise NeurlinkError("give output_intermediate=True or outputs=[...], not both")
+                raise InputError("give output_intermediate=True or outputs=[...], not both")
             if output_intermediate:
                 selected = tuple(range(len(self._table.entries)))
             else:
                 if isinstance(outputs, (str, int)):
-                    raise NeurlinkError(f"outputs={outputs!r} must be a list of tags or line indices")
+                    raise InputError(f"outputs={outputs!r} must be a list of tags or line indices")
                 selected = tuple(self._table.index_of(name) for name in outputs)
             return self._graph_for(selected).forward(self._check(inputs))
         return super().__call__(inputs)

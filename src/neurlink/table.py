@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .context import BuildContext, Link, building
-from .errors import DefinitionError, NerveArgumentError, NeurlinkError, SelectorError
+from .errors import DefinitionError, InputError, NerveArgumentError, NeurlinkError, SelectorError
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
 from .shapes import Dims
 
@@ -92,16 +92,15 @@ class LineTable:
         return next((e for e in inputs if e.base), inputs[0])
 
     def index_of(self, name) -> int:
-        """Index of a line named by int (negative counts from the end) or tag, for callers."""
+        """Index of a line named at call time (``outputs=[...]``): a tag, or an int (negative from the end)."""
         if isinstance(name, str):
             if name not in self.tags:
-                raise SelectorError(f"no line is tagged {name!r}{_did_you_mean(name, self.tags)}")
+                raise InputError(f"no line is tagged {name!r}{_did_you_mean(name, self.tags)}")
             return self.tags[name]
         if isinstance(name, int) and not isinstance(name, bool) and -len(self.entries) <= name < len(self.entries):
             return name % len(self.entries)
-        raise SelectorError(
-            f"{name!r} names no line of this network ({len(self.entries)} lines)",
-            allowed="a tag or a line index",
+        raise InputError(
+            f"{name!r} names no line of this network ({len(self.entries)} lines); give a tag or a line index"
         )
 
     # --- building ------------------------------------------------------------------------
