@@ -317,3 +317,8 @@ def test_plain_module_takes_previous_output():
     net = nv.build([((3, 1), nv.Input()), ((3, 1), nn.Sigmoid()), ((6, 1), nv.Concat[[0, 1]]())])
     x = torch.randn(1, 3, 2, 2)
     torch.testing.assert_close(net(x), torch.cat([x, torch.sigmoid(x)], 1))
+
+
+def test_skip_connect_checks_its_rank():
+    with pytest.raises(neurlink.DimsError, match=r"line 2: .*SkipConnect1d is 1d, but shape \(1, 1\) has 2 dims"):
+        nv.build([((3, (1, 1)), nv.Input()), ((3, (1, 1)), nv.Conv2d(3)), ((3, (1, 1)), nv.SkipConnect1d[[0, 1]]())])

@@ -95,6 +95,12 @@ class SkipConnectNd(Nerve):
         self.expect_links(2)
         source, target = self.input_links
         dims_out = self.target_dims[0]
+        for dims in (source.dims[0], dims_out):
+            if dims.shape.rank not in (None, self.spatial_rank):
+                raise DimsError(
+                    f"{type(self).__name__} is {self.spatial_rank}d, but shape {dims.shape!r} has {dims.shape.rank} dims",
+                    allowed=f"SkipConnect{dims.shape.rank}d for {dims.shape.rank}d shapes",
+                )
         if not target.dims[0].same_as(dims_out):
             raise DimsError(
                 f"{type(self).__name__} adds into {_dims_text(target)}, so the line must declare those dims, not {dims_out!r}",
