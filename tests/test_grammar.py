@@ -320,5 +320,5 @@ def test_plain_module_takes_previous_output():
 
 
 def test_skip_connect_checks_its_rank():
-    with pytest.raises(neurlink.DimsError, match=r"line 2: .*SkipConnect1d is 1d, but shape \(1, 1\) has 2 dims"):
+    with pytest.raises(neurlink.DimsError, match=r"(?s)line 2: .*SkipConnect1d is 1d, but shape \(1, 1\) has 2 dims"):
         nv.build([((3, (1, 1)), nv.Input()), ((3, (1, 1)), nv.Conv2d(3)), ((3, (1, 1)), nv.SkipConnect1d[[0, 1]]())])
