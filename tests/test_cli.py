@@ -19,6 +19,8 @@ import pytest
 
 from neurlink.tools.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
+
 NETS = """
 import neurlink.nerves as nv
 
@@ -74,7 +76,7 @@ COMMANDS = {
     "graph_svg": ["graph", "nets.py:small", "--input", "1x3x32x32", "--depth", "2", "-o", "small.svg"],
     "graph_mmd": ["graph", "resnet18", "--no-shapes", "-o", "resnet18.mmd"],
     "graph_bad_suffix": ["graph", "nets.py:small", "-o", "small.txt"],
-    "check_ok": ["check", "nets.py:small", "resnet50"],
+    "check_ok": ["check", "nets.py:small", "resnet50", f"{ROOT / 'examples' / 'tiny_unet.py'}:tiny_unet"],
     "check_errors": [
         "check",
         "nets.py:broken",
@@ -226,6 +228,7 @@ def test_check_ok(runs):
     assert out.splitlines() == [
         "ok: nets.py:small builds: 4 lines, 824 parameters",
         "ok: resnet50 builds: 21 lines, 25,557,032 parameters",
+        f"ok: {ROOT / 'examples' / 'tiny_unet.py'}:tiny_unet builds: 10 lines, 91,570 parameters",
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,9 @@ def test_missing_graphviz_says_how_to_install(expanded, tmp_path, monkeypatch):
     with pytest.raises(NeurlinkError, match="install graphviz.*apt-get install graphviz"):
         expanded.render(tmp_path / "net.svg")
     assert expanded.render(tmp_path / "net.dot").exists()  # text needs no Graphviz
+
+
+def test_the_readme_diagram_is_an_svg_with_the_shapes():
+    svg = Path(__file__).resolve().parent.parent / "docs" / "tiny_unet.svg"  # neurlink graph examples/tiny_unet.py:...
+    texts = {node.text for node in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}text")}
+    assert {"3 'half' Residual[-1, 'half']()", "Concat[['half', -1]]()", "64 x base/2", "1x64x32x32"} <= texts
