@@ -1,7 +1,7 @@
 """The ``neurlink`` command line, every command and error path run as a real ``python -m neurlink``.
 
 Starting Python and torch takes seconds, so the module fixture starts every command at once
-(a few at a time) and each test reads the result of its own.
+(one per core at a time) and each test reads the result of its own.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ COMMANDS = {
         "nets.py:small",
     ],
 }
-# Each command starts Python and torch (seconds); one thread each, a few at a time.
+# Each command starts Python and torch (seconds): one torch thread each, one command per core at a time.
 ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

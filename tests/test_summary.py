@@ -208,3 +208,29 @@ def test_mistakes_are_clear():
         neurlink.summary(nn.Conv2d(3, 3, 1), (1, 3, 8, 8))
     with pytest.raises(NeurlinkError, match="the network is on cpu, not on meta"):
         neurlink.summary(net, (1, 3, 16, 16), device="meta")
+
+
+class Stage(nv.Nerve):
+    """A block holding a block: its sub-line 2 is a Residual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        dims = self.target_dims[0]
+        self.add([(dims, nv.Conv2d(3)), (dims, Residual()), (dims, nv.Add[[0, -1]]())])
+
+
+def test_blocks_within_blocks_expand_to_the_depth_asked():
+    net = nv.build([((3, 1), nv.Input()), ((4, 2), nv.Conv2d(3)), ((4, 2), Stage()), ((4, 2), Stage())])
+    deep = neurlink.summary(net, (1, 3, 8, 8), depth=3)
+    assert [(row.path, row.inputs) for row in deep.rows if row.path.startswith("3")] == [
+        ("3", ("2",)),
+        ("3.1", ("2",)),  # the block's input is line 2's output
+        ("3.2", ("3.1",)),
+        ("3.2.1", ("3.1",)),  # the inner block's input, two levels up
+        ("3.2.2", ("3.1", "3.2.1")),
+        ("3.3", ("2", "3.2")),
+    ]
+    shallow = neurlink.summary(net, (1, 3, 8, 8), depth=2)
+    assert len(shallow.rows) == 10 and len(deep.rows) == 14
+    assert deep.total_macs == shallow.total_macs == 1728 + 2 * 4608
+    assert deep.rows[2].macs == deep.rows[3].macs + deep.rows[4].macs  # line 2 = 2.1 + 2.2 (+ 2.3, an Add)
