@@ -322,3 +322,18 @@ def test_plain_module_takes_previous_output():
 def test_skip_connect_checks_its_rank():
     with pytest.raises(neurlink.DimsError, match=r"(?s)line 2: .*SkipConnect1d is 1d, but shape \(1, 1\) has 2 dims"):
         nv.build([((3, (1, 1)), nv.Input()), ((3, (1, 1)), nv.Conv2d(3)), ((3, (1, 1)), nv.SkipConnect1d[[0, 1]]())])
+
+
+def test_hooks_on_lines_and_blocks_fire():
+    net = make_rich_net().eval()
+    seen = []
+    handle = net.get_submodule("2").register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    pre = net.get_submodule("2.1").register_forward_pre_hook(lambda module, args: seen.append("pre"))
+    x = torch.randn(1, 3, 16, 16)
+    expected = net(x, outputs=[-1])[0]
+    torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+    assert seen[-2:] == ["pre", (1, 16, 4, 4)]
+    handle.remove(), pre.remove()
+    seen.clear()
+    torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+    assert seen == []

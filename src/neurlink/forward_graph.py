@@ -94,6 +94,7 @@ class Flattener:
     def __init__(self) -> None:
         self.graph = fx.Graph()
         self.modules: dict[str, nn.Module] = {}
+        self.inlined: list[nn.Module] = []  # nerves whose own call (and hooks) the flat graph skips
 
     def call_module(self, module: nn.Module, path: str, args: tuple, kwargs: dict | None = None) -> fx.Node:
         name = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
@@ -122,6 +123,7 @@ class Flattener:
             path = prefix + entry.name
             inline = getattr(module, "inline", None)
             if inline is not None:
+                self.inlined.append(module)
                 values[entry.index] = inline(self, path, args, base)
             else:  # a plain nn.Module line
                 values[entry.index] = self.call_module(module, path, args)
@@ -132,13 +134,14 @@ class Flattener:
 _OUTPUT_NOT_SAVED = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.Linear)
 
 
-def flatten_forward(owner: nn.Module) -> fx.GraphModule:
+def flatten_forward(owner: nn.Module) -> tuple[fx.GraphModule, tuple[nn.Module, ...]]:
     """The forward of a whole network as one flat graph of torch module calls.
 
     Nerve wrappers and block forwards disappear, each module is reached by one attribute
     lookup, and a residual sum is taken in place where its left operand is a fresh conv or
     norm output read by nothing else (torchvision's ``out += identity``): the call overhead
-    and the peak memory are those of a hand-written model.
+    and the peak memory are those of a hand-written model. Also returns the nerves it inlined,
+    whose own calls (and so their hooks) the flat graph skips.
     """
     flat = Flattener()
     table = owner._table
@@ -156,7 +159,8 @@ def flatten_forward(owner: nn.Module) -> fx.GraphModule:
     for node in flat.graph.nodes:
         if node.op == "call_function" and node.target is operator.add and _fresh_output(node.args[0], flat.modules):
             node.target = operator.iadd
-    return fx.GraphModule(flat.modules, flat.graph, class_name=f"{type(owner).__name__}FlatForward")
+    graph_module = fx.GraphModule(flat.modules, flat.graph, class_name=f"{type(owner).__name__}FlatForward")
+    return graph_module, tuple(flat.inlined)
 
 
 def _fresh_output(node, modules: dict[str, nn.Module]) -> bool:

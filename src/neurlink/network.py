@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import fx
 
+from .checkpoint import check_state_dict
 from .errors import DefinitionError, InputError
 from .forward_graph import flatten_forward
 from .lines_module import LinesModule
@@ -61,6 +62,11 @@ class Network(LinesModule):
         """One entry per line: index, tag, dims, the line as written, what it selects."""
         return list(self._table.entries)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # checked first: a changed definition is reported per line (CheckpointError), not as torch's key dump
+        check_state_dict(self, state_dict, strict=strict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def __call__(self, inputs, *, output_intermediate: bool = False, outputs: Sequence | None = None):
         # The options are handled here, not in forward(), so that forward stays a plain,
         # traceable function of the inputs (fx, export and compile see no Python branches).
@@ -79,6 +85,10 @@ class Network(LinesModule):
     def forward(self, inputs):
         if not isinstance(inputs, fx.Proxy) and not torch.jit.is_tracing():
             inputs = self._check(inputs)
+        for nerve in self._inlined:
+            if nerve._forward_hooks or nerve._forward_pre_hooks:
+                # a hook on a line or block: run the line-by-line forward, which calls every nerve
+                return self._forward_graph.forward(inputs)
         return self._flat_graph.forward(inputs)
 
     def _check(self, inputs):
@@ -99,6 +109,7 @@ class Network(LinesModule):
             raise InputError(f"got {len(given)} input(s), but the network has {len(entries)}: {expected}")
         order = sorted(range(len(entries)), key=lambda k: not entries[k].base)  # base first
         base_shape = None
+        param = next((p for p in self.parameters() if p.is_floating_point()), None)  # lazy: stops at the first
         for k in order:
             entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
             dims = entry.dims[0]
@@ -113,6 +124,14 @@ class Network(LinesModule):
                 problem = f"{rank if rank is not None else 'at least one'} spatial dim(s) expected"
             elif x.shape[1] != dims.channels:
                 problem = f"{x.shape[1]} channels, but the line declares {dims.channels}"
+            elif param is not None and x.device != param.device:
+                problem = f"a tensor on {x.device}, but the network's parameters are on {param.device}"
+            elif (
+                param is not None
+                and x.dtype != param.dtype
+                and not (x.is_floating_point() and torch.is_autocast_enabled(x.device.type))
+            ):
+                problem = f"dtype {x.dtype}, but the network's parameters are {param.dtype}"
             elif base_shape is None:  # the base Input comes first
                 base_shape = spatial
                 if dims.shape.is_absolute and dims.shape.size(spatial) != spatial:
