@@ -40,11 +40,14 @@ class Network(LinesModule):
     def _generate(self) -> None:
         super()._generate()
         # forward() runs one flat graph of torch module calls, with every nerve inlined
-        object.__setattr__(self, "_flat_graph", flatten_forward(self))
+        flat_graph, inlined = flatten_forward(self)
+        object.__setattr__(self, "_flat_graph", flat_graph)
+        object.__setattr__(self, "_inlined", inlined)
 
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_flat_graph", None)
+        state.pop("_inlined", None)
         return state
 
     def _spatial_rank(self, entry: Entry) -> int | None:
