@@ -7,6 +7,8 @@
 torch.Size([1, 8, 8, 8])
 """
 
+from . import interop as interop
+from . import models as models
 from . import nerves as nerves
 from . import nerves as nv  # noqa: F401 - the short name the grammar is written with
 from . import nn as nn
@@ -17,6 +19,19 @@ from .errors import InputError as InputError
 from .errors import NerveArgumentError as NerveArgumentError
 from .errors import NeurlinkError as NeurlinkError
 from .errors import SelectorError as SelectorError
+from .errors import StateDictError as StateDictError
+from .errors import UnknownModelError as UnknownModelError
+from .models import create_model as create_model
+from .models import list_models as list_models
+from .models import resnet18 as resnet18
+from .models import resnet34 as resnet34
+from .models import resnet50 as resnet50
+from .models import resnet101 as resnet101
+from .models import resnet152 as resnet152
+from .models import resnext50_32x4d as resnext50_32x4d
+from .models import resnext101_32x8d as resnext101_32x8d
+from .models import wide_resnet50_2 as wide_resnet50_2
+from .models import wide_resnet101_2 as wide_resnet101_2
 from .nerve import Input as Input
 from .nerve import Nerve as Nerve
 from .network import Network as Network

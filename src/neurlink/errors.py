@@ -15,6 +15,8 @@ __all__ = [
     "DimsError",
     "NerveArgumentError",
     "InputError",
+    "UnknownModelError",
+    "StateDictError",
 ]
 
 
@@ -74,3 +76,11 @@ class NerveArgumentError(DefinitionError):
 
 class InputError(NeurlinkError):
     """A built network was called with inputs that contradict its Input lines."""
+
+
+class UnknownModelError(NeurlinkError):
+    """``create_model`` was given a name no builder is registered under."""
+
+
+class StateDictError(NeurlinkError):
+    """A state_dict does not fit a model: a missing or unused key, or a tensor of the wrong shape."""
