@@ -13,6 +13,7 @@ from . import nerves as nerves
 from . import nerves as nv  # noqa: F401 - the short name the grammar is written with
 from . import nn as nn
 from . import tools as tools
+from .errors import CheckpointError as CheckpointError
 from .errors import DefinitionError as DefinitionError
 from .errors import DimsError as DimsError
 from .errors import InputError as InputError

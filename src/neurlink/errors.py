@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "UnknownModelError",
     "StateDictError",
+    "CheckpointError",
 ]
 
 
@@ -84,3 +85,10 @@ class UnknownModelError(NeurlinkError):
 
 class StateDictError(NeurlinkError):
     """A state_dict does not fit a model: a missing or unused key, or a tensor of the wrong shape."""
+
+
+class CheckpointError(StateDictError, RuntimeError):
+    """``net.load_state_dict`` was given a state_dict of another definition; lists the lines that differ.
+
+    Also a ``RuntimeError``, which is what torch raises there, so existing handlers keep working.
+    """

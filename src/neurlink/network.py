@@ -34,6 +34,15 @@ class Network(LinesModule):
             raise DefinitionError(
                 "a network needs at least one nv.Input() line", allowed="((channels, shape), nv.Input()) as line 0"
             )
+        base = self._table.base_entry  # known only now: a later Input may be built with base_shape=True
+        if not base.dims[0].shape.is_absolute and set(base.dims[0].shape.ratios) != {1}:
+            error = DefinitionError(
+                f"this Input gives the base shape, but it declares ratio {base.dims[0].shape!r}",
+                allowed="ratio 1 (or an absolute shape) for the base Input; another Input can be the base"
+                " with nv.Input(base_shape=True)",
+            )
+            error.locate(base.index, base.tag, base.written)
+            raise error
         self._spatial_ranks = [self._spatial_rank(e) for e in self._table.input_entries]
         self._generate()
 

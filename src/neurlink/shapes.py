@@ -42,7 +42,13 @@ def _as_ratio(value, written) -> Fraction:
             allowed="a positive int or float ratio of the base shape (2 = half size, 0.5 = double),"
             " a tuple of them, or an absolute shape string such as '(1, 1)'",
         )
-    return Fraction(value).limit_denominator(_MAX_DENOMINATOR)
+    ratio = Fraction(value).limit_denominator(_MAX_DENOMINATOR)
+    if ratio == 0:  # a positive float below 1/2000000 reads as 0, which no size can be divided by
+        raise DimsError(
+            f"shape {written!r}: ratio {value!r} is too small",
+            allowed=f"a ratio of at least 1/{_MAX_DENOMINATOR} (a size at most {_MAX_DENOMINATOR} times the base)",
+        )
+    return ratio
 
 
 class ShapeSpec:

@@ -59,9 +59,12 @@ class PoolNd(Nerve):
         self.geometry = geometry
         self.uses_base_shape = geometry.kind == "sized" and not target.is_absolute
         stride = geometry.stride or kernel
-        # PyTorch pools accept only symmetric padding up to half the (undilated) kernel
-        native = geometry.kind == "static" and all(
-            left == right and left <= k // 2 for (left, right), k in zip(geometry.padding, kernel)
+        # PyTorch pools accept only symmetric padding up to half the (undilated) kernel, and
+        # avg_pool3d rejects an input smaller than its kernel even when its padding would cover it
+        native = (
+            geometry.kind == "static"
+            and all(left == right and left <= k // 2 for (left, right), k in zip(geometry.padding, kernel))
+            and not (self.kind == "avg" and rank == 3 and any(left for left, _ in geometry.padding))
         )
         padding = tuple(left for left, _ in geometry.padding) if native else 0
         if geometry.kind == "static" and not native:
