@@ -63,6 +63,8 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
         state_dict = state_dict.state_dict()
     pairs = _pairs(model)
     own = model.state_dict()
+    used = {pair.torchvision: pair.neurlink for pair in pairs}
+    unused = [key for key in state_dict if key not in used]
     problems, loaded = [], OrderedDict()
     for pair in pairs:
         target = own[pair.neurlink]
@@ -70,8 +72,10 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
             if pair.torchvision.endswith(".num_batches_tracked"):
                 loaded[pair.neurlink] = torch.zeros_like(target)
                 continue
-            close = difflib.get_close_matches(pair.torchvision, list(state_dict), n=1, cutoff=0.8)
-            hint = f" (it has {close[0]!r})" if close else ""
+            # only unused keys are candidates: a renamed key (a "module." prefix), not another layer's;
+            # and only for the problems shown, as difflib is slow on hundreds of keys
+            close = _renamed(pair.torchvision, unused) if _shown(problems) else None
+            hint = f" (it has {close!r})" if close else ""
             problems.append(
                 f"torchvision key {pair.torchvision!r} is missing{hint}; neurlink key {pair.neurlink!r} needs it"
             )
@@ -85,12 +89,10 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
             )
             continue
         loaded[pair.neurlink] = tensor.reshape(target.shape) if pair.head else tensor
-    used = {pair.torchvision: pair.neurlink for pair in pairs}
-    for key in state_dict:
-        if key not in used:
-            close = difflib.get_close_matches(key, list(used), n=1, cutoff=0.6)
-            hint = f"; the closest mapped key, {close[0]!r}, goes to neurlink key {used[close[0]]!r}" if close else ""
-            problems.append(f"torchvision key {key!r} is not used: no neurlink key maps to it{hint}")
+    for key in unused:
+        close = difflib.get_close_matches(key, list(used), n=1, cutoff=0.6) if _shown(problems) else []
+        hint = f"; the closest mapped key, {close[0]!r}, goes to neurlink key {used[close[0]]!r}" if close else ""
+        problems.append(f"torchvision key {key!r} is not used: no neurlink key maps to it{hint}")
     if problems:
         raise _error(f"the state_dict does not fit this {type(model).__name__}", problems)
     model.load_state_dict(loaded, strict=True)
@@ -213,6 +215,20 @@ def _is_block(module: nn.Module) -> bool:
 
 def _has_state(module: nn.Module) -> bool:
     return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _renamed(key: str, candidates: list[str]) -> str | None:
+    """The key ``key`` was probably saved under: with a prefix (``module.``), or a close spelling."""
+    prefixed = [candidate for candidate in candidates if candidate.endswith("." + key)]
+    if prefixed:
+        return prefixed[0]
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _shown(problems: list[str]) -> bool:
+    """Whether the next problem will be in the message."""
+    return len(problems) < _SHOWN
 
 
 def _error(summary: str, problems: list[str]) -> StateDictError:
