@@ -132,13 +132,13 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                 ) from None
 
     def inline(self, flat, path: str, args: tuple, base_shape):
-        """Emit this nerve into a network's flat forward (see ``forward_graph.Flattener``).
+        """Emit this nerve into a network's flat forward (see ``forward_graph.GraphWriter``).
 
         Nerves with sub-lines inline them; others are one call. Built-in nerves override this to
         emit the calls of their torch modules directly; the result must equal ``forward``'s.
         """
         if self._table is not None:
-            return flat.lines(self._table, self, path + ".", list(args), base_shape)
+            return flat.last(self._table, self, path + ".", list(args), base_shape)
         kwargs = {"base_shape": base_shape} if self.uses_base_shape else None
         return flat.call_module(self, path, args, kwargs)
 
