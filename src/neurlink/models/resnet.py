@@ -25,14 +25,13 @@ stage, so ``net(x, outputs=["layer1", "layer2", "layer3", "layer4"])`` is a feat
 
 from __future__ import annotations
 
-import copy
-import inspect
 from typing import Any, ClassVar
 
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
+from ..nerves._args import make_act, positive_int
 from ._registry import register_model
 
 __all__ = [
@@ -60,8 +59,8 @@ class _ResidualBlock(nv.Nerve):
         """torchvision's ``int(planes * base_width / 64) * groups`` with ``planes = out / expansion``."""
         name = type(self).__name__
         self.expect_links(1)
-        _check_positive_int("expansion", expansion, name)
-        _check_positive_int("groups", groups, name)
+        positive_int("expansion", expansion, name)
+        positive_int("groups", groups, name)
         if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
             raise NerveArgumentError(
                 f"{name}: width={width!r} is not a positive number",
@@ -84,8 +83,9 @@ class _ResidualBlock(nv.Nerve):
             # a 1x1 conv + norm on the input only when its dims differ (torchvision's downsample)
             (dims_out, nv.SkipConnect2d[[0, -1]](1, norm=norm)),
         ]
-        if act is not None:
-            lines.append((dims_out, _activation(act)))
+        final = make_act(act, type(self).__name__)  # None for act=None or nn.Identity
+        if final is not None:
+            lines.append((dims_out, final))
         self.add(lines)
 
 
@@ -159,11 +159,6 @@ class Bottleneck(_ResidualBlock):
 BottleNeck = Bottleneck  # the spelling of the original neurlink README
 
 
-def _check_positive_int(name: str, value, owner: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a positive int", allowed=f"{name} >= 1")
-
-
 def _conv(norm, act, groups: int = 1) -> dict:
     """Keywords for ``Conv2d_BN_ReLU``, leaving out its defaults so that ``print(net)`` stays short."""
     keywords: dict = {}
@@ -174,22 +169,6 @@ def _conv(norm, act, groups: int = 1) -> dict:
     if act is not nn.ReLU:
         keywords["act"] = act
     return keywords
-
-
-def _activation(act) -> nn.Module:
-    """The block's final activation: a copy of a module, or the class made in place when it can be.
-
-    In place like torchvision's ``ReLU(inplace=True)``: the sum it overwrites has no other reader.
-    """
-    if isinstance(act, nn.Module):
-        return copy.deepcopy(act)
-    if not callable(act):
-        raise NerveArgumentError(f"act={act!r} is not callable", allowed="act=nn.ReLU, a callable or None")
-    try:
-        takes_inplace = "inplace" in inspect.signature(act).parameters
-    except (TypeError, ValueError):
-        takes_inplace = False
-    return act(inplace=True) if takes_inplace else act()
 
 
 # --- the networks ----------------------------------------------------------------------------
@@ -205,7 +184,7 @@ def _stage(block: type[_ResidualBlock], channels: int, ratio: int, depth: int, t
 
 def _resnet(block: type[_ResidualBlock], depths: tuple[int, int, int, int], num_classes: int, keywords: dict):
     expansion = keywords.get("expansion", block.default_expansion)
-    _check_positive_int("expansion", expansion, block.__name__)  # before it multiplies the channels
+    positive_int("expansion", expansion, block.__name__)  # before it multiplies the channels
     c = 64 * expansion
     # the blocks' norm and act also make the stem's, as torchvision's norm_layer does
     stem = _conv(keywords.get("norm", nn.BatchNorm2d), keywords.get("act", nn.ReLU))
