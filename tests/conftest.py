@@ -1,4 +1,4 @@
-"""Shared test settings: the hypothesis profiles.
+"""Shared test settings: the hypothesis profiles, and Graphviz for the diagram tests.
 
 ``ci`` (the default) keeps the property tests bounded and reproducible: a fixed number of
 examples, a fixed seed, no example database. ``HYPOTHESIS_PROFILE=slow pytest tests/test_properties.py``
@@ -6,6 +6,7 @@ runs many more, with fresh random examples each run.
 """
 
 import os
+import shutil
 from collections import Counter
 
 import pytest
@@ -42,3 +43,14 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_sep("-", f"random examples passed (hypothesis profile {profile!r})")
         for key, value in sorted(counts.items()):
             terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.fixture
+def dot_program() -> str:
+    """Graphviz' ``dot``: CI installs it (.ci/run) and must have it; elsewhere its tests are skipped."""
+    path = shutil.which("dot")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Graphviz' dot is needed: apt-get install graphviz (.ci/run installs it)")
+        pytest.skip("Graphviz' dot is not installed (apt-get install graphviz); CI runs this test")
+    return path

@@ -199,7 +199,7 @@ def test_input_that_contradicts_the_input_line(runs):
     assert_one_clear_error(err, "line 0 ((3, 1), Input()): expected an input of shape (N, 3, *, *), got (1, 4, 32, 32)")
 
 
-def test_graph_svg(runs, folder):
+def test_graph_svg(runs, folder, dot_program):
     code, out, err = runs["graph_svg"]
     assert (code, err) == (0, "")
     assert out == "wrote small.svg (5 lines, 6 selections)\n"

@@ -73,6 +73,14 @@ MODELS = ["every_nerve_kind"] + [
 ]
 
 
+@pytest.fixture(autouse=True)
+def flush_denormals():
+    """Random-weight zoo models make many subnormal floats, on which CPUs are 10-100x slower."""
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+
+
 def close(a, b, tol=1e-5):
     torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
@@ -117,7 +125,8 @@ def test_compile_fullgraph(case):
 
 
 def test_onnx_export_runs_in_onnxruntime(case, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
+    import onnxruntime  # the `export` extra
+
     net, x, expected = case
     path = tmp_path / "net.onnx"
     with warnings.catch_warnings():
@@ -140,4 +149,5 @@ def test_pickle_deepcopy_dtype_channels_last_autocast(case):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = net(x)
         assert low.dtype == torch.bfloat16
-        close(low.float(), expected, tol=0.15)
+        # bfloat16 keeps ~3 significant digits: compare relative to the output's magnitude
+        assert (low.float() - expected).norm() <= 0.05 * expected.norm()
