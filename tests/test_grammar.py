@@ -337,3 +337,19 @@ def test_hooks_on_lines_and_blocks_fire():
     seen.clear()
     torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
     assert seen == []
+
+
+def test_drop_path_drops_whole_samples_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    x = torch.ones(4000, 3, 2)
+    dropped = neurlink.nn.DropPath(0.25).train()(x)
+    per_sample = dropped.flatten(1)
+    torch.testing.assert_close(per_sample.unique(), torch.tensor([0.0, 1 / 0.75]))
+    assert (per_sample == per_sample[:, :1]).all()  # a sample is dropped or kept whole
+    assert abs(dropped.mean().item() - 1.0) < 0.05
+    assert torch.equal(neurlink.nn.DropPath(0.25).eval()(x), x)
+    assert torch.equal(
+        neurlink.nn.functional.drop_path(x, 0.5, training=True, scale_by_keep=False).unique(), torch.tensor([0.0, 1.0])
+    )
+    with pytest.raises(ValueError):
+        neurlink.nn.DropPath(1.0)
