@@ -15,18 +15,23 @@ class LinesModule(nn.Module):
 
     The generated GraphModule shares this module's children and is kept out of
     ``_modules`` (so state_dict keys stay ``3.conv.weight``) and out of pickles
-    (it is generated again on load).
+    (it is generated again when needed). A network runs its flat forward, so the line-by-line
+    graph of a nerve is generated on its first call only (most never are).
     """
 
     _table: LineTable | None
 
-    def _generate(self) -> None:
-        # object.__setattr__: not a registered child, so not in state_dict, not moved twice by .to()
-        object.__setattr__(self, "_forward_graph", generate_forward(self, self._table))
-        object.__setattr__(self, "_output_graphs", {})
+    def _line_graph(self):
+        """The line-by-line forward, generated on first use."""
+        graph = self.__dict__.get("_forward_graph")
+        if graph is None:
+            # object.__setattr__: not a registered child, so not in state_dict, not moved twice by .to()
+            graph = generate_forward(self, self._table)
+            object.__setattr__(self, "_forward_graph", graph)
+        return graph
 
     def _graph_for(self, outputs: tuple[int, ...]):
-        graphs = self._output_graphs
+        graphs = self.__dict__.setdefault("_output_graphs", {})
         if outputs not in graphs:
             graphs[outputs] = generate_forward(self, self._table, outputs)
         return graphs[outputs]
@@ -36,11 +41,6 @@ class LinesModule(nn.Module):
         state.pop("_forward_graph", None)
         state.pop("_output_graphs", None)
         return state
-
-    def __setstate__(self, state) -> None:
-        super().__setstate__(state)
-        if self._table is not None:
-            self._generate()
 
     def _line_texts(self, indent: str = "  ") -> list[str]:
         rows = []

@@ -8,6 +8,7 @@ context, so ``__init__`` can derive in_channels, stride and padding from them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 
@@ -113,13 +114,12 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     allowed="a last sub-line declaring the dims of the nerve's own line",
                 )
             self.uses_base_shape = self._table.uses_base_shape
-            self._generate()
         elif type(self).forward is Nerve.forward:
             raise DefinitionError(
                 f"{type(self).__name__} neither defines forward() nor adds lines with self.add()",
             )
         else:
-            signature = inspect.signature(self.forward)
+            signature = _forward_signature(type(self))
             if "uses_base_shape" not in self.__dict__:
                 self.uses_base_shape = "base_shape" in signature.parameters
             count = len(self.input_links)
@@ -145,8 +145,15 @@ class Nerve(LinesModule, metaclass=NerveMeta):
     def forward(self, *inputs, base_shape=None):
         # .forward: the generated code itself, without a second round of module hooks
         if self.uses_base_shape:
-            return self._forward_graph.forward(*inputs, base_shape)
-        return self._forward_graph.forward(*inputs)
+            return self._line_graph().forward(*inputs, base_shape)
+        return self._line_graph().forward(*inputs)
+
+
+@functools.cache
+def _forward_signature(cls: type) -> inspect.Signature:
+    """The signature of ``cls.forward`` as called on an instance (without ``self``), once per class."""
+    signature = inspect.signature(cls.forward)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
 def _dims_text(dims) -> str:

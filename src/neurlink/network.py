@@ -47,7 +47,7 @@ class Network(LinesModule):
         self._generate()
 
     def _generate(self) -> None:
-        super()._generate()
+        self._line_graph()  # the fallback while a hook is registered on a line
         # forward() runs one flat graph of torch module calls, with every nerve inlined
         flat_graph, inlined = flatten_forward(self)
         object.__setattr__(self, "_flat_graph", flat_graph)
@@ -58,6 +58,10 @@ class Network(LinesModule):
         state.pop("_flat_graph", None)
         state.pop("_inlined", None)
         return state
+
+    def __setstate__(self, state) -> None:  # pickle and deepcopy: the forwards are generated anew
+        super().__setstate__(state)
+        self._generate()
 
     def _spatial_rank(self, entry: Entry) -> int | None:
         """Spatial rank of an Input: written in its shape, or fixed by a nerve it feeds (Conv2d: 2)."""
@@ -100,7 +104,7 @@ class Network(LinesModule):
         for nerve in self._inlined:
             if nerve._forward_hooks or nerve._forward_pre_hooks:
                 # a hook on a line or block: run the line-by-line forward, which calls every nerve
-                return self._forward_graph.forward(inputs)
+                return self._line_graph().forward(inputs)
         return self._flat_graph.forward(inputs)
 
     def _check(self, inputs):

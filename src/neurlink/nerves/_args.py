@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 
 from torch import nn
@@ -65,9 +66,13 @@ def make_act(act, owner: str) -> nn.Module | None:
         return copy.deepcopy(act)
     if not callable(act):
         raise NerveArgumentError(f"{owner}: act={act!r} is not callable", allowed="act=nn.ReLU, a callable or None")
-    try:
-        takes_inplace = "inplace" in inspect.signature(act).parameters
-    except (TypeError, ValueError):
-        takes_inplace = False
     # In place, like torchvision's ReLU(inplace=True): the conv/norm output it overwrites has no other reader.
-    return act(inplace=True) if takes_inplace else act()
+    return act(inplace=True) if _takes_inplace(act) else act()
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_inplace(factory) -> bool:
+    try:
+        return "inplace" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
