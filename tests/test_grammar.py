@@ -353,3 +353,29 @@ def test_drop_path_drops_whole_samples_and_keeps_the_expectation():
     )
     with pytest.raises(ValueError):
         neurlink.nn.DropPath(1.0)
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (
+            [((3, 1), nv.Input()), ((3, 2), nv.Conv2d(3)), ((3, (2, 2, 2)), nv.Interpolate())],
+            r"line 2: .*\n    the line declares a shape with 3 spatial dims, but its input line 1 is 2d",
+        ),
+        (
+            [((3, 1), nv.Input()), ((3, 2), nv.Conv2d(3)), ((3, (2, 2, 2)), nv.Identity())],
+            r"line 2: .*\n    the line declares a shape with 3 spatial dims, but its input line 1 is 2d",
+        ),
+        (
+            [((3, 1), nv.Input()), ((3, 2), nv.Conv2d(3)), ((3, 2), nv.Conv3d[0](3)), ((6, 2), nv.Concat[[1, 2]]())],
+            r"line 3: .*\n    the selected lines have different numbers of spatial dims: line 1 is 2d, line 2 is 3d",
+        ),
+        (
+            [((3, (1, 1)), nv.Input()), ((3, 1), nv.Identity()), ((3, (1, 1, 1)), nv.Add[[0, 1]]())],
+            r"line 2: .*\n    the line declares a shape with 3 spatial dims, but its input line 0 is 2d",
+        ),
+    ],
+)
+def test_rank_keeping_nerves_reject_a_shape_of_another_rank(lines, message):
+    with pytest.raises(neurlink.DimsError, match=message):
+        nv.build(lines)

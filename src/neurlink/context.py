@@ -28,6 +28,7 @@ class Link:
     tag: str | None
     dims: tuple[Dims, ...]
     output: int | None = None  # the picked output of a multi-output line
+    rank: int | None = None  # the line's number of spatial dims, where known
 
     @property
     def channels(self) -> int:

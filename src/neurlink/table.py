@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .context import BuildContext, Link, building
-from .errors import DefinitionError, InputError, NerveArgumentError, NeurlinkError, SelectorError
+from .errors import DefinitionError, DimsError, InputError, NerveArgumentError, NeurlinkError, SelectorError
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
 from .shapes import Dims
 
@@ -49,6 +49,7 @@ class Entry:
     input_position: int | None = None  # k-th input of the table
     base: bool = False  # the Input that defines the base shape
     uses_base_shape: bool = False
+    spatial_rank: int | None = None  # number of spatial dims, where a nerve or a shape fixes it
     children: list[int] = field(default_factory=list)  # lines selecting this one
 
     @property
@@ -127,10 +128,12 @@ class LineTable:
                 return self._input_entry(index, tag, spec)
             refs = self._resolve_top(nerve.selector, index)
             links = tuple(self._link(ref) for ref in refs)
+            rank = _line_rank(nerve.cls, links, spec.dims)
             module = instantiate(nerve, links, spec.dims)
         else:
             tag = None
             refs = self._resolve_top(PREVIOUS, index)
+            rank = _line_rank(nerve, (), spec.dims)
             module = nerve
             if id(module) in self._used_modules:
                 # the same module object repeated ([line] * 3): each line gets its own copy
@@ -143,7 +146,7 @@ class LineTable:
         if tag is not None:
             self.tags[tag] = index
         uses_base = bool(getattr(module, "uses_base_shape", False))
-        return Entry(index, tag, spec.dims, spec.written, refs, name, uses_base_shape=uses_base)
+        return Entry(index, tag, spec.dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank)
 
     def _check_tag(self, tag) -> str | None:
         if tag is None:
@@ -188,7 +191,15 @@ class LineTable:
             )
         if tag is not None:
             self.tags[tag] = index
-        return Entry(index, tag, spec.dims, spec.written, input_position=len(self.input_entries), base=base)
+        return Entry(
+            index,
+            tag,
+            spec.dims,
+            spec.written,
+            input_position=len(self.input_entries),
+            base=base,
+            spatial_rank=shape.rank,
+        )
 
     # --- selectors -----------------------------------------------------------------------
 
@@ -257,7 +268,34 @@ class LineTable:
     def _link(self, ref: Ref) -> Link:
         entry = self.entries[ref.line]
         dims = entry.dims if ref.output is None else (entry.dims[ref.output],)
-        return Link(ref.line, entry.tag, dims, ref.output)
+        return Link(ref.line, entry.tag, dims, ref.output, entry.spatial_rank)
+
+
+def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | None:
+    """The number of spatial dims of a line: fixed by its nerve (Conv2d: 2), carried through from
+    its inputs by a nerve that keeps it (Add, Concat, Identity, Interpolate), or written in its shape.
+    """
+    declared = {d.shape.rank for d in dims} - {None}
+    rank = getattr(kind, "spatial_rank", None)
+    if rank is None and getattr(kind, "keeps_rank", False):
+        ranks = {link.index: link.rank for link in links if link.rank is not None}
+        if len(set(ranks.values())) > 1:
+            raise DimsError(
+                "the selected lines have different numbers of spatial dims: "
+                + ", ".join(f"line {index} is {r}d" for index, r in ranks.items()),
+                allowed="inputs of one spatial rank",
+            )
+        if ranks:
+            index, rank = next(iter(ranks.items()))
+            wrong = declared - {rank}
+            if wrong:
+                raise DimsError(
+                    f"the line declares a shape with {wrong.pop()} spatial dims, but its input line {index} is {rank}d",
+                    allowed=f"a shape with {rank} values, or one value for every dim",
+                )
+    if rank is None and len(declared) == 1:
+        rank = declared.pop()
+    return rank
 
 
 def _did_you_mean(name: str, tags) -> str:

@@ -23,6 +23,8 @@ class Add(Nerve):
     """Element-wise sum of the selected lines, which must all have the declared dims:
     ``((64, 4), nv.Add[[-1, "skip"]]())``."""
 
+    keeps_rank = True  # its output has the spatial rank of its inputs
+
     def __init__(self) -> None:
         super().__init__()
         self.expect_links()
@@ -51,6 +53,8 @@ class Add(Nerve):
 class Concat(Nerve):
     """Concatenation of the selected lines along channels; their channels must sum to
     the declared channels and their shapes equal the declared shape."""
+
+    keeps_rank = True  # its output has the spatial rank of its inputs
 
     def __init__(self) -> None:
         super().__init__()

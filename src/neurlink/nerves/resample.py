@@ -29,6 +29,8 @@ class Interpolate(Nerve):
     """Resample the selected line to the declared shape (a ratio or absolute):
     ``((64, 2), nv.Interpolate("bilinear"))`` after a line at ratio 8 upsamples by 4."""
 
+    keeps_rank = True  # its output has the spatial rank of its inputs
+
     def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
         super().__init__()
         _same_channels(self)
@@ -52,6 +54,8 @@ class Interpolate(Nerve):
 
 class Identity(Nerve):
     """Pass the selected line through unchanged; its dims must equal the declared ones."""
+
+    keeps_rank = True  # its output has the spatial rank of its inputs
 
     def __init__(self) -> None:
         super().__init__()
