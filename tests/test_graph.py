@@ -6,42 +6,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from networks import small  # shared with test_summary.py
 
 import neurlink
-import neurlink.nerves as nv
 from neurlink import NeurlinkError
-
-
-class Residual(nv.Nerve):
-    def __init__(self) -> None:
-        super().__init__()
-        dims = self.target_dims[0]
-        self.add([(dims, nv.Conv2d_BN_ReLU(3)), (dims, nv.Add[[0, -1]]())])
-
-
-class Split(nv.Nerve):
-    def __init__(self) -> None:
-        super().__init__()
-        self.expect_links(1, outputs=2)
-
-    def forward(self, x):
-        return x[:, :4], x[:, 4:]
-
-
-def small() -> nv.Network:
-    """The network of test_summary.py: a block (Add selecting the block's input), two outputs, a Concat skip."""
-    return nv.build(
-        [
-            ((3, 1), nv.Input()),
-            ((8, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3)),
-            ((8, 2), Residual()),
-            ((4, 2), (4, 2), Split()),
-            ((12, 2), nv.Concat[[nv.output(3, 1), "stem"]]()),
-            ((12, "(1, 1)"), nv.AvgPool2d()),
-            ((10, "(1, 1)"), nv.Conv2d(1)),
-        ]
-    )
-
 
 MERMAID = """\
 flowchart TB

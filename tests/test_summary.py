@@ -4,45 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from networks import Residual, small  # shared with test_graph.py
 
 import neurlink
 import neurlink.nerves as nv
 from neurlink import InputError, NeurlinkError, nn
-
-
-class Residual(nv.Nerve):
-    """x + conv(x): a block of two lines, whose Add also selects the block's input (line 0)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        dims = self.target_dims[0]
-        self.add([(dims, nv.Conv2d_BN_ReLU(3)), (dims, nv.Add[[0, -1]]())])
-
-
-class Split(nv.Nerve):
-    """Two outputs: the first and the last four channels."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.expect_links(1, outputs=2)
-
-    def forward(self, x):
-        return x[:, :4], x[:, 4:]
-
-
-def small() -> nv.Network:
-    return nv.build(
-        [
-            ((3, 1), nv.Input()),
-            ((8, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3)),
-            ((8, 2), Residual()),
-            ((4, 2), (4, 2), Split()),
-            ((12, 2), nv.Concat[[nv.output(3, 1), "stem"]]()),
-            ((12, "(1, 1)"), nv.AvgPool2d()),
-            ((10, "(1, 1)"), nv.Conv2d(1)),
-        ]
-    )
-
 
 # At 1x3x16x16. stem: 8*3*3*3 weights + 2*8 norm = 232 parameters, 8*8*8 outputs x 27 = 13,824 MACs;
 # block conv: 8*8*3*3 + 16 = 592, 512 outputs x 72 = 36,864; head: 12*10 + 10 = 130, 10 x 12 = 120.
