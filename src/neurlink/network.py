@@ -43,7 +43,9 @@ class Network(LinesModule):
             )
             error.locate(base.index, base.tag, base.written)
             raise error
-        self._spatial_ranks = [self._spatial_rank(e) for e in self._table.input_entries]
+        inputs = self._table.input_entries
+        self._spatial_ranks = [self._spatial_rank(e) for e in inputs]
+        self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
         self._generate()
 
     def _generate(self) -> None:
@@ -123,14 +125,13 @@ class Network(LinesModule):
         if len(given) != len(entries):
             expected = ", ".join(_input_name(e) for e in entries)
             raise InputError(f"got {len(given)} input(s), but the network has {len(entries)}: {expected}")
-        order = sorted(range(len(entries)), key=lambda k: not entries[k].base)  # base first
         base_shape = None
         param = next((p for p in self.parameters() if p.is_floating_point()), None)  # lazy: stops at the first
-        for k in order:
+        for k in self._check_order:
             entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
             dims = entry.dims[0]
-            expected = f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
             if not isinstance(x, torch.Tensor):
+                expected = _expected_shape(dims, rank)
                 shape = getattr(x, "shape", None)
                 got = type(x).__name__ + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
                 raise InputError(f"{_input_name(entry)}: expected a torch.Tensor of shape {expected}, got {got}")
@@ -159,9 +160,14 @@ class Network(LinesModule):
                 )
             if problem:
                 raise InputError(
-                    f"{_input_name(entry)}: expected a tensor of shape {expected}, got {tuple(x.shape)}: {problem}"
+                    f"{_input_name(entry)}: expected a tensor of shape {_expected_shape(dims, rank)},"
+                    f" got {tuple(x.shape)}: {problem}"
                 )
         return given[0] if len(entries) == 1 else given
+
+
+def _expected_shape(dims, rank: int | None) -> str:
+    return f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
 
 
 def _input_name(entry: Entry) -> str:
