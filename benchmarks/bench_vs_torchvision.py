@@ -7,7 +7,8 @@ alternates), and reports medians and the neurlink / torchvision ratio:
 
 Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.05,
 training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
-building resnet152 <= 1.2 (vs torchvision's constructor), a 2,000-line chain <= 12x a 200-line one.
+building resnet152 <= 1.2 (vs torchvision's constructor), a 2,000-line chain <= 12x a 200-line one,
+and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ def main() -> None:
     report("build resnet152", "ms", a * 1e3, b * 1e3, 1.2)
     long_chain, short_chain = interleaved(lambda: chain(2000), lambda: chain(200), rounds(5), warmup=1)
     report("build 2,000-line chain vs 200-line chain", "ms", long_chain * 1e3, short_chain * 1e3, 12.0, "200 lines")
+    start = time.perf_counter()
+    with torch.device("meta"):
+        checked = neurlink.create_model("wide_resnet101_2")
+    seconds = time.perf_counter() - start
+    parameters = sum(p.numel() for p in checked.parameters())
+    report(f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget")
     if args.json:
         args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows}, indent=2))
 

@@ -211,6 +211,8 @@ def _init_like_torchvision(net: nv.Network) -> None:
     The head keeps PyTorch's default conv init, which for a 1x1 conv is nn.Linear's default,
     what torchvision's ``fc`` gets.
     """
+    if next(net.parameters()).is_meta:
+        return  # no values to set (and torch's init functions on meta tensors import torch._dynamo: seconds)
     head = net.get_submodule(str(len(net.lines) - 1))
     skip = {id(module) for module in head.modules()}
     for module in net.modules():

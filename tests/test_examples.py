@@ -1,0 +1,44 @@
+"""The examples run, and the hand-written ResNet-18 prints the original README's shapes."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torchvision
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+# The printout of the neurlink 0.2.2 README (tests/test_build_models.py there).
+SEED_SHAPES = [
+    (2, 3, 224, 224),
+    (2, 64, 112, 112),
+    (2, 64, 56, 56),
+    (2, 64, 56, 56),
+    (2, 64, 56, 56),
+    (2, 128, 28, 28),
+    (2, 128, 28, 28),
+    (2, 256, 14, 14),
+    (2, 256, 14, 14),
+    (2, 512, 7, 7),
+    (2, 512, 7, 7),
+    (2, 512, 1, 1),
+    (2, 1000, 1, 1),
+]
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hand_written_resnet18_prints_the_seed_shapes(capsys):
+    example = load("resnet18_shapes")
+    example.main()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [str(torch.Size(shape)) for shape in SEED_SHAPES]
+    model = example.resnet18()
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in torchvision.models.resnet18().parameters()
+    )
