@@ -1,4 +1,4 @@
-"""Small definitions shared by the summary and diagram tests."""
+"""Definitions and reference figures shared by several test files."""
 
 import neurlink.nerves as nv
 
@@ -36,3 +36,21 @@ def small() -> nv.Network:
             ((10, "(1, 1)"), nv.Conv2d(1)),
         ]
     )
+
+
+# The printout of the neurlink 0.2.2 README for ResNet-18 at (2, 3, 224, 224): every line's output.
+SEED_SHAPES = [
+    (2, 3, 224, 224),
+    (2, 64, 112, 112),
+    (2, 64, 56, 56),
+    (2, 64, 56, 56),
+    (2, 64, 56, 56),
+    (2, 128, 28, 28),
+    (2, 128, 28, 28),
+    (2, 256, 14, 14),
+    (2, 256, 14, 14),
+    (2, 512, 7, 7),
+    (2, 512, 7, 7),
+    (2, 512, 1, 1),
+    (2, 1000, 1, 1),
+]

@@ -5,25 +5,9 @@ from pathlib import Path
 
 import torch
 import torchvision
+from networks import SEED_SHAPES  # shared with test_zoo.py
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-# The printout of the neurlink 0.2.2 README (tests/test_build_models.py there).
-SEED_SHAPES = [
-    (2, 3, 224, 224),
-    (2, 64, 112, 112),
-    (2, 64, 56, 56),
-    (2, 64, 56, 56),
-    (2, 64, 56, 56),
-    (2, 128, 28, 28),
-    (2, 128, 28, 28),
-    (2, 256, 14, 14),
-    (2, 256, 14, 14),
-    (2, 512, 7, 7),
-    (2, 512, 7, 7),
-    (2, 512, 1, 1),
-    (2, 1000, 1, 1),
-]
 
 
 def load(name: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from networks import SEED_SHAPES  # shared with test_examples.py
 from torch import nn
 
 import neurlink
@@ -121,21 +122,7 @@ def test_seed_printout() -> None:
     net = neurlink.resnet18()
     with torch.no_grad():
         shapes = [tuple(y.shape) for y in net(torch.randn(2, 3, 224, 224), output_intermediate=True)]
-    assert shapes == [
-        (2, 3, 224, 224),
-        (2, 64, 112, 112),
-        (2, 64, 56, 56),
-        (2, 64, 56, 56),
-        (2, 64, 56, 56),
-        (2, 128, 28, 28),
-        (2, 128, 28, 28),
-        (2, 256, 14, 14),
-        (2, 256, 14, 14),
-        (2, 512, 7, 7),
-        (2, 512, 7, 7),
-        (2, 512, 1, 1),
-        (2, 1000, 1, 1),
-    ]
+    assert shapes == SEED_SHAPES
 
 
 def test_feature_pyramid() -> None:
