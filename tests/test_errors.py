@@ -1141,7 +1141,7 @@ FORWARD_MISTAKES = [
     pytest.param(
         lambda: [_img(16, 16), _mask(8, 8, channels=2)],
         MASK_LINE
-        + re.escape(": expected a tensor of shape (N, 1, *), got (2, 2, 8, 8): ")
+        + re.escape(": expected a tensor of shape (N, 1, *, *), got (2, 2, 8, 8): ")
         + r"2 channels, but the line declares 1",
         id="wrong-channels-second-input",
     ),
@@ -1160,7 +1160,7 @@ FORWARD_MISTAKES = [
     pytest.param(
         lambda: [_img(16, 16), _mask(7, 8)],
         MASK_LINE
-        + re.escape(": expected a tensor of shape (N, 1, *), got (2, 1, 7, 8): ")
+        + re.escape(": expected a tensor of shape (N, 1, *, *), got (2, 1, 7, 8): ")
         + re.escape("the line declares ratio 2 of the base shape (16, 16), that is (8, 8)"),
         id="contradicts-declared-ratio",
     ),
@@ -1181,7 +1181,7 @@ FORWARD_MISTAKES = [
     ),
     pytest.param(
         lambda: [_img(16, 16), None],
-        MASK_LINE + re.escape(": expected a torch.Tensor of shape (N, 1, *), got NoneType"),
+        MASK_LINE + re.escape(": expected a torch.Tensor of shape (N, 1, *, *), got NoneType"),
         id="none-as-second-input",
     ),
     pytest.param(

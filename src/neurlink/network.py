@@ -66,14 +66,10 @@ class Network(LinesModule):
         self._generate()
 
     def _spatial_rank(self, entry: Entry) -> int | None:
-        """Spatial rank of an Input: written in its shape, or fixed by a nerve it feeds (Conv2d: 2)."""
-        if entry.dims[0].shape.rank is not None:
-            return entry.dims[0].shape.rank
-        for child in entry.children:
-            rank = getattr(self._modules[self._table.entries[child].name], "spatial_rank", None)
-            if rank is not None:
-                return rank
-        return None
+        """Spatial rank of an Input: written in its shape, or known for a line it feeds (Conv2d: 2)."""
+        if entry.spatial_rank is not None:
+            return entry.spatial_rank
+        return next((r for c in entry.children if (r := self._table.entries[c].spatial_rank) is not None), None)
 
     @property
     def lines(self) -> list[Entry]:
