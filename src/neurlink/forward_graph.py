@@ -1,165 +1,202 @@
-"""Generating a line table's forward as straight-line code, once, with ``torch.fx``.
+"""A network's flat forward: its lines written as one straight-line ``torch.fx`` graph.
 
-The selector graph is known when a definition is built, so the forward needs no
-list cache and no selector lookup per call: each line becomes nodes fed by the nodes
-of the lines it selects, and fx's code generator frees every intermediate right after
-its last use. The same graph is what ``torch.fx``, ``torch.export``, ``torch.compile``
-and ONNX export see.
+The selector graph is known when a definition is built, so the forward needs no list of
+values and no selector lookup per call: each line becomes nodes fed by the nodes of the lines
+it selects, and fx's code generator frees every intermediate right after its last use. Nerves
+are *inlined* down to the calls of torch's own modules (conv, norm, act) and functions (add,
+cat), so the call overhead and the peak memory are those of a hand-written model.
 
-Two graphs are written from a table, by the same :class:`GraphWriter`:
-
-- the *line-by-line* forward of a network or nerve (``generate_forward``): one call per line;
-- the *flat* forward of a whole network (``flatten_forward``): every nerve inlined down to
-  torch's own modules, which is what ``Network.forward`` runs.
+The graph is generated from the module tree as it is, and :class:`FlatForward` remembers that
+tree: the network runs the graph only while the tree is the same (``tree_watch.py`` says when
+to look), and generates it again otherwise. Every torch module is called as a module, so its
+hooks, parametrizations and wrappers apply. A nerve is inlined only where that provably equals
+calling it: its ``forward`` is ``Nerve.forward``, which runs the same sub-lines or the same
+``_steps`` that are written here. Any other module, a nerve with its own ``forward`` included, is
+one call.
 """
 
 from __future__ import annotations
 
-import keyword
 import operator
-import re
 
+import torch
 from torch import fx, nn
 
+from . import tree_watch
+from .nerve import Nerve
 from .table import LineTable, Ref
 
-__all__ = ["GraphWriter", "generate_forward", "flatten_forward"]
+__all__ = ["GraphWriter", "Scope", "FlatForward", "flatten_forward", "inlinable", "residual_add"]
+
+_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+def inlinable(module: nn.Module) -> bool:
+    """Whether writing ``module``'s lines or steps into the flat forward equals calling it."""
+    return (
+        isinstance(module, Nerve)
+        and type(module).forward is Nerve.forward
+        and "forward" not in module.__dict__
+    )
 
 
 class GraphWriter:
-    """Writes the lines of tables into one fx graph.
+    """Writes the lines of a network, and of every nerve it inlines, into one fx graph."""
 
-    With ``inline=False`` every line is one ``call_module`` of the owner's child. With
-    ``inline=True`` a nerve takes part through ``Nerve.inline(writer, path, args, base_shape)``:
-    nerves with sub-lines inline those lines, and built-in nerves emit the calls of their own
-    torch modules (conv, norm, act) or functions (add, cat). No tracing is involved, so
-    building stays thread-safe and cheap.
-    """
-
-    def __init__(self, *, inline: bool) -> None:
-        self.inline = inline
+    def __init__(self) -> None:
         self.graph = fx.Graph()
-        self.modules: dict[str, nn.Module] = {}  # flat attribute name -> module (inline only)
-        self.inlined: list[nn.Module] = []  # nerves whose own call (and hooks) the graph skips
+        self.modules: dict[str, nn.Module] = {}  # flat attribute name -> module called
+        self.inlined: list[Nerve] = []  # nerves whose own call the graph skips
 
-    def call_module(self, module: nn.Module, path: str, args: tuple, kwargs: dict | None = None, name=None):
-        if self.inline:
+    def call(self, module: nn.Module, path: str, args: tuple, base_shape) -> fx.Node:
+        """Inline ``module`` if it can be; otherwise one call of it."""
+        if not inlinable(module):
+            kwargs = {"base_shape": base_shape} if module.__dict__.get("uses_base_shape", False) else {}
             target = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
             self.modules[target] = module
-            name = name or f"l{target[1:]}"
-        else:
-            target = path
-        return self.graph.create_node("call_module", target, args, kwargs or {}, name=name)
+            return self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
+        self.inlined.append(module)
+        if module._table is not None:
+            return self.lines(module._table, module, path + ".", list(args), base_shape)[-1]
+        kwargs = {"base_shape": base_shape} if module.uses_base_shape else {}
+        return module._steps(Scope(self, module, path), *args, **kwargs)
 
-    def call_function(self, function, args: tuple, kwargs: dict | None = None) -> fx.Node:
-        return self.graph.call_function(function, args, kwargs)
+    def function(self, function, args: tuple, kwargs: dict | None = None) -> fx.Node:
+        node = self.graph.call_function(function, args, kwargs)
+        if getattr(function, "__module__", "").startswith("neurlink."):
+            # neurlink's size helpers are torch.fx.wrap'ed: fx.symbolic_trace of the network records
+            # them as one call (the generated code re-registers them, as fx's own tracer does)
+            node.meta["is_wrapped"] = True
+        return node
 
     def inputs(self, table: LineTable) -> tuple[list[fx.Node], fx.Node | None]:
-        """Placeholders for a table's inputs, and the base shape node if a line needs it.
-
-        A nested table takes its inputs as positional arguments (then ``base_shape``); a
-        top-level one takes a tensor, or a list with one tensor per Input line.
-        """
+        """Placeholders for a network's inputs (a tensor, or a list with one tensor per Input
+        line), and the base shape node if a line needs it."""
         entries = table.input_entries
-        if table.nested:
-            nodes = [self.graph.placeholder(f"x{entry.input_position}") for entry in entries]
-            return nodes, self.graph.placeholder("base_shape") if table.uses_base_shape else None
         given = self.graph.placeholder("inputs")
         if len(entries) == 1:
             nodes = [given]
         else:
-            nodes = [
-                self.graph.create_node(
-                    "call_function", operator.getitem, (given, e.input_position), name=_node_name(table, e.index)
-                )
-                for e in entries
-            ]
+            nodes = [self.function(operator.getitem, (given, e.input_position)) for e in entries]
         base = None
         if table.uses_base_shape:
-            shape = self.call_function(getattr, (nodes[entries.index(table.base_entry)], "shape"))
+            shape = self.function(getattr, (nodes[entries.index(table.base_entry)], "shape"))
             base = self.graph.create_node("call_function", operator.getitem, (shape, slice(2, None)), name="base_shape")
         return nodes, base
 
-    def lines(self, table: LineTable, owner: nn.Module, prefix: str, inputs: list, base) -> dict[int, fx.Node]:
+    def lines(self, table: LineTable, owner: nn.Module, prefix: str, inputs: list, base) -> list:
         """Write the lines of ``table`` (owned by ``owner``); returns each line's value node."""
-        values = {entry.index: node for entry, node in zip(table.input_entries, inputs)}
+        values: list = [None] * len(table.entries)
+        for entry, node in zip(table.input_entries, inputs):
+            values[entry.index] = node
 
         def value(ref: Ref) -> fx.Node:
             if ref.output is None:
                 return values[ref.line]
-            return self.call_function(operator.getitem, (values[ref.line], ref.output))
+            return self.function(operator.getitem, (values[ref.line], ref.output))
 
         for entry in table.entries:
-            if entry.is_input:
-                continue
-            module = owner._modules[entry.name]
-            args = tuple(value(ref) for ref in entry.refs)
-            path = prefix + entry.name
-            inline = getattr(module, "inline", None) if self.inline else None
-            if inline is not None:
-                self.inlined.append(module)
-                values[entry.index] = inline(self, path, args, base)
-            else:
-                kwargs = {"base_shape": base} if entry.uses_base_shape else None
-                values[entry.index] = self.call_module(
-                    module, path, args, kwargs, name=None if self.inline else _node_name(table, entry.index)
-                )
+            if entry.name is not None:
+                args = tuple(value(ref) for ref in entry.refs)
+                values[entry.index] = self.call(owner._modules[entry.name], prefix + entry.name, args, base)
         return values
 
-    def last(self, table: LineTable, owner: nn.Module, prefix: str, inputs: list, base) -> fx.Node:
-        """Write the lines of ``table``; returns the last line's value (a nerve's output)."""
-        return self.lines(table, owner, prefix, inputs, base)[len(table.entries) - 1]
+
+class Scope:
+    """The operations of a nerve's ``_steps``, written into the flat forward under the nerve's path."""
+
+    __slots__ = ("writer", "owner", "path")
+
+    def __init__(self, writer: GraphWriter, owner: nn.Module, path: str) -> None:
+        self.writer, self.owner, self.path = writer, owner, path
+
+    def module(self, name: str, *args, base_shape=None) -> fx.Node:
+        return self.writer.call(self.owner._modules[name], f"{self.path}.{name}", args, base_shape)
+
+    def function(self, function, *args, **kwargs) -> fx.Node:
+        return self.writer.function(function, args, kwargs)
 
 
-def _node_name(table: LineTable, index: int) -> str:
-    tag = table.entries[index].tag
-    if tag is not None:
-        name = re.sub(r"\W", "_", tag)
-        if name and not name[0].isdigit() and not keyword.iskeyword(name):
-            return f"{name}_line{index}"
-    return f"line{index}"
+# Torch modules whose backward does not read their own output, so a residual sum may overwrite
+# it: exact types, since a subclass may save its output (or a hook keep it).
+_OUTPUT_NOT_SAVED = frozenset(
+    {nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm}
+    | {nn.GroupNorm, nn.LayerNorm, nn.Linear}
+)
 
 
-def generate_forward(owner: nn.Module, table: LineTable, outputs: tuple[int, ...] | None = None) -> fx.GraphModule:
-    """The line-by-line forward of ``owner``'s lines, a GraphModule sharing ``owner``'s children.
+class FlatForward:
+    """A network's flat forward and the tree it was generated from.
 
-    ``outputs=None`` returns the last line's output; otherwise a list of the given lines' outputs.
+    ``graph_module(inputs)`` equals calling the network's current modules line by line as long as
+    :meth:`matches` holds for the network and :meth:`hooked` does not.
     """
-    writer = GraphWriter(inline=False)
-    values = writer.lines(table, owner, "", *writer.inputs(table))
-    if outputs is None:
-        writer.graph.output(values[len(table.entries) - 1])
-    else:
-        writer.graph.output([values[i] for i in outputs])
-    return fx.GraphModule(owner, writer.graph, class_name=f"{type(owner).__name__}Forward")
+
+    def __init__(self, graph_module: fx.GraphModule, root_children: dict, inlined: list, producers: list) -> None:
+        self.graph_module = graph_module
+        self.root_children = root_children
+        # each inlined nerve, its class and its children when the graph was written
+        self.inlined = [(nerve, type(nerve), dict(nerve._modules)) for nerve in inlined]
+        self.producers = producers  # modules whose output a residual sum overwrites
+        self.checked_at = -1  # the tree epoch at which the graph was last found current
+
+    def matches(self, root: nn.Module) -> bool:
+        """Whether ``root``'s tree is still the one the graph was written from."""
+        if root._modules != self.root_children:
+            return False
+        for nerve, cls, children in self.inlined:
+            if type(nerve) is not cls or nerve._modules != children or "forward" in nerve.__dict__:
+                return False
+        return True
+
+    def hooked(self) -> bool:
+        """Whether a hook asks for a call the graph skips (on an inlined nerve), or may keep an output
+        that a residual sum overwrites (on its producer)."""
+        for nerve, _, _ in self.inlined:
+            if nerve._forward_hooks or nerve._forward_pre_hooks or nerve._backward_hooks or nerve._backward_pre_hooks:
+                return True
+        return any(module._forward_hooks or module._backward_hooks for module in self.producers)
+
+    def ready(self) -> bool:
+        """The per-call check: nothing changed since the last full check."""
+        return (
+            self.checked_at == tree_watch.epoch()
+            and not tree_watch.global_hooks()
+            and not any(module._forward_hooks or module._backward_hooks for module in self.producers)
+        )
 
 
-# Modules whose backward does not read their own output, so it may be overwritten in place.
-_OUTPUT_NOT_SAVED = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.Linear)
+@fx.wrap
+def residual_add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``fresh + other``, summed into ``fresh`` (a conv or norm output that nothing else reads) when
+    that is the same tensor: ``other`` has its shape and dtype (no broadcast, no type promotion, as
+    under autocast), and neither is a ``torch.func`` (vmap, grad) tensor."""
+    if fresh.shape == other.shape and fresh.dtype == other.dtype and not (
+        _functorch_wrapped(fresh) or _functorch_wrapped(other)
+    ):
+        return fresh.add_(other)
+    return fresh + other
 
 
-def flatten_forward(owner: nn.Module) -> tuple[fx.GraphModule, tuple[nn.Module, ...]]:
-    """The forward of a whole network as one flat graph of torch module calls.
+def flatten_forward(root: nn.Module) -> FlatForward:
+    """Write ``root``'s (a network's) flat forward from its current tree.
 
-    Nerve wrappers and block forwards disappear, each module is reached by one attribute
-    lookup, and a residual sum is taken in place where its left operand is a fresh conv or
-    norm output read by nothing else (torchvision's ``out += identity``): the call overhead
-    and the peak memory are those of a hand-written model. Also returns the nerves it inlined,
-    whose own calls (and so their hooks) the flat graph skips.
+    A residual sum whose left operand is the fresh output of a conv or norm read by nothing else
+    (torchvision's ``out += identity``) is taken in place when the shapes and dtypes allow it at
+    run time (``residual_add``).
     """
-    writer = GraphWriter(inline=True)
-    writer.graph.output(writer.last(owner._table, owner, "", *writer.inputs(owner._table)))
+    writer = GraphWriter()
+    table = root._table
+    writer.graph.output(writer.lines(table, root, "", *writer.inputs(table))[-1])
+    producers = []
     for node in writer.graph.nodes:
-        if node.op == "call_function" and node.target is operator.add and _fresh_output(node.args[0], writer.modules):
-            node.target = operator.iadd
-    graph_module = fx.GraphModule(writer.modules, writer.graph, class_name=f"{type(owner).__name__}FlatForward")
-    return graph_module, tuple(writer.inlined)
-
-
-def _fresh_output(node, modules: dict[str, nn.Module]) -> bool:
-    return (
-        isinstance(node, fx.Node)
-        and node.op == "call_module"
-        and len(node.users) == 1
-        and isinstance(modules[node.target], _OUTPUT_NOT_SAVED)
-    )
+        if node.op == "call_function" and node.target is operator.add:
+            fresh = node.args[0]
+            if isinstance(fresh, fx.Node) and fresh.op == "call_module" and len(fresh.users) == 1:
+                module = writer.modules[fresh.target]
+                if type(module) in _OUTPUT_NOT_SAVED:
+                    node.target = residual_add
+                    node.meta["is_wrapped"] = True
+                    producers.append(module)
+    graph_module = fx.GraphModule(writer.modules, writer.graph, class_name=f"{type(root).__name__}FlatForward")
+    return FlatForward(graph_module, dict(root._modules), writer.inlined, producers)

@@ -1,46 +1,70 @@
-"""What the top-level network and a nerve with sub-lines share: a line table and its forward."""
+"""What the top-level network and every nerve share: a line table, a watched tree, ``repr``."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from .forward_graph import generate_forward
+from . import tree_watch
 from .table import LineTable
 
 __all__ = ["LinesModule"]
 
 
 class LinesModule(nn.Module):
-    """An ``nn.Module`` whose forward is generated from a :class:`LineTable`.
+    """An ``nn.Module`` that may own a :class:`LineTable` and tells ``tree_watch`` of every change.
 
-    The generated GraphModule shares this module's children and is kept out of
-    ``_modules`` (so state_dict keys stay ``3.conv.weight``) and out of pickles
-    (it is generated again when needed). A network runs its flat forward, so the line-by-line
-    graph of a nerve is generated on its first call only (most never are).
+    Its children live in a :class:`~neurlink.tree_watch.ChildModules` dict, and setting an
+    attribute or registering a hook bumps the tree epoch, so that a network's flat forward is
+    checked against the tree after any change (``forward_graph.FlatForward``).
     """
 
     _table: LineTable | None
 
-    def _line_graph(self):
-        """The line-by-line forward, generated on first use."""
-        graph = self.__dict__.get("_forward_graph")
-        if graph is None:
-            # object.__setattr__: not a registered child, so not in state_dict, not moved twice by .to()
-            graph = generate_forward(self, self._table)
-            object.__setattr__(self, "_forward_graph", graph)
-        return graph
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_modules", tree_watch.ChildModules())
 
-    def _graph_for(self, outputs: tuple[int, ...]):
-        graphs = self.__dict__.setdefault("_output_graphs", {})
-        if outputs not in graphs:
-            graphs[outputs] = generate_forward(self, self._table, outputs)
-        return graphs[outputs]
+    def __setattr__(self, name: str, value) -> None:
+        if name == "_modules" and type(value) is dict:  # e.g. replaced wholesale by a library
+            value = tree_watch.ChildModules(value)
+        super().__setattr__(name, value)
+        tree_watch.bump()
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_forward_graph", None)
-        state.pop("_output_graphs", None)
-        return state
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        tree_watch.bump()
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        if type(self._modules) is not tree_watch.ChildModules:  # pickled by an older neurlink
+            object.__setattr__(self, "_modules", tree_watch.ChildModules(self._modules))
+        tree_watch.bump()
+
+    # A hook on a nerve asks for the nerve to be called, which the flat forward skips.
+    def register_forward_pre_hook(self, *args, **kwargs):
+        handle = super().register_forward_pre_hook(*args, **kwargs)
+        tree_watch.bump()
+        return handle
+
+    def register_forward_hook(self, *args, **kwargs):
+        handle = super().register_forward_hook(*args, **kwargs)
+        tree_watch.bump()
+        return handle
+
+    def register_full_backward_pre_hook(self, *args, **kwargs):
+        handle = super().register_full_backward_pre_hook(*args, **kwargs)
+        tree_watch.bump()
+        return handle
+
+    def register_full_backward_hook(self, *args, **kwargs):
+        handle = super().register_full_backward_hook(*args, **kwargs)
+        tree_watch.bump()
+        return handle
+
+    def register_backward_hook(self, *args, **kwargs):
+        handle = super().register_backward_hook(*args, **kwargs)
+        tree_watch.bump()
+        return handle
 
     def _line_texts(self, indent: str = "  ") -> list[str]:
         rows = []

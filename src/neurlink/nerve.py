@@ -16,6 +16,7 @@ from torch import nn
 
 from .context import Link, current
 from .errors import DefinitionError, DimsError, NeurlinkError
+from .interpreter import EagerOps, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
 from .shapes import Dims
@@ -45,7 +46,9 @@ class Nerve(LinesModule, metaclass=NerveMeta):
 
     and either define ``forward(self, *inputs)`` (one argument per selected line; add a
     keyword ``base_shape`` to receive the spatial shape of the base Input at call time) or
-    add sub-lines with :meth:`add`, whose lines ``0..`` are its own inputs.
+    add sub-lines with :meth:`add`, whose lines ``0..`` are its own inputs. A nerve that adds
+    lines and keeps ``Nerve.forward`` is inlined into the network's flat forward; one with a
+    ``forward`` of its own is always called, and runs that ``forward``.
     """
 
     uses_base_shape: bool
@@ -113,17 +116,21 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     f" but its line declares {_dims_text(self.target_dims)}",
                     allowed="a last sub-line declaring the dims of the nerve's own line",
                 )
-            self.uses_base_shape = self._table.uses_base_shape
-        elif type(self).forward is Nerve.forward:
+            if "uses_base_shape" not in self.__dict__:
+                self.uses_base_shape = self._table.uses_base_shape
+        elif type(self).forward is Nerve.forward and type(self)._steps is Nerve._steps:
             raise DefinitionError(
                 f"{type(self).__name__} neither defines forward() nor adds lines with self.add()",
             )
+        elif type(self).forward is Nerve.forward:  # a built-in nerve's _steps
+            if "uses_base_shape" not in self.__dict__:
+                self.uses_base_shape = "base_shape" in _signature(type(self), "_steps").parameters
         else:
-            signature = _forward_signature(type(self))
+            signature = _signature(type(self), "forward")
             if "uses_base_shape" not in self.__dict__:
                 self.uses_base_shape = "base_shape" in signature.parameters
             count = len(self.input_links)
-            try:  # the generated forward passes one argument per selected line
+            try:  # the network passes one argument per selected line
                 signature.bind(*range(count), **({"base_shape": None} if self.uses_base_shape else {}))
             except TypeError as error:
                 raise DefinitionError(
@@ -131,28 +138,29 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     allowed="a selector choosing as many lines as forward() takes inputs",
                 ) from None
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        """Emit this nerve into a network's flat forward (see ``forward_graph.GraphWriter``).
+    def _steps(self, ops, *inputs, base_shape=None):
+        """What a built-in nerve computes, written once for both ways of running it.
 
-        Nerves with sub-lines inline them; others are one call. Built-in nerves override this to
-        emit the calls of their torch modules directly; the result must equal ``forward``'s.
+        ``ops.module(name, *args, base_shape=...)`` calls the child module ``name`` (as a module,
+        so its hooks fire); ``ops.function(fn, *args)`` calls a function. ``forward`` runs the steps
+        now (``interpreter.EagerOps``); a network's flat forward writes them into its graph
+        (``forward_graph.Scope``), so both compute the same thing by construction. Control flow
+        may depend on the nerve's attributes and children, not on tensor values.
         """
-        if self._table is not None:
-            return flat.last(self._table, self, path + ".", list(args), base_shape)
-        kwargs = {"base_shape": base_shape} if self.uses_base_shape else None
-        return flat.call_module(self, path, args, kwargs)
+        raise NotImplementedError
 
     def forward(self, *inputs, base_shape=None):
-        # .forward: the generated code itself, without a second round of module hooks
+        if self._table is not None:
+            return run_lines(self, self._table, inputs, base_shape)
         if self.uses_base_shape:
-            return self._line_graph().forward(*inputs, base_shape)
-        return self._line_graph().forward(*inputs)
+            return self._steps(EagerOps(self), *inputs, base_shape=base_shape)
+        return self._steps(EagerOps(self), *inputs)
 
 
 @functools.cache
-def _forward_signature(cls: type) -> inspect.Signature:
-    """The signature of ``cls.forward`` as called on an instance (without ``self``), once per class."""
-    signature = inspect.signature(cls.forward)
+def _signature(cls: type, method: str) -> inspect.Signature:
+    """The signature of a method as called on an instance (without ``self``), once per class."""
+    signature = inspect.signature(getattr(cls, method))
     return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 

@@ -11,7 +11,9 @@ from torch import fx
 
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, InputError
-from .forward_graph import flatten_forward
+from . import tree_watch
+from .forward_graph import FlatForward, flatten_forward
+from .interpreter import run_lines
 from .lines_module import LinesModule
 from .table import Entry, LineTable
 
@@ -46,24 +48,11 @@ class Network(LinesModule):
         inputs = self._table.input_entries
         self._spatial_ranks = [self._spatial_rank(e) for e in inputs]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
-        self._generate()
-
-    def _generate(self) -> None:
-        self._line_graph()  # the fallback while a hook is registered on a line
-        # forward() runs one flat graph of torch module calls, with every nerve inlined
-        flat_graph, inlined = flatten_forward(self)
-        object.__setattr__(self, "_flat_graph", flat_graph)
-        object.__setattr__(self, "_inlined", inlined)
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_flat_graph", None)
-        state.pop("_inlined", None)
+        state.pop("_flat", None)  # generated again on the first call
         return state
-
-    def __setstate__(self, state) -> None:  # pickle and deepcopy: the forwards are generated anew
-        super().__setstate__(state)
-        self._generate()
 
     def _spatial_rank(self, entry: Entry) -> int | None:
         """Spatial rank of an Input: written in its shape, or known for a line it feeds (Conv2d: 2)."""
@@ -81,29 +70,56 @@ class Network(LinesModule):
         check_state_dict(self, state_dict, strict=strict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def __call__(self, inputs, *, output_intermediate: bool = False, outputs: Sequence | None = None):
-        # The options are handled here, not in forward(), so that forward stays a plain,
-        # traceable function of the inputs (fx, export and compile see no Python branches).
+    def forward(self, inputs, *, output_intermediate: bool = False, outputs: Sequence | None = None):
+        """The last line's output; with ``output_intermediate=True`` every line's, with
+        ``outputs=[tag or index, ...]`` those lines'."""
+        if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
+            output_intermediate, outputs = False, None  # fx.symbolic_trace makes every argument a placeholder
         if output_intermediate or outputs is not None:
-            if output_intermediate and outputs is not None:
-                raise InputError("give output_intermediate=True or outputs=[...], not both")
-            if output_intermediate:
-                selected = tuple(range(len(self._table.entries)))
-            else:
-                if isinstance(outputs, (str, int)):
-                    raise InputError(f"outputs={outputs!r} must be a list of tags or line indices")
-                selected = tuple(self._table.index_of(name) for name in outputs)
-            return self._graph_for(selected).forward(self._check(inputs))
-        return super().__call__(inputs)
-
-    def forward(self, inputs):
-        if not isinstance(inputs, fx.Proxy) and not torch.jit.is_tracing():
+            selected = self._selected(output_intermediate, outputs)
+            return run_lines(self, self._table, self._given(self._check(inputs)), outputs=selected)
+        traced = isinstance(inputs, fx.Proxy) or torch.jit.is_tracing()
+        if not traced:
             inputs = self._check(inputs)
-        for nerve in self._inlined:
-            if nerve._forward_hooks or nerve._forward_pre_hooks:
-                # a hook on a line or block: run the line-by-line forward, which calls every nerve
-                return self._line_graph().forward(inputs)
-        return self._flat_graph.forward(inputs)
+        if torch.compiler.is_compiling():
+            # dynamo traces the current modules line by line, and guards on what it called
+            return run_lines(self, self._table, self._given(inputs))
+        flat = self.__dict__.get("_flat")
+        if flat is None or not flat.ready():
+            flat = self._current_flat()
+            if flat is None:  # a hook asks for calls the flat forward skips
+                return run_lines(self, self._table, self._given(inputs))
+        return flat.graph_module.forward(inputs)
+
+    def _current_flat(self) -> FlatForward | None:
+        """The flat forward of the current tree (generated again if the tree changed), or None
+        while a hook asks for a call that it skips."""
+        if tree_watch.global_hooks():
+            return None
+        checked_at = tree_watch.epoch()
+        flat = self.__dict__.get("_flat")
+        if flat is None or not flat.matches(self):
+            flat = flatten_forward(self)
+            object.__setattr__(self, "_flat", flat)  # not a child: kept out of state_dict and .to()
+        if flat.hooked():
+            return None
+        flat.checked_at = checked_at
+        return flat
+
+    def _selected(self, output_intermediate: bool, outputs) -> tuple[int, ...]:
+        if output_intermediate and outputs is not None:
+            raise InputError("give output_intermediate=True or outputs=[...], not both")
+        if output_intermediate:
+            return tuple(range(len(self._table.entries)))
+        if isinstance(outputs, (str, int)):
+            raise InputError(f"outputs={outputs!r} must be a list of tags or line indices")
+        return tuple(self._table.index_of(name) for name in outputs)
+
+    def _given(self, inputs) -> tuple:
+        """The inputs as a tuple, one per Input line."""
+        if len(self._table.input_entries) == 1:
+            return (inputs,)
+        return tuple(inputs)
 
     def _check(self, inputs):
         """Inputs as the generated forward takes them, after checking them against the Input lines."""

@@ -87,6 +87,20 @@ class LineTable:
     def uses_base_shape(self) -> bool:
         return any(e.uses_base_shape for e in self.entries)
 
+    def releases(self, outputs: tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
+        """For each line, the lines whose values nothing reads after it (neither a later line,
+        nor ``outputs``, nor the result): what an interpreter may drop once it has run that line."""
+        cache = self.__dict__.setdefault("_releases", {})
+        if outputs not in cache:
+            keep = set(outputs or ()) | {len(self.entries) - 1}
+            last_reader = {ref.line: entry.index for entry in self.entries for ref in entry.refs}
+            releases: list[list[int]] = [[] for _ in self.entries]
+            for line, reader in last_reader.items():
+                if line not in keep:
+                    releases[reader].append(line)
+            cache[outputs] = [tuple(lines) for lines in releases]
+        return cache[outputs]
+
     @property
     def base_entry(self) -> Entry:
         inputs = self.input_entries

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
 from ..nerve import Nerve
+from ..nn import to_size
 from . import _runtime
 from ._args import DEFAULT, make_act, make_norm, ntuple, positive_int
 from ._geometry import conv_geometry, ratio_pairs
@@ -28,6 +29,8 @@ __all__ = [
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _TORCH_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_CONV_TO_SIZE = {1: to_size.Conv1dToSize, 2: to_size.Conv2dToSize, 3: to_size.Conv3dToSize}
+_CONV_T_TO_SIZE = {1: to_size.ConvTranspose1dToSize, 2: to_size.ConvTranspose2dToSize, 3: to_size.ConvTranspose3dToSize}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
@@ -97,30 +100,38 @@ class ConvNd(Nerve):
         geometry = conv_geometry(dims_in.shape, dims_out.shape, kernel, dilation, transposed=self.transposed)
         self.geometry = geometry
         self.padding_mode = padding_mode
-        stride = geometry.stride or (1,) * rank
+        out_shape = dims_out.shape
+        target = (
+            None if out_shape.is_absolute else ratio_pairs(out_shape, rank),
+            out_shape.absolute_for(rank) if out_shape.is_absolute else None,
+        )
         self._pad_first = False  # pad explicitly before a conv with no padding of its own
-        if self.transposed:
-            padding, output_padding = (0,) * rank, (0,) * rank
-            if geometry.kind == "static":
-                padding = tuple(p for p, _ in geometry.padding)
-                output_padding = tuple(op for _, op in geometry.padding)
+        channels = (dims_in.channels, dims_out.channels)
+        if geometry.kind in ("transposed", "sized"):  # the conv module derives its settings per call
+            if self.transposed:
+                self.conv = _CONV_T_TO_SIZE[rank](
+                    *channels, kernel, target=target, stride=geometry.stride, dilation=dilation, groups=groups, bias=bias
+                )
+            else:
+                self.conv = _CONV_TO_SIZE[rank](
+                    *channels, kernel, target=target, dilation=dilation, groups=groups, bias=bias,
+                    padding_mode=padding_mode,
+                )  # fmt: skip
+        elif self.transposed:
+            padding = tuple(p for p, _ in geometry.padding)
+            output_padding = tuple(op for _, op in geometry.padding)
             self.conv = _TORCH_CONV_T[rank](
-                dims_in.channels, dims_out.channels, kernel, stride, padding, output_padding, groups, bias, dilation
+                *channels, kernel, geometry.stride, padding, output_padding, groups, bias, dilation
             )
         else:
             symmetric = geometry.kind == "static" and all(left == right for left, right in geometry.padding)
             padding = tuple(left for left, _ in geometry.padding) if symmetric else 0
-            self._pad_first = geometry.kind != "sized" and not symmetric
+            self._pad_first = not symmetric
             self.conv = _TORCH_CONV[rank](
-                dims_in.channels, dims_out.channels, kernel, stride, padding, dilation, groups, bias,
+                *channels, kernel, geometry.stride, padding, dilation, groups, bias,
                 padding_mode if symmetric else "zeros",
             )  # fmt: skip
-        self._kernel, self._dilation, self._groups = kernel, dilation, groups
-        out_shape = dims_out.shape
-        self._target = (
-            None if out_shape.is_absolute else ratio_pairs(out_shape, rank),
-            out_shape.absolute_for(rank) if out_shape.is_absolute else None,
-        )
+        self._kernel, self._dilation = kernel, dilation
         self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
 
         first, second = (make_act(act, name), make_norm(norm, dims_out.channels, name))
@@ -130,51 +141,19 @@ class ConvNd(Nerve):
         self.register_module("norm" if not norm_after_act else "act", first)
         self.register_module("act" if not norm_after_act else "norm", second)
 
-    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
-        kind = self.geometry.kind
-        if kind == "static" and not self.transposed and not self._pad_first:
-            x = self.conv(x)
-        else:
-            x = self._resample(x, base_shape)
-        if self.norm_after_act:
-            if self.act is not None:
-                x = self.act(x)
-            if self.norm is not None:
-                x = self.norm(x)
-        else:
-            if self.norm is not None:
-                x = self.norm(x)
-            if self.act is not None:
-                x = self.act(x)
-        return x
-
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        if self.geometry.kind != "static" or self.transposed and any(self.geometry.crop) or self._pad_first:
-            return super().inline(flat, path, args, base_shape)
-        x = flat.call_module(self.conv, f"{path}.conv", args)
+    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        geometry = self.geometry
+        if self._pad_first:
+            x = ops.function(
+                _runtime.pad_same, x, self._kernel, self._dilation, geometry.stride, geometry.padding, self.padding_mode
+            )
+        x = ops.module("conv", x, base_shape=base_shape)
+        if self.transposed and geometry.kind == "static" and any(geometry.crop):
+            x = ops.function(_runtime.crop_end, x, geometry.crop)
         for name in ("act", "norm") if self.norm_after_act else ("norm", "act"):
-            module = self._modules[name]
-            if module is not None:
-                x = flat.call_module(module, f"{path}.{name}", (x,))
+            if self._modules[name] is not None:
+                x = ops.module(name, x)
         return x
-
-    def _resample(self, x: torch.Tensor, base_shape) -> torch.Tensor:
-        geometry, conv = self.geometry, self.conv
-        ratios, absolute = self._target
-        if self.transposed:
-            if geometry.kind == "static":
-                return _runtime.crop_end(conv(x), geometry.crop)
-            return _runtime.conv_transpose_to(
-                x, conv.weight, conv.bias, base_shape, ratios, absolute, geometry.stride,
-                self._kernel, self._dilation, self._groups,
-            )  # fmt: skip
-        if geometry.kind == "sized":
-            return _runtime.conv_to_size(
-                x, conv.weight, conv.bias, base_shape, ratios, absolute,
-                self._kernel, self._dilation, self._groups, self.padding_mode,
-            )  # fmt: skip
-        x = _runtime.pad_same(x, self._kernel, self._dilation, geometry.stride, geometry.padding, self.padding_mode)
-        return conv(x)
 
 
 class Conv1d(ConvNd):

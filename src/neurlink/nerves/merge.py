@@ -38,15 +38,9 @@ class Add(Nerve):
                     allowed="inputs with equal channels and equal shapes (project first with a conv, or use SkipConnect)",
                 )
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        first, *others = args
+    def _steps(self, ops, first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         for other in others:
-            first = flat.call_function(operator.add, (first, other))
-        return first
-
-    def forward(self, first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-        for other in others:
-            first = first + other
+            first = ops.function(operator.add, first, other)
         return first
 
 
@@ -76,11 +70,8 @@ class Concat(Nerve):
                     allowed="inputs at the same shape (resample first with a pool, conv or Interpolate)",
                 )
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        return flat.call_function(torch.cat, (args,), {"dim": 1})
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(inputs, dim=1)
+    def _steps(self, ops, *inputs: torch.Tensor) -> torch.Tensor:
+        return ops.function(torch.cat, inputs, dim=1)
 
 
 class SkipConnectNd(Nerve):
@@ -126,16 +117,10 @@ class SkipConnectNd(Nerve):
             self.project = instantiate(conv(kernel_size, norm=norm, act=act), (source,), (dims_out,))
             self.uses_base_shape = self.project.uses_base_shape
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        source, target = args
+    def _steps(self, ops, source: torch.Tensor, target: torch.Tensor, base_shape=None) -> torch.Tensor:
         if self.project is not None:
-            source = self.project.inline(flat, f"{path}.project", (source,), base_shape)
-        return flat.call_function(operator.add, (target, source))
-
-    def forward(self, source: torch.Tensor, target: torch.Tensor, base_shape=None) -> torch.Tensor:
-        if self.project is not None:
-            source = self.project(source, base_shape) if self.uses_base_shape else self.project(source)
-        return target + source
+            source = ops.module("project", source, base_shape=base_shape)
+        return ops.function(operator.add, target, source)
 
 
 class SkipConnect1d(SkipConnectNd):

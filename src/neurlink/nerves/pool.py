@@ -58,7 +58,10 @@ class PoolNd(Nerve):
         geometry = conv_geometry(dims_in.shape, target, kernel, dilation, transposed=False)
         self.geometry = geometry
         self.uses_base_shape = geometry.kind == "sized" and not target.is_absolute
-        stride = geometry.stride or kernel
+        if geometry.kind == "sized":  # stride and padding per call: a function, no module
+            self.pool = None
+            return
+        stride = geometry.stride
         # PyTorch pools accept only symmetric padding up to half the (undilated) kernel, and
         # avg_pool3d rejects an input smaller than its kernel even when its padding would cover it
         native = (
@@ -74,28 +77,24 @@ class PoolNd(Nerve):
         else:
             self.pool = _MODULES["avg", False][rank](kernel, stride, padding)
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        native = self.geometry.kind == "static" and self._pad is None if self.geometry else self.pool is not None
-        if not native:
-            return super().inline(flat, path, args, base_shape)
-        return flat.call_module(self.pool, f"{path}.pool", args)
-
-    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
-        geometry, fill = self.geometry, float("-inf") if self.kind == "max" else 0.0
+    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        geometry = self.geometry
         if geometry is None:
             if self.pool is not None:
-                return self.pool(x)
-            return _runtime.adaptive_pool_to(x, base_shape, self._ratios, self.kind)
-        if geometry.kind == "static":
-            if self._pad is not None:
-                x = F.pad(x, self._pad, value=fill)
-            return self.pool(x)
+                return ops.module("pool", x)
+            return ops.function(_runtime.adaptive_pool_to, x, base_shape, self._ratios, self.kind)
+        if geometry.kind == "sized":
+            return ops.function(
+                _runtime.pool_to_size, x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind
+            )
+        fill = float("-inf") if self.kind == "max" else 0.0
         if geometry.kind == "same":
-            x = _runtime.pad_same(x, self._kernel, self._dilation, geometry.stride, geometry.padding, "zeros", fill)
-            return self.pool(x)
-        return _runtime.pool_to_size(
-            x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind
-        )
+            x = ops.function(
+                _runtime.pad_same, x, self._kernel, self._dilation, geometry.stride, geometry.padding, "zeros", fill
+            )
+        elif self._pad is not None:
+            x = ops.function(F.pad, x, self._pad, value=fill)
+        return ops.module("pool", x)
 
 
 class MaxPoolNd(PoolNd):

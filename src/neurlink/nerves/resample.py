@@ -48,8 +48,10 @@ class Interpolate(Nerve):
         self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
         self._absolute = target.absolute if target.is_absolute else None
 
-    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
-        return _runtime.interpolate_to(x, base_shape, self._ratios, self._absolute, self.mode, self.align_corners)
+    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+        return ops.function(
+            _runtime.interpolate_to, x, base_shape, self._ratios, self._absolute, self.mode, self.align_corners
+        )
 
 
 class Identity(Nerve):
@@ -67,8 +69,5 @@ class Identity(Nerve):
                 allowed=f"shape {link.shape!r} on this line",
             )
 
-    def inline(self, flat, path: str, args: tuple, base_shape):
-        return args[0]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -1,0 +1,69 @@
+"""Running lines now, by calling the modules the tree holds at this moment.
+
+This is the plain meaning of a definition: each line's current child module is called, as a
+module (so its hooks fire), on the values of the lines it selects. A nerve with sub-lines runs them
+this way, ``outputs=[...]`` and ``output_intermediate=True`` run the network this way, and so does
+the network while a hook on one of its nerves asks for every nerve to be called, or while
+``torch.compile`` traces it (dynamo then guards on the modules it called). Everywhere else the
+network's flat forward (``forward_graph.py``) computes the same values with less Python.
+
+Built-in nerves describe their computation once, as ``Nerve._steps(ops, *inputs, base_shape)``;
+:class:`EagerOps` runs those steps now, ``forward_graph.Scope`` writes them into the flat forward.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .table import LineTable
+
+__all__ = ["run_lines", "call_child", "EagerOps"]
+
+
+def call_child(module: nn.Module, args, base_shape):
+    """Call ``module`` on ``args``, adding the base shape for a nerve that takes it."""
+    if module.__dict__.get("uses_base_shape", False):
+        return module(*args, base_shape=base_shape)
+    return module(*args)
+
+
+def run_lines(owner: nn.Module, table: LineTable, inputs, base_shape=None, outputs: tuple[int, ...] | None = None):
+    """The lines of ``table`` (owned by ``owner``) on ``inputs``, one tensor per Input line.
+
+    Returns the last line's value, or the list of the values of the lines in ``outputs``.
+    A value is dropped as soon as no later line (and no requested output) reads it.
+    """
+    entries = table.entries
+    values = [None] * len(entries)
+    for entry, x in zip(table.input_entries, inputs):
+        values[entry.index] = x
+    if base_shape is None and not table.nested:
+        base_shape = inputs[table.base_entry.input_position].shape[2:]
+    modules = owner._modules
+    releases = table.releases(outputs)
+    for entry in entries:
+        if entry.name is None:
+            continue
+        args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
+        values[entry.index] = call_child(modules[entry.name], args, base_shape)
+        for index in releases[entry.index]:
+            values[index] = None
+    if outputs is None:
+        return values[-1]
+    return [values[index] for index in outputs]
+
+
+class EagerOps:
+    """The operations of a built-in nerve's ``_steps``, run now on its current child modules."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: nn.Module) -> None:
+        self.owner = owner
+
+    def module(self, name: str, *args, base_shape=None):
+        return call_child(self.owner._modules[name], args, base_shape)
+
+    @staticmethod
+    def function(function, *args, **kwargs):
+        return function(*args, **kwargs)

@@ -1,0 +1,95 @@
+"""Noticing every change to a neurlink module that could make a network's flat forward stale.
+
+A network runs a flat forward generated from its module tree (``forward_graph.py``). PyTorch
+users change that tree after building it: they replace a head, convert norms, wrap blocks for
+checkpointing or LoRA, register hooks, patch a ``forward``. The flat forward must never run a
+tree that is gone, and checking the whole tree on every call would cost the overhead it saves.
+
+So every change a user can make to a neurlink module (a ``Network`` or a ``Nerve``) bumps one
+global counter, the *tree epoch*:
+
+- a child set, replaced or deleted, by ``setattr``, ``add_module`` or a direct write into
+  ``_modules`` (eager quantization's ``convert`` writes there): ``_modules`` is a
+  :class:`ChildModules`, a dict that bumps the epoch when it changes;
+- any other attribute set or deleted (a ``forward`` patched on the instance, ``__class__`` swapped,
+  ``train()``/``eval()``);
+- a hook registered on it.
+
+A network compares the epoch with the one its flat forward was last checked at, and only when it
+moved does it compare the tree with the one the forward was generated from. Changes inside torch's
+own modules need no notice: the flat forward calls them as modules, so their hooks, parametrizations
+and ``forward`` apply. Global module hooks are looked at on every call (a few dict lookups).
+"""
+
+from __future__ import annotations
+
+from torch.nn.modules import module as _torch_module
+
+__all__ = ["epoch", "bump", "ChildModules", "global_hooks"]
+
+_epoch = 0
+
+
+def epoch() -> int:
+    """The current tree epoch."""
+    return _epoch
+
+
+def bump() -> None:
+    """Mark every flat forward as needing a check against its tree."""
+    global _epoch
+    _epoch += 1
+
+
+class ChildModules(dict):
+    """The ``_modules`` dict of a neurlink module: a dict that bumps the tree epoch when it changes."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value) -> None:
+        bump()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key) -> None:
+        bump()
+        dict.__delitem__(self, key)
+
+    def pop(self, *args):
+        bump()
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        bump()
+        return dict.popitem(self)
+
+    def setdefault(self, key, default=None):
+        bump()
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args, **kwargs) -> None:
+        bump()
+        dict.update(self, *args, **kwargs)
+
+    def clear(self) -> None:
+        bump()
+        dict.clear(self)
+
+    def __ior__(self, other):
+        bump()
+        return dict.__ior__(self, other)
+
+    def copy(self) -> ChildModules:  # nn.DataParallel's replicas copy their parent's _modules
+        return ChildModules(self)
+
+    def __reduce__(self):  # pickles as itself, restored without bumping one key at a time
+        return (ChildModules, (dict(self),))
+
+
+def global_hooks() -> bool:
+    """Whether a hook registered for every module (``nn.modules.module.register_module_*_hook``) exists."""
+    return bool(
+        _torch_module._global_forward_hooks
+        or _torch_module._global_forward_pre_hooks
+        or _torch_module._global_backward_hooks
+        or _torch_module._global_backward_pre_hooks
+    )
