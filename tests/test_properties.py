@@ -26,6 +26,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from networks import line_by_line
 from torch import nn
 
 import neurlink
@@ -644,6 +645,30 @@ def run_and_check(definition: Definition, net, base_shape) -> None:
         assert expected == (2, line.channels, *own), f"line {entry.index} {entry.written}"
 
 
+def same_as_line_by_line(definition: Definition, net, base_shape) -> None:
+    """``net(x)`` (its flat forward) equals calling the current modules line by line, outputs and the
+    gradients of the inputs and of every parameter, bitwise in float64 and in training mode."""
+    inputs = []
+    for line in definition.inputs:
+        sizes = tuple(math.ceil(b / r) for b, r in zip(base_shape, line.ratios))
+        inputs.append(torch.randn(2, line.channels, *sizes, dtype=torch.float64, requires_grad=True))
+    given = inputs[0] if len(inputs) == 1 else inputs
+    results = []
+    for run in (net, lambda x: line_by_line(net, x)):
+        net.zero_grad()
+        for x in inputs:
+            x.grad = None
+        out = run(given)
+        assert torch.isfinite(out).all()
+        out.square().sum().backward()
+        results.append([out.detach()] + [t.grad for t in (*inputs, *net.parameters())])
+    for got, expected in zip(*results):
+        if expected is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 @settings(max_examples=max(settings().max_examples * 3, 1))
 @given(data=st.data())
 def test_random_valid_definitions_land_on_their_declared_shapes(data, example_counts):
@@ -655,6 +680,7 @@ def test_random_valid_definitions_land_on_their_declared_shapes(data, example_co
     for base_shape in shapes:
         note(f"base shape {base_shape}")
         run_and_check(definition, net, base_shape)
+    same_as_line_by_line(definition, net.double().train(), shapes[0])
     example_counts["valid definitions built and checked"] += 1
     example_counts["valid (definition, input size) runs"] += len(shapes)
 

@@ -33,11 +33,7 @@ _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 def inlinable(module: nn.Module) -> bool:
     """Whether writing ``module``'s lines or steps into the flat forward equals calling it."""
-    return (
-        isinstance(module, Nerve)
-        and type(module).forward is Nerve.forward
-        and "forward" not in module.__dict__
-    )
+    return isinstance(module, Nerve) and type(module).forward is Nerve.forward and "forward" not in module.__dict__
 
 
 class GraphWriter:
@@ -171,8 +167,10 @@ def residual_add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``fresh + other``, summed into ``fresh`` (a conv or norm output that nothing else reads) when
     that is the same tensor: ``other`` has its shape and dtype (no broadcast, no type promotion, as
     under autocast), and neither is a ``torch.func`` (vmap, grad) tensor."""
-    if fresh.shape == other.shape and fresh.dtype == other.dtype and not (
-        _functorch_wrapped(fresh) or _functorch_wrapped(other)
+    if (
+        fresh.shape == other.shape
+        and fresh.dtype == other.dtype
+        and not (_functorch_wrapped(fresh) or _functorch_wrapped(other))
     ):
         return fresh.add_(other)
     return fresh + other

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import torch
 from torch import fx
 
+from . import tree_watch
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, InputError
-from . import tree_watch
 from .forward_graph import FlatForward, flatten_forward
 from .interpreter import run_lines
 from .lines_module import LinesModule

@@ -110,7 +110,13 @@ class ConvNd(Nerve):
         if geometry.kind in ("transposed", "sized"):  # the conv module derives its settings per call
             if self.transposed:
                 self.conv = _CONV_T_TO_SIZE[rank](
-                    *channels, kernel, target=target, stride=geometry.stride, dilation=dilation, groups=groups, bias=bias
+                    *channels,
+                    kernel,
+                    target=target,
+                    stride=geometry.stride,
+                    dilation=dilation,
+                    groups=groups,
+                    bias=bias,
                 )
             else:
                 self.conv = _CONV_TO_SIZE[rank](

@@ -85,7 +85,14 @@ class PoolNd(Nerve):
             return ops.function(_runtime.adaptive_pool_to, x, base_shape, self._ratios, self.kind)
         if geometry.kind == "sized":
             return ops.function(
-                _runtime.pool_to_size, x, base_shape, self._ratios, self._absolute, self._kernel, self._dilation, self.kind
+                _runtime.pool_to_size,
+                x,
+                base_shape,
+                self._ratios,
+                self._absolute,
+                self._kernel,
+                self._dilation,
+                self.kind,
             )
         fill = float("-inf") if self.kind == "max" else 0.0
         if geometry.kind == "same":

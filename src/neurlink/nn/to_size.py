@@ -55,9 +55,7 @@ class _ToSize:
 class _ConvToSize(_ToSize):
     def __init__(self, in_channels, out_channels, kernel_size, *, target, dilation=1, groups=1, bias=True,
                  padding_mode="zeros", **factory) -> None:  # fmt: skip
-        super().__init__(
-            in_channels, out_channels, kernel_size, 1, 0, dilation, groups, bias, padding_mode, **factory
-        )
+        super().__init__(in_channels, out_channels, kernel_size, 1, 0, dilation, groups, bias, padding_mode, **factory)
         self.stride = PER_CALL
         self.padding = PER_CALL
         self._set_target(target)
@@ -73,9 +71,7 @@ class _ConvToSize(_ToSize):
 class _ConvTransposeToSize(_ToSize):
     def __init__(self, in_channels, out_channels, kernel_size, *, target, stride=None, dilation=1, groups=1,
                  bias=True, **factory) -> None:  # fmt: skip
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride or 1, 0, 0, groups, bias, dilation, **factory
-        )
+        super().__init__(in_channels, out_channels, kernel_size, stride or 1, 0, 0, groups, bias, dilation, **factory)
         if stride is None:
             self.stride = PER_CALL
         self.padding = PER_CALL
