@@ -5,7 +5,7 @@ alternates), and reports medians and the neurlink / torchvision ratio:
 
     python benchmarks/bench_vs_torchvision.py [--quick] [--json results.json]
 
-Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.05,
+Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.03 (issue 9),
 training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
 building resnet152 <= 1.2 (vs torchvision's constructor), a 2,000-line chain <= 12x a 200-line one,
 and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
@@ -139,7 +139,7 @@ def main() -> None:
     a, b = inference("resnet50", 224, 1, rounds(60))
     report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
     a, b = inference("resnet18", 32, 1, rounds(400))
-    report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.05)
+    report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.03)
     a, b = training_step("resnet50", 128, 8, rounds(20))
     report("training step resnet50 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
     a, b = peak_memory("resnet50", 224, 16)

@@ -42,7 +42,10 @@ class ConvNd(Nerve):
     None), ``norm_after_act`` (conv -> act -> norm instead of conv -> norm -> act),
     ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``).
 
-    Parameters live in ``conv`` (a ``torch.nn.ConvNd``), ``norm`` and ``act``.
+    Parameters live in ``conv``, ``norm`` and ``act``. ``conv`` is a ``torch.nn.ConvNd`` (or
+    ``ConvTransposeNd``) with the derived stride and padding; where they depend on the size of each
+    call (a size-targeted line, a transposed conv landing on ``ceil(base / ratio)``), it is one of
+    :mod:`neurlink.nn.to_size`'s subclasses, which derives them in its own ``forward``.
     """
 
     spatial_rank: ClassVar[int] = 2
