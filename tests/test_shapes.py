@@ -110,21 +110,25 @@ def test_patchify_needs_no_padding():
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("dilation", [1, 2])
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
-def test_transposed_padding_lands_on_every_target(kernel, dilation, stride):
+@pytest.mark.parametrize("relative", [True, False])
+def test_transposed_padding_lands_on_every_target(kernel, dilation, stride, relative):
     weight = torch.ones(1, 1, kernel)
     for size in range(1, 13):
         for target in range(stride * (size - 1) + 1, stride * size + 1):
-            padding, output_padding, crop = transposed_padding(size, target, kernel, dilation, stride)
+            padding, output_padding, crop = transposed_padding(
+                size, target, kernel, dilation, stride, relative=relative
+            )
             assert padding >= 0 and 0 <= output_padding < max(stride, dilation)
             y = F.conv_transpose1d(torch.ones(1, 1, size), weight, None, stride, padding, output_padding, 1, dilation)
             assert y.shape[-1] - crop == target
 
 
 def test_transposed_padding_matches_the_usual_choices():
-    assert transposed_padding(8, 16, 4, 1, 2) == (1, 0, 0)  # k4 s2 p1
-    assert transposed_padding(8, 15, 4, 1, 2) == (2, 1, 0)  # odd target: p2 op1
-    assert transposed_padding(8, 16, 3, 1, 2) == (1, 1, 0)  # k3 s2 p1 op1
-    assert transposed_padding(8, 8, 2, 1, 1) == (0, 0, 1)  # stride 1, even kernel: crop one
+    assert transposed_padding(8, 16, 4, 1, 2, relative=True) == (1, 0, 0)  # k4 s2 p1
+    # odd target: the conv 15 -> 8 pads (1, 2), so its adjoint pads 1 and cuts the last element
+    assert transposed_padding(8, 15, 4, 1, 2, relative=True) == (1, 0, 1)
+    assert transposed_padding(8, 16, 3, 1, 2, relative=True) == (1, 1, 0)  # k3 s2 p1 op1
+    assert transposed_padding(8, 8, 2, 1, 1, relative=True) == (0, 0, 1)  # stride 1, even kernel: crop one
 
 
 def test_strides_between_absolute_sizes():

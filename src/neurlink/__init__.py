@@ -16,6 +16,7 @@ from . import tools as tools
 from .errors import CheckpointError as CheckpointError
 from .errors import DefinitionError as DefinitionError
 from .errors import DimsError as DimsError
+from .errors import ForwardError as ForwardError
 from .errors import InputError as InputError
 from .errors import NerveArgumentError as NerveArgumentError
 from .errors import NeurlinkError as NeurlinkError

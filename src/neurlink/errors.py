@@ -15,6 +15,7 @@ __all__ = [
     "DimsError",
     "NerveArgumentError",
     "InputError",
+    "ForwardError",
     "UnknownModelError",
     "StateDictError",
     "CheckpointError",
@@ -22,17 +23,18 @@ __all__ = [
 
 
 class NeurlinkError(Exception):
-    """Base class of every error neurlink raises because of what a user wrote or passed."""
+    """Base class of every error neurlink raises because of what a user wrote or passed.
 
+    An error found inside a line records where: builders (and a running network) call
+    :meth:`locate` on its way out, innermost first, and the message starts with the whole line
+    path (``line 5 ('layer2') > line 2``) and the innermost line as written.
+    """
 
-class DefinitionError(NeurlinkError):
-    """A line of a definition is wrong. Raised by ``nv.build``, never at call time."""
-
-    def __init__(self, reason: str, *, allowed: str | None = None) -> None:
+    def __init__(self, reason: str = "", *, allowed: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.allowed = allowed
-        # (index, tag, line as written), outermost first; filled in by the builders.
+        # (index, tag, line as written), outermost first
         self.where: list[tuple[int, str | None, str]] = []
 
     def locate(self, index: int, tag: str | None, written: str) -> None:
@@ -54,13 +56,17 @@ class DefinitionError(NeurlinkError):
         return f"{self.path}: {written}\n    {message}"
 
     def __reduce__(self):  # keep the location when pickled (e.g. across DDP workers)
-        return (_rebuild_definition_error, (type(self), self.reason, self.allowed, self.where))
+        return (_rebuild_error, (type(self), self.reason, self.allowed, self.where))
 
 
-def _rebuild_definition_error(cls, reason, allowed, where):
+def _rebuild_error(cls, reason, allowed, where):
     error = cls(reason, allowed=allowed)
     error.where = list(where)
     return error
+
+
+class DefinitionError(NeurlinkError):
+    """A line of a definition is wrong. Raised by ``nv.build``, never at call time."""
 
 
 class SelectorError(DefinitionError):
@@ -76,7 +82,13 @@ class NerveArgumentError(DefinitionError):
 
 
 class InputError(NeurlinkError):
-    """A built network was called with inputs that contradict its Input lines."""
+    """A built network was called with inputs that contradict its Input lines (or that no line
+    can take, such as a size no stride reaches the declared size from)."""
+
+
+class ForwardError(NeurlinkError, RuntimeError):
+    """An exception raised inside a line while a network ran, re-raised naming the line; the original
+    exception is its ``__cause__``. Also a ``RuntimeError``, as most of torch's own errors are."""
 
 
 class UnknownModelError(NeurlinkError):

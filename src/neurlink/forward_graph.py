@@ -43,6 +43,7 @@ class GraphWriter:
         self.graph = fx.Graph()
         self.modules: dict[str, nn.Module] = {}  # flat attribute name -> module called
         self.inlined: list[Nerve] = []  # nerves whose own call the graph skips
+        self.where: list[tuple] = []  # the line being written, as (index, tag, written), outermost first
 
     def call(self, module: nn.Module, path: str, args: tuple, base_shape) -> fx.Node:
         """Inline ``module`` if it can be; otherwise one call of it."""
@@ -50,7 +51,9 @@ class GraphWriter:
             kwargs = {"base_shape": base_shape} if module.__dict__.get("uses_base_shape", False) else {}
             target = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
             self.modules[target] = module
-            return self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
+            node = self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
+            node.meta["neurlink_where"] = tuple(self.where)
+            return node
         self.inlined.append(module)
         if module._table is not None:
             return self.lines(module._table, module, path + ".", list(args), base_shape)[-1]
@@ -59,6 +62,7 @@ class GraphWriter:
 
     def function(self, function, args: tuple, kwargs: dict | None = None) -> fx.Node:
         node = self.graph.call_function(function, args, kwargs)
+        node.meta["neurlink_where"] = tuple(self.where)
         if getattr(function, "__module__", "").startswith("neurlink."):
             # neurlink's size helpers are torch.fx.wrap'ed: fx.symbolic_trace of the network records
             # them as one call (the generated code re-registers them, as fx's own tracer does)
@@ -93,8 +97,10 @@ class GraphWriter:
 
         for entry in table.entries:
             if entry.name is not None:
+                self.where.append((entry.index, entry.tag, entry.written))
                 args = tuple(value(ref) for ref in entry.refs)
                 values[entry.index] = self.call(owner._modules[entry.name], prefix + entry.name, args, base)
+                self.where.pop()
         return values
 
 
@@ -135,6 +141,21 @@ class FlatForward:
         self.inlined = [(nerve, type(nerve), dict(nerve._modules)) for nerve in inlined]
         self.producers = producers  # modules whose output a residual sum overwrites
         self.checked_at = -1  # the tree epoch at which the graph was last found current
+        self._code = type(graph_module).forward.__code__
+        self._nodes = list(graph_module.graph.nodes)
+
+    def where(self, error: BaseException) -> list:
+        """The lines (outermost first) whose node of the graph raised ``error``."""
+        traceback, lineno = error.__traceback__, None
+        while traceback is not None:
+            if traceback.tb_frame.f_code is self._code:
+                lineno = traceback.tb_lineno
+            traceback = traceback.tb_next
+        if lineno is None:
+            return []
+        # fx maps the lines of the body, counted from the line after the def (its "prologue")
+        index = (self.graph_module._lineno_map or {}).get(lineno - self.graph_module._prologue_start)
+        return list(self._nodes[index].meta.get("neurlink_where", ())) if index is not None else []
 
     def matches(self, root: nn.Module) -> bool:
         """Whether ``root``'s tree is still the one the graph was written from."""

@@ -13,11 +13,39 @@ Built-in nerves describe their computation once, as ``Nerve._steps(ops, *inputs,
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from .errors import ForwardError, NeurlinkError
 from .table import LineTable
 
-__all__ = ["run_lines", "call_child", "EagerOps"]
+__all__ = ["run_lines", "call_child", "EagerOps", "in_lines"]
+
+
+def in_lines(error: Exception, where) -> Exception:
+    """``error`` as it leaves the lines ``where`` ((index, tag, written), outermost first).
+
+    A neurlink error records the lines. A plain ``RuntimeError`` (torch's error for a shape or
+    dtype mistake) is wrapped in a :class:`ForwardError` that names them, chaining the original.
+    Any other exception keeps its type, since code may catch it by type (out of memory, a
+    checkpoint's early stop, a tracer's own errors), and gets a note naming the lines; so does every
+    exception under ``torch.compile`` or ``torch.export``.
+    """
+    if isinstance(error, NeurlinkError):
+        for item in reversed(where):
+            error.locate(*item)
+        return error
+    if type(error) is not RuntimeError or torch.compiler.is_compiling():
+        if where and hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(
+                "raised in neurlink " + " > ".join(f"line {index}: {written}" for index, _, written in where)
+            )
+        return error
+    wrapped = ForwardError(f"{type(error).__name__}: {error}")
+    for item in reversed(where):
+        wrapped.locate(*item)
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def call_child(module: nn.Module, args, base_shape):
@@ -41,13 +69,19 @@ def run_lines(owner: nn.Module, table: LineTable, inputs, base_shape=None, outpu
         base_shape = inputs[table.base_entry.input_position].shape[2:]
     modules = owner._modules
     releases = table.releases(outputs)
-    for entry in entries:
-        if entry.name is None:
-            continue
-        args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
-        values[entry.index] = call_child(modules[entry.name], args, base_shape)
-        for index in releases[entry.index]:
-            values[index] = None
+    try:
+        for entry in entries:
+            if entry.name is None:
+                continue
+            args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
+            values[entry.index] = call_child(modules[entry.name], args, base_shape)
+            for index in releases[entry.index]:
+                values[index] = None
+    except Exception as error:
+        located = in_lines(error, [(entry.index, entry.tag, entry.written)])
+        if located is error:
+            raise
+        raise located from error
     if outputs is None:
         return values[-1]
     return [values[index] for index in outputs]

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import DefinitionError, DimsError, SelectorError
+from .errors import DefinitionError, DimsError, NeurlinkError, SelectorError
 from .shapes import Dims
 
 __all__ = [
@@ -99,6 +99,12 @@ class NerveDef:
                 head += f"[{selector}{self.tag!r}]"
         arguments = [_fmt(a) for a in self.args] + [f"{k}={_fmt(v)}" for k, v in self.kwargs.items()]
         return f"{head}({', '.join(arguments)})"
+
+    def __call__(self, *args, **kwargs):
+        raise NeurlinkError(
+            f"{self!r} is a definition, not a layer: it records what a line makes and is built by nv.build."
+            f" Put it in a line, e.g. nv.build([((3, 1), nv.Input()), ((16, 2), {self!r})]), and call the network"
+        )
 
 
 class SelectedNerve:

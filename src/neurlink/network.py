@@ -13,7 +13,7 @@ from . import tree_watch
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, InputError
 from .forward_graph import FlatForward, flatten_forward
-from .interpreter import run_lines
+from .interpreter import in_lines, run_lines
 from .lines_module import LinesModule
 from .table import Entry, LineTable
 
@@ -89,7 +89,13 @@ class Network(LinesModule):
             flat = self._current_flat()
             if flat is None:  # a hook asks for calls the flat forward skips
                 return run_lines(self, self._table, self._given(inputs))
-        return flat.graph_module.forward(inputs)
+        try:
+            return flat.graph_module.forward(inputs)
+        except Exception as error:  # free on the normal path; names the line that raised
+            located = in_lines(error, flat.where(error))
+            if located is error:
+                raise
+            raise located from error
 
     def _current_flat(self) -> FlatForward | None:
         """The flat forward of the current tree (generated again if the tree changed), or None

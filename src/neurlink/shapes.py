@@ -23,6 +23,7 @@ __all__ = [
     "static_padding",
     "same_padding",
     "transposed_padding",
+    "conv_padding",
     "stride_for_sizes",
     "transposed_stride_for_sizes",
 ]
@@ -285,21 +286,29 @@ def same_padding(size: int, kernel: int, dilation: int, stride: int) -> tuple[in
     return total // 2, total - total // 2
 
 
-def transposed_padding(size: int, target: int, kernel: int, dilation: int, stride: int) -> tuple[int, int, int]:
+def conv_padding(size: int, kernel: int, dilation: int, stride: int, *, relative: bool) -> tuple[int, int]:
+    """The padding (left, right) a conv line uses on an input of ``size``: between two ratios, the
+    static split where there is one (PyTorch's convention), otherwise the minimal one for the size."""
+    pads = static_padding(kernel, dilation, stride) if relative else None
+    return pads if pads is not None else same_padding(size, kernel, dilation, stride)
+
+
+def transposed_padding(
+    size: int, target: int, kernel: int, dilation: int, stride: int, *, relative: bool
+) -> tuple[int, int, int]:
     """``(padding, output_padding, crop)`` making a transposed conv map ``size`` to ``target``.
 
-    PyTorch only accepts ``output_padding < max(stride, dilation)``; where no legal pair exists
-    (stride 1, dilation 1, even kernel) the output is one element too long and ``crop`` is 1.
+    The transposed conv is the adjoint of the conv line with the same kernel going the other way
+    (``target`` to ``size``, padded as :func:`conv_padding` pads it), so an upsampling line puts
+    values back where the matching downsampling line took them: its padding is that conv's left
+    padding, and the output is completed (``output_padding``) or cut (``crop``, at the end) to
+    ``target``. ``relative`` says whether the lines are both ratios.
     """
-    extent = dilation * (kernel - 1) + 1
-    surplus = extent - stride + (stride * size - target)  # = 2 * padding - output_padding
-    if surplus < 0:
-        return 0, -surplus, 0
-    if surplus % 2 == 0:
-        return surplus // 2, 0, 0
-    if max(stride, dilation) > 1:
-        return (surplus + 1) // 2, 1, 0
-    return (surplus - 1) // 2, 0, 1
+    left, _ = conv_padding(target, kernel, dilation, stride, relative=relative)
+    full = (size - 1) * stride + dilation * (kernel - 1) + 1 - 2 * left
+    if target < full:
+        return left, 0, full - target
+    return left, target - full, 0  # always < max(stride, dilation), as PyTorch requires
 
 
 def stride_for_sizes(size: int, target: int) -> int | None:

@@ -75,7 +75,7 @@ def conv_geometry(
             )
         if transposed:
             plans = [
-                transposed_padding(n, t, k, d, s)
+                transposed_padding(n, t, k, d, s, relative=False)
                 for n, t, k, d, s in zip(sizes_in, sizes_out, kernel, dilation, stride)
             ]
             return Geometry("static", stride, tuple(p[:2] for p in plans), tuple(p[2] for p in plans))

@@ -75,9 +75,13 @@ def conv_transpose_to(
     rank = len(kernel)
     target = target_size(base_shape, ratios, absolute)
     sizes = x.shape[-rank:]
+    relative = stride is not None  # a fixed stride: between two ratios
     if stride is None:
         stride = tuple(_stride(transposed_stride_for_sizes, n, t, "transposed conv") for n, t in zip(sizes, target))
-    plans = [transposed_padding(n, t, k, d, s) for n, t, k, d, s in zip(sizes, target, kernel, dilation, stride)]
+    plans = [
+        transposed_padding(n, t, k, d, s, relative=relative)
+        for n, t, k, d, s in zip(sizes, target, kernel, dilation, stride)
+    ]
     y = _CONV_T[rank](x, weight, bias, stride, [p[0] for p in plans], [p[1] for p in plans], groups, dilation)
     return crop_end(y, [p[2] for p in plans])
 

@@ -1,0 +1,60 @@
+"""Errors while a network runs name the line they happened in; definitions are not layers."""
+
+import sys
+
+import pytest
+import torch
+
+import neurlink
+import neurlink.nerves as nv
+
+
+class Bug(nv.Nerve):
+    """A custom nerve whose forward halves the size it declares keeping."""
+
+    def forward(self, x):
+        return x[:, :, ::2]
+
+
+class BadValue(nv.Nerve):
+    def forward(self, x):
+        raise ValueError("a user's own check failed")
+
+
+class Block(nv.Nerve):
+    def __init__(self, inner):
+        super().__init__()
+        dims = self.target_dims[0]
+        self.add([(dims, nv.Conv2d(3)), (dims, inner()), (dims, nv.Add[[0, -1]]())])
+
+
+def test_a_size_no_stride_reaches_names_the_line():
+    net = nv.build([((3, 1), nv.Input()), ((16, "(7, 7)"), nv.Conv2d(3))])
+    with pytest.raises(neurlink.InputError, match=r"(?s)^line 1: \(\(16, '\(7, 7\)'\), Conv2d\(3\)\).*no stride"):
+        net(torch.randn(1, 3, 5, 5))
+    assert net(torch.randn(1, 3, 14, 14)).shape == (1, 16, 7, 7)  # still usable
+
+
+@pytest.mark.parametrize("options", [{}, {"outputs": [-1]}])
+def test_a_torch_error_in_a_nested_line_names_the_path_and_chains_the_original(options):
+    net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3)), ((8, 2), Block[-1, "b"](Bug))])
+    with pytest.raises(neurlink.ForwardError) as caught:
+        net(torch.randn(1, 3, 16, 16), **options)
+    message = str(caught.value)
+    assert message.startswith("line 2 ('b') > line 3: ((8, 2), Add[[0, -1]]())")
+    assert "RuntimeError: The size of tensor a (8) must match the size of tensor b (4)" in message
+    assert type(caught.value.__cause__) is RuntimeError
+    assert isinstance(caught.value, RuntimeError)  # handlers for torch's errors still catch it
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+def test_other_exceptions_keep_their_type_and_get_a_note():
+    net = nv.build([((3, 1), nv.Input()), ((3, 1), Block(BadValue))])
+    with pytest.raises(ValueError, match="a user's own check failed") as caught:
+        net(torch.randn(1, 3, 8, 8))
+    assert any("line 1" in note and "line 2: ((3, 1), BadValue())" in note for note in caught.value.__notes__)
+
+
+def test_a_definition_called_like_a_layer():
+    with pytest.raises(neurlink.NeurlinkError, match=r"Conv2d\(3\) is a definition, not a layer.*nv\.build"):
+        nv.Conv2d(3)(torch.randn(1, 3, 8, 8))
