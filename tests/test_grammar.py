@@ -321,7 +321,7 @@ def test_plain_module_takes_previous_output():
 
 
 def test_skip_connect_checks_its_rank():
-    with pytest.raises(neurlink.DimsError, match=r"(?s)line 2: .*SkipConnect1d is 1d, but shape \(1, 1\) has 2 dims"):
+    with pytest.raises(neurlink.DimsError, match=r"(?s)line 2: .*SkipConnect1d is 1d, but its input line 0 is 2d"):
         nv.build([((3, (1, 1)), nv.Input()), ((3, (1, 1)), nv.Conv2d(3)), ((3, (1, 1)), nv.SkipConnect1d[[0, 1]]())])
 
 
@@ -368,8 +368,8 @@ def test_drop_path_drops_whole_samples_and_keeps_the_expectation():
             r"line 2: .*\n    the line declares a shape with 3 spatial dims, but its input line 1 is 2d",
         ),
         (
-            [((3, 1), nv.Input()), ((3, 2), nv.Conv2d(3)), ((3, 2), nv.Conv3d[0](3)), ((6, 2), nv.Concat[[1, 2]]())],
-            r"line 3: .*\n    the selected lines have different numbers of spatial dims: line 1 is 2d, line 2 is 3d",
+            [((3, (1, 1)), nv.Input()), ((3, (1, 1, 1)), nv.Input()), ((6, 1), nv.Concat[[0, 1]]())],
+            r"line 2: .*\n    the selected lines have different numbers of spatial dims: line 0 is 2d, line 1 is 3d",
         ),
         (
             [((3, (1, 1)), nv.Input()), ((3, 1), nv.Identity()), ((3, (1, 1, 1)), nv.Add[[0, 1]]())],

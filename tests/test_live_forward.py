@@ -343,3 +343,77 @@ def test_compiled_network_follows_a_swapped_head():
         torch._dynamo.reset()
         compiled = torch.compile(net, fullgraph=True, backend="eager")
         torch.testing.assert_close(compiled(x, outputs=["layer1"])[0], net(x, outputs=["layer1"])[0])
+
+
+def test_a_backward_pre_hook_on_a_residual_producer():
+    net = resnet18()
+    seen = []
+    net.get_submodule("3.2.norm").register_full_backward_pre_hook(lambda m, grad: seen.append("pre"))
+    same_as_line_by_line(net, x64(2, 3, 32, 32))
+    assert seen == ["pre", "pre"]
+
+
+@pytest.mark.parametrize("change", ["instance forward", "class swap"])
+def test_a_producer_that_returns_its_input_is_not_summed_into(change):
+    torch.manual_seed(0)
+    net = nv.build([((8, 1), nv.Input()), ((8, 1), nn.BatchNorm2d(8)), ((8, 1), nv.Add[[1, 0]]())]).double().eval()
+    x = x64(1, 8, 4, 4)
+    net(x)
+    norm = net.get_submodule("1")
+    if change == "instance forward":
+        norm.forward = lambda t: t  # "disable the norm"
+    else:
+        norm.__class__ = nn.Identity
+    kept = x.clone()
+    torch.testing.assert_close(net(x), 2 * kept, rtol=0, atol=0)
+    assert torch.equal(x, kept)  # the input is not overwritten
+
+
+def test_a_forward_patched_on_a_nerve_class_after_the_first_call():
+    net = resnet18().eval()
+    x = x64(1, 3, 32, 32)
+    net(x)
+
+    class Doubled(BasicBlock):
+        pass
+
+    original = Doubled.forward
+    Doubled.forward = lambda self, x, base_shape=None: original(self, x) * 2
+    net.get_submodule("3").__class__ = Doubled
+    torch.testing.assert_close(net(x), line_by_line(net, x), rtol=0, atol=0)
+
+
+def test_an_attribute_the_steps_read_is_followed():
+    torch.manual_seed(0)
+    net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d_BN_ReLU(3))]).double().eval()
+    x = x64(1, 3, 6, 6)
+    conv = net.get_submodule("1")
+    conv.norm.running_mean.fill_(0.5)
+    before = net(x)
+    conv.norm_after_act = True
+    after = net(x)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, line_by_line(net, x), rtol=0, atol=0)
+
+
+def test_a_compiled_nerve_is_called():
+    net = resnet18().float().eval()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    net.get_submodule("3").compile(backend=backend)
+    with torch.no_grad():
+        net(torch.randn(1, 3, 32, 32))
+    assert graphs
+    torch._dynamo.reset()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_jit_trace_records_a_sum_that_broadcasts_later():
+    net = two_inputs().float().eval()
+    traced = torch.jit.trace(net, ([torch.randn(1, 3, 6, 6), torch.randn(1, 5, 6, 6)],), check_trace=False)
+    x, y = torch.randn(4, 3, 6, 6), torch.randn(1, 5, 6, 6)
+    torch.testing.assert_close(traced([x, y]), net([x, y]))

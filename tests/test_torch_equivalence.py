@@ -47,7 +47,7 @@ def test_relu_bn_order():
     net = nv.build([((3, 1), nv.Input()), ((16, 1), nv.Conv2d_ReLU_BN(3))])
     names = [name for name, _ in single(net).named_children()]
     assert names == ["conv", "act", "norm"]
-    assert single(net).conv.bias is None
+    assert single(net).conv.bias is not None  # the ReLU between conv and norm makes the bias count
 
 
 def test_plain_conv_has_bias_and_bias_override():

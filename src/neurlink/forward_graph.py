@@ -33,7 +33,12 @@ _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 def inlinable(module: nn.Module) -> bool:
     """Whether writing ``module``'s lines or steps into the flat forward equals calling it."""
-    return isinstance(module, Nerve) and type(module).forward is Nerve.forward and "forward" not in module.__dict__
+    return (
+        isinstance(module, Nerve)
+        and type(module).forward is Nerve.forward
+        and "forward" not in module.__dict__
+        and module.__dict__.get("_compiled_call_impl") is None  # nn.Module.compile() on the nerve
+    )
 
 
 class GraphWriter:
@@ -127,19 +132,37 @@ _OUTPUT_NOT_SAVED = frozenset(
 )
 
 
+# What every nn.Module keeps in its __dict__ for torch itself (parameters, hooks, mode): not part
+# of what a nerve's steps read.
+_BOOKKEEPING = frozenset(vars(nn.Module()))
+
+
+def _state(nerve: nn.Module) -> dict:
+    """A nerve's own attributes (what its ``_steps`` may read), by identity."""
+    return {key: value for key, value in vars(nerve).items() if key not in _BOOKKEEPING}
+
+
+def _same_state(nerve: nn.Module, state: dict) -> bool:
+    now = _state(nerve)
+    return now.keys() == state.keys() and all(now[key] is value for key, value in state.items())
+
+
 class FlatForward:
-    """A network's flat forward and the tree it was generated from.
+    """A network's flat forward and the tree it was written from.
 
     ``graph_module(inputs)`` equals calling the network's current modules line by line as long as
-    :meth:`matches` holds for the network and :meth:`hooked` does not.
+    :meth:`matches` holds for the network and :meth:`hooked` does not. :meth:`ready` is the check
+    made on every call: the tree epoch, global hooks, and the modules whose outputs a residual sum
+    overwrites (torch modules, whose changes the epoch does not see).
     """
 
     def __init__(self, graph_module: fx.GraphModule, root_children: dict, inlined: list, producers: list) -> None:
         self.graph_module = graph_module
         self.root_children = root_children
-        # each inlined nerve, its class and its children when the graph was written
-        self.inlined = [(nerve, type(nerve), dict(nerve._modules)) for nerve in inlined]
-        self.producers = producers  # modules whose output a residual sum overwrites
+        # each inlined nerve with its class, children and attributes when the graph was written
+        self.inlined = [(nerve, type(nerve), dict(nerve._modules), _state(nerve)) for nerve in inlined]
+        # the modules whose output a residual sum overwrites, with their class and its forward
+        self.producers = [(module, type(module), type(module).forward) for module in producers]
         self.checked_at = -1  # the tree epoch at which the graph was last found current
         self._code = type(graph_module).forward.__code__
         self._nodes = list(graph_module.graph.nodes)
@@ -158,36 +181,57 @@ class FlatForward:
         return list(self._nodes[index].meta.get("neurlink_where", ())) if index is not None else []
 
     def matches(self, root: nn.Module) -> bool:
-        """Whether ``root``'s tree is still the one the graph was written from."""
+        """Whether ``root``'s tree is still the one the graph was written from: the same children,
+        nerves of the same classes that can still be inlined, with the same attributes, and
+        residual producers that still return a fresh tensor."""
         if root._modules != self.root_children:
             return False
-        for nerve, cls, children in self.inlined:
-            if type(nerve) is not cls or nerve._modules != children or "forward" in nerve.__dict__:
+        for nerve, cls, children, state in self.inlined:
+            if type(nerve) is not cls or nerve._modules != children or not inlinable(nerve):
                 return False
-        return True
+            if not _same_state(nerve, state):
+                return False
+        return all(self._producer_unchanged(*producer) for producer in self.producers)
+
+    @staticmethod
+    def _producer_unchanged(module, cls, forward) -> bool:
+        return type(module) is cls and cls.forward is forward and "forward" not in module.__dict__
 
     def hooked(self) -> bool:
         """Whether a hook asks for a call the graph skips (on an inlined nerve), or may keep an output
         that a residual sum overwrites (on its producer)."""
-        for nerve, _, _ in self.inlined:
+        for nerve, _, _, _ in self.inlined:
             if nerve._forward_hooks or nerve._forward_pre_hooks or nerve._backward_hooks or nerve._backward_pre_hooks:
                 return True
-        return any(module._forward_hooks or module._backward_hooks for module in self.producers)
+        return any(_producer_hooked(module) for module, _, _ in self.producers)
 
     def ready(self) -> bool:
         """The per-call check: nothing changed since the last full check."""
-        return (
-            self.checked_at == tree_watch.epoch()
-            and not tree_watch.global_hooks()
-            and not any(module._forward_hooks or module._backward_hooks for module in self.producers)
-        )
+        if self.checked_at != tree_watch.epoch() or tree_watch.global_hooks():
+            return False
+        for module, cls, forward in self.producers:
+            if (
+                type(module) is not cls
+                or cls.forward is not forward
+                or "forward" in module.__dict__
+                or _producer_hooked(module)
+            ):
+                return False
+        return True
+
+
+def _producer_hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._backward_hooks or module._backward_pre_hooks)
 
 
 @fx.wrap
 def residual_add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``fresh + other``, summed into ``fresh`` (a conv or norm output that nothing else reads) when
     that is the same tensor: ``other`` has its shape and dtype (no broadcast, no type promotion, as
-    under autocast), and neither is a ``torch.func`` (vmap, grad) tensor."""
+    under autocast), and neither is a ``torch.func`` (vmap, grad) tensor. ``torch.jit.trace`` records
+    the plain sum, which holds for every input it may later be given."""
+    if torch.jit.is_tracing():
+        return fresh + other
     if (
         fresh.shape == other.shape
         and fresh.dtype == other.dtype
@@ -213,7 +257,7 @@ def flatten_forward(root: nn.Module) -> FlatForward:
             fresh = node.args[0]
             if isinstance(fresh, fx.Node) and fresh.op == "call_module" and len(fresh.users) == 1:
                 module = writer.modules[fresh.target]
-                if type(module) in _OUTPUT_NOT_SAVED:
+                if type(module) in _OUTPUT_NOT_SAVED and "forward" not in module.__dict__:
                     node.target = residual_add
                     node.meta["is_wrapped"] = True
                     producers.append(module)

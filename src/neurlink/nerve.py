@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from . import tree_watch
 from .context import Link, current
 from .errors import DefinitionError, DimsError, NeurlinkError
 from .interpreter import EagerOps, run_lines
@@ -33,6 +34,10 @@ class NerveMeta(type(nn.Module)):
 
     def __getitem__(cls, key) -> SelectedNerve:
         return SelectedNerve(cls, key)
+
+    def __setattr__(cls, name: str, value) -> None:  # e.g. a forward patched on a nerve class
+        super().__setattr__(name, value)
+        tree_watch.bump()
 
 
 class Nerve(LinesModule, metaclass=NerveMeta):

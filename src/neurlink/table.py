@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import re
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -144,10 +145,12 @@ class LineTable:
             links = tuple(self._link(ref) for ref in refs)
             rank = _line_rank(nerve.cls, links, spec.dims)
             module = instantiate(nerve, links, spec.dims)
+            kind = nerve.cls
         else:
             tag = None
             refs = self._resolve_top(PREVIOUS, index)
-            rank = _line_rank(nerve, (), spec.dims)
+            rank = _line_rank(nerve, tuple(self._link(ref) for ref in refs), spec.dims)
+            kind = nerve
             module = nerve
             if id(module) in self._used_modules:
                 # the same module object repeated ([line] * 3): each line gets its own copy
@@ -155,8 +158,13 @@ class LineTable:
             self._used_modules.add(id(module))
         name = str(index)
         owner.add_module(name, module)
+        reads_its_rank = rank is not None and (_fixed_rank(kind) is not None or getattr(kind, "keeps_rank", False))
         for ref in refs:
-            self.entries[ref.line].children.append(index)
+            source = self.entries[ref.line]
+            source.children.append(index)
+            if reads_its_rank and source.spatial_rank is None:
+                source.spatial_rank = rank  # e.g. an Input written with one ratio, read by a Conv2d line
+
         if tag is not None:
             self.tags[tag] = index
         uses_base = bool(getattr(module, "uses_base_shape", False))
@@ -285,12 +293,41 @@ class LineTable:
         return Link(ref.line, entry.tag, dims, ref.output, entry.spatial_rank)
 
 
+_RANK_SUFFIX = re.compile(r"([123])d$")
+
+
+def torch_rank(cls: type) -> int | None:
+    """The spatial rank a torch.nn class is made for, from its name (``BatchNorm2d``: 2), or None."""
+    if not cls.__module__.startswith("torch.nn"):
+        return None
+    match = _RANK_SUFFIX.search(cls.__name__)
+    return int(match.group(1)) if match else None
+
+
+def _fixed_rank(kind) -> int | None:
+    """The spatial rank a line's nerve (a class) or plain module (an instance) works in, if fixed."""
+    cls = kind if isinstance(kind, type) else type(kind)
+    rank = getattr(cls, "spatial_rank", None)
+    return rank if rank is not None else torch_rank(cls)
+
+
 def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | None:
     """The number of spatial dims of a line: fixed by its nerve (Conv2d: 2), carried through from
     its inputs by a nerve that keeps it (Add, Concat, Identity, Interpolate), or written in its shape.
+    A nerve of a fixed rank must read lines of that rank.
     """
     declared = {d.shape.rank for d in dims} - {None}
-    rank = getattr(kind, "spatial_rank", None)
+    rank = _fixed_rank(kind)
+    if rank is not None:
+        name = kind.__name__ if isinstance(kind, type) else type(kind).__name__
+        for link in links:
+            if link.rank is not None and link.rank != rank:
+                other = _RANK_SUFFIX.sub(f"{link.rank}d", name)
+                raise DimsError(
+                    f"{name} is {rank}d, but its input line {link.index} is {link.rank}d",
+                    allowed=(f"{other} after a {link.rank}d line" if other != name else f"a {link.rank}d nerve")
+                    + f", or {rank}d lines before {name}",
+                )
     if rank is None and getattr(kind, "keeps_rank", False):
         ranks = {link.index: link.rank for link in links if link.rank is not None}
         if len(set(ranks.values())) > 1:

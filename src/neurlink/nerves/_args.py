@@ -8,9 +8,9 @@ import inspect
 
 from torch import nn
 
-from ..errors import NerveArgumentError
+from ..errors import DimsError, NerveArgumentError
 
-__all__ = ["ntuple", "positive_int", "make_norm", "make_act", "DEFAULT"]
+__all__ = ["ntuple", "positive_int", "make_norm", "make_act", "check_shape_ranks", "DEFAULT"]
 
 
 class _Default:
@@ -47,7 +47,7 @@ def ntuple(name: str, value, rank: int, owner: str) -> tuple[int, ...]:
 
 def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
     """``norm`` is None, a class/callable taking the channel count, or a module (copied)."""
-    if norm is None or norm is nn.Identity:
+    if norm is None or norm is nn.Identity or isinstance(norm, nn.Identity):
         return None
     if isinstance(norm, nn.Module):
         return copy.deepcopy(norm)
@@ -60,7 +60,7 @@ def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
 
 def make_act(act, owner: str) -> nn.Module | None:
     """``act`` is None, a class/callable, or a module (copied). Classes that can work in place do."""
-    if act is None or act is nn.Identity:
+    if act is None or act is nn.Identity or isinstance(act, nn.Identity):
         return None
     if isinstance(act, nn.Module):
         return copy.deepcopy(act)
@@ -76,3 +76,15 @@ def _takes_inplace(factory) -> bool:
         return "inplace" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
+
+
+def check_shape_ranks(nerve, rank: int) -> None:
+    """A nerve of ``rank`` spatial dims reads and declares shapes written with ``rank`` values (or one)."""
+    name = type(nerve).__name__
+    link, declared = nerve.input_links[0], nerve.target_dims[0].shape
+    for shape, whose in ((link.shape, f"its input line {link.index} declares"), (declared, "this line declares")):
+        if shape.rank not in (None, rank):
+            raise DimsError(
+                f"{name} is {rank}d, but {whose} shape {shape!r}, which has {shape.rank} dims",
+                allowed=f"shapes of {rank} values (or one value for every dim), or a {shape.rank}d nerve",
+            )

@@ -12,11 +12,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..errors import DimsError, NerveArgumentError
+from ..errors import NerveArgumentError
 from ..nerve import Nerve
 from ..nn import to_size
+from ..table import torch_rank
 from . import _runtime
-from ._args import DEFAULT, make_act, make_norm, ntuple, positive_int
+from ._args import DEFAULT, check_shape_ranks, make_act, make_norm, ntuple, positive_int
 from ._geometry import conv_geometry, ratio_pairs
 
 __all__ = [
@@ -38,7 +39,7 @@ class ConvNd(Nerve):
     """Convolution from the selected line to the declared dims, then optional norm and activation.
 
     Keywords: ``kernel_size``, ``dilation``, ``groups``, ``bias`` (default: True unless a
-    norm follows), ``norm`` (class taking the channel count, or None), ``act`` (class or
+    norm follows the conv directly), ``norm`` (class taking the channel count, or None), ``act`` (class or
     None), ``norm_after_act`` (conv -> act -> norm instead of conv -> norm -> act),
     ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``).
 
@@ -94,11 +95,16 @@ class ConvNd(Nerve):
             raise NerveArgumentError(
                 f"{name}: bias={bias!r} is not a bool", allowed="bias=True, False or None (default)"
             )
-        if bias is None:
-            bias = norm is None or norm is nn.Identity  # a following norm's shift makes a bias redundant
-        for dims in (dims_in, dims_out):
-            if dims.shape.rank not in (None, rank):
-                raise DimsError(f"{name} is {rank}d, but shape {dims.shape!r} has {dims.shape.rank} dims")
+        norm_module, act_module = make_norm(norm, dims_out.channels, name), make_act(act, name)
+        norm_rank = torch_rank(type(norm_module)) if norm_module is not None else None
+        if norm_rank is not None and norm_rank != rank:
+            raise NerveArgumentError(
+                f"{name}: norm={type(norm_module).__name__} is {norm_rank}d, but the conv is {rank}d",
+                allowed=f"a {rank}d norm (nn.BatchNorm{rank}d) or one of any rank (nn.GroupNorm, ...)",
+            )
+        if bias is None:  # the shift of a norm right after the conv makes a bias redundant
+            bias = norm_module is None or (norm_after_act and act_module is not None)
+        check_shape_ranks(self, rank)
 
         geometry = conv_geometry(dims_in.shape, dims_out.shape, kernel, dilation, transposed=self.transposed)
         self.geometry = geometry
@@ -143,7 +149,7 @@ class ConvNd(Nerve):
         self._kernel, self._dilation = kernel, dilation
         self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
 
-        first, second = (make_act(act, name), make_norm(norm, dims_out.channels, name))
+        first, second = act_module, norm_module
         if not norm_after_act:
             first, second = second, first
         self.norm_after_act = norm_after_act
@@ -185,7 +191,7 @@ class Conv1d_BN_ReLU(Conv1d):
 
 
 class Conv1d_ReLU_BN(Conv1d):
-    """Conv1d -> ReLU -> BatchNorm1d (the conv has no bias)."""
+    """Conv1d -> ReLU -> BatchNorm1d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU
@@ -212,7 +218,7 @@ class Conv2d_BN_ReLU(Conv2d):
 
 
 class Conv2d_ReLU_BN(Conv2d):
-    """Conv2d -> ReLU -> BatchNorm2d (the conv has no bias)."""
+    """Conv2d -> ReLU -> BatchNorm2d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU
@@ -239,7 +245,7 @@ class Conv3d_BN_ReLU(Conv3d):
 
 
 class Conv3d_ReLU_BN(Conv3d):
-    """Conv3d -> ReLU -> BatchNorm3d (the conv has no bias)."""
+    """Conv3d -> ReLU -> BatchNorm3d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU
@@ -267,7 +273,7 @@ class ConvTransposed1d_BN_ReLU(ConvTransposed1d):
 
 
 class ConvTransposed1d_ReLU_BN(ConvTransposed1d):
-    """ConvTransposed1d -> ReLU -> BatchNorm1d (the conv has no bias)."""
+    """ConvTransposed1d -> ReLU -> BatchNorm1d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU
@@ -295,7 +301,7 @@ class ConvTransposed2d_BN_ReLU(ConvTransposed2d):
 
 
 class ConvTransposed2d_ReLU_BN(ConvTransposed2d):
-    """ConvTransposed2d -> ReLU -> BatchNorm2d (the conv has no bias)."""
+    """ConvTransposed2d -> ReLU -> BatchNorm2d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU
@@ -323,7 +329,7 @@ class ConvTransposed3d_BN_ReLU(ConvTransposed3d):
 
 
 class ConvTransposed3d_ReLU_BN(ConvTransposed3d):
-    """ConvTransposed3d -> ReLU -> BatchNorm3d (the conv has no bias)."""
+    """ConvTransposed3d -> ReLU -> BatchNorm3d (the conv has a bias: the ReLU stands between it and the norm)."""
 
     default_norm = True
     default_act = nn.ReLU

@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import DimsError
 from ..nerve import Nerve
 from . import _runtime
-from ._args import ntuple
+from ._args import check_shape_ranks, ntuple
 from ._geometry import conv_geometry, ratio_pairs
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
@@ -40,9 +40,7 @@ class PoolNd(Nerve):
                 f"{name} keeps the channels, but the line turns {dims_in.channels} into {dims_out.channels}",
                 allowed=f"{dims_in.channels} channels on this line",
             )
-        for dims in (dims_in, dims_out):
-            if dims.shape.rank not in (None, rank):
-                raise DimsError(f"{name} is {rank}d, but shape {dims.shape!r} has {dims.shape.rank} dims")
+        check_shape_ranks(self, rank)
         target = dims_out.shape
         self._ratios = None if target.is_absolute else ratio_pairs(target, rank)
         self._absolute = target.absolute_for(rank) if target.is_absolute else None

@@ -12,6 +12,7 @@ from ._geometry import ratio_pairs
 __all__ = ["Interpolate", "Identity"]
 
 _MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+_MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}  # the others work in any rank
 _ALIGNING_MODES = ("linear", "bilinear", "bicubic", "trilinear")  # the modes torch takes align_corners with
 
 
@@ -40,6 +41,14 @@ class Interpolate(Nerve):
             raise NerveArgumentError(
                 f"Interpolate: align_corners={align_corners!r} with mode={mode!r}",
                 allowed=f"align_corners=None, or True/False with mode {', '.join(map(repr, _ALIGNING_MODES))}",
+            )
+        rank = self.input_links[0].rank
+        needs = _MODE_RANK.get(mode)
+        if rank is not None and needs is not None and needs != rank:
+            fitting = [m for m, r in _MODE_RANK.items() if r == rank]
+            raise NerveArgumentError(
+                f"Interpolate: mode={mode!r} is for {needs}d inputs, but line {self.input_links[0].index} is {rank}d",
+                allowed=", ".join(map(repr, fitting + ["nearest", "area", "nearest-exact"])),
             )
         self.mode, self.align_corners = mode, align_corners
         target = self.target_dims[0].shape
