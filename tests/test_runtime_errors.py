@@ -1,5 +1,7 @@
 """Errors while a network runs name the line they happened in; definitions are not layers."""
 
+import copy
+import pickle
 import sys
 
 import pytest
@@ -58,3 +60,39 @@ def test_other_exceptions_keep_their_type_and_get_a_note():
 def test_a_definition_called_like_a_layer():
     with pytest.raises(neurlink.NeurlinkError, match=r"Conv2d\(3\) is a definition, not a layer.*nv\.build"):
         nv.Conv2d(3)(torch.randn(1, 3, 8, 8))
+
+
+def test_a_line_returning_other_dims_than_declared_is_named_on_the_first_call():
+    net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3)), ((8, 2), Bug())])
+    with pytest.raises(
+        neurlink.OutputError, match=r"(?s)^line 2: \(\(8, 2\), Bug\(\)\).*\(N, 8, 8, 8\).*\(N, 8, 4, 8\)"
+    ):
+        net(torch.randn(1, 3, 16, 16))
+    plain = nv.build([((3, 1), nv.Input()), ((32, 1), torch.nn.Conv2d(3, 16, 3, padding=1))])
+    with pytest.raises(neurlink.OutputError, match=r"declares \(32, 1\), that is \(N, 32, 5, 5\).*\(N, 16, 5, 5\)"):
+        plain(torch.randn(1, 3, 5, 5))
+    summary = neurlink.summary(net, (1, 3, 16, 16))
+    assert "MISMATCH, declared (1, 8, 8, 8)" in str(summary)
+    assert summary.rows[2].declared_shapes == ((1, 8, 8, 8),) and summary.rows[1].declared_shapes is None
+
+
+def test_a_multi_output_line_returning_one_tensor():
+    class One(nv.Nerve):
+        def forward(self, x):
+            return x
+
+    net = nv.build([((4, 1), nv.Input()), ((2, 1), (2, 1), One())])
+    with pytest.raises(neurlink.OutputError, match="declares 2 outputs, but its module returned \\(N, 4, 3\\)"):
+        net(torch.randn(1, 4, 3))
+
+
+def test_changed_modules_are_trusted_and_copies_keep_checking():
+    torch.manual_seed(0)
+    net = neurlink.resnet18(num_classes=10).eval()
+    net.get_submodule("12").conv = torch.nn.Conv2d(512, 3, 1)  # fine-tuning: the line said 10
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 3, 1, 1)
+    assert copy.deepcopy(net)(torch.randn(1, 3, 32, 32)).shape == (1, 3, 1, 1)
+    buggy = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3)), ((8, 2), Bug())])
+    for copied in (copy.deepcopy(buggy), pickle.loads(pickle.dumps(buggy))):  # copies made as built still check
+        with pytest.raises(neurlink.OutputError):
+            copied(torch.randn(1, 3, 16, 16))

@@ -16,6 +16,7 @@ __all__ = [
     "NerveArgumentError",
     "InputError",
     "ForwardError",
+    "OutputError",
     "UnknownModelError",
     "StateDictError",
     "CheckpointError",
@@ -84,6 +85,11 @@ class NerveArgumentError(DefinitionError):
 class InputError(NeurlinkError):
     """A built network was called with inputs that contradict its Input lines (or that no line
     can take, such as a size no stride reaches the declared size from)."""
+
+
+class OutputError(NeurlinkError):
+    """A line's module returned another tensor than its line declares (checked on the first call of
+    every input size, while the network is as built)."""
 
 
 class ForwardError(NeurlinkError, RuntimeError):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ForwardError, NeurlinkError
-from .table import LineTable
+from .errors import ForwardError, NeurlinkError, OutputError
+from .table import Entry, LineTable
 
 __all__ = ["run_lines", "call_child", "EagerOps", "in_lines"]
 
@@ -36,16 +36,31 @@ def in_lines(error: Exception, where) -> Exception:
             error.locate(*item)
         return error
     if type(error) is not RuntimeError or torch.compiler.is_compiling():
-        if where and hasattr(error, "add_note"):  # Python 3.11+
-            error.add_note(
-                "raised in neurlink " + " > ".join(f"line {index}: {written}" for index, _, written in where)
-            )
+        _note(error, where)
         return error
     wrapped = ForwardError(f"{type(error).__name__}: {error}")
     for item in reversed(where):
         wrapped.locate(*item)
     wrapped.__cause__ = error
     return wrapped
+
+
+def _note(error: Exception, where) -> None:
+    """Name the lines in one note of ``error`` (Python 3.11+), extended as it leaves outer lines."""
+    if not where or not hasattr(error, "add_note"):
+        return
+    previous = getattr(error, "_neurlink_where", [])
+    path = list(where) + previous
+    note = "raised in neurlink " + " > ".join(f"line {index}" for index, _, _ in path) + f": {path[-1][2]}"
+    try:
+        error._neurlink_where = path
+    except AttributeError:  # an exception type with __slots__
+        pass
+    notes = getattr(error, "__notes__", [])
+    if previous and notes and notes[-1].startswith("raised in neurlink "):
+        notes[-1] = note
+    else:
+        error.add_note(note)
 
 
 def call_child(module: nn.Module, args, base_shape):
@@ -55,11 +70,20 @@ def call_child(module: nn.Module, args, base_shape):
     return module(*args)
 
 
-def run_lines(owner: nn.Module, table: LineTable, inputs, base_shape=None, outputs: tuple[int, ...] | None = None):
+def run_lines(
+    owner: nn.Module,
+    table: LineTable,
+    inputs,
+    base_shape=None,
+    outputs: tuple[int, ...] | None = None,
+    *,
+    verify: bool = False,
+):
     """The lines of ``table`` (owned by ``owner``) on ``inputs``, one tensor per Input line.
 
     Returns the last line's value, or the list of the values of the lines in ``outputs``.
-    A value is dropped as soon as no later line (and no requested output) reads it.
+    A value is dropped as soon as no later line (and no requested output) reads it. With
+    ``verify``, every line's value is checked against its declared dims (:func:`check_output`).
     """
     entries = table.entries
     values = [None] * len(entries)
@@ -75,6 +99,8 @@ def run_lines(owner: nn.Module, table: LineTable, inputs, base_shape=None, outpu
                 continue
             args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
             values[entry.index] = call_child(modules[entry.name], args, base_shape)
+            if verify:
+                check_output(entry, values[entry.index], base_shape)
             for index in releases[entry.index]:
                 values[index] = None
     except Exception as error:
@@ -85,6 +111,33 @@ def run_lines(owner: nn.Module, table: LineTable, inputs, base_shape=None, outpu
     if outputs is None:
         return values[-1]
     return [values[index] for index in outputs]
+
+
+def check_output(entry: Entry, value, base_shape) -> None:
+    """Raise :class:`OutputError` unless ``value`` is what the line declares for this base shape."""
+    count = len(entry.dims)
+    if count > 1 and not (isinstance(value, (tuple, list)) and len(value) == count):
+        raise OutputError(
+            f"the line declares {count} outputs, but its module returned {_describe(value)}",
+            allowed=f"a module returning a tuple of {count} tensors",
+        )
+    for k, (dims, y) in enumerate(zip(entry.dims, value if count > 1 else (value,))):
+        expected = (dims.channels, *dims.shape.size(tuple(base_shape)))
+        which = f"output {k}" if count > 1 else "its module"
+        if not isinstance(y, torch.Tensor) or tuple(y.shape[1:]) != expected:
+            raise OutputError(
+                f"the line declares {dims!r}, that is (N, {', '.join(map(str, expected))}) for this input,"
+                f" but {which} returned {_describe(y)}",
+                allowed="a module whose output has the declared channels and shape (or declare what it returns)",
+            )
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return "(N, " + ", ".join(map(str, value.shape[1:])) + ")" if value.dim() else "a 0-d tensor"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 class EagerOps:

@@ -48,11 +48,26 @@ class Network(LinesModule):
         inputs = self._table.input_entries
         self._spatial_ranks = [self._spatial_rank(e) for e in inputs]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
+        self._start_checks(as_built=True)
 
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_flat", None)  # generated again on the first call
+        state.pop("_verified", None)
+        as_built = state.pop("_as_built", None)
+        state["_was_as_built"] = as_built is not None and as_built.matches(self)
         return state
+
+    def __setstate__(self, state) -> None:
+        as_built = state.pop("_was_as_built", False)
+        super().__setstate__(state)
+        self._start_checks(as_built)
+
+    def _start_checks(self, as_built: bool) -> None:
+        """Every line's output is checked on the first call of each input size, while the tree is
+        the one built (``as_built``) or copied from a network that was as built."""
+        object.__setattr__(self, "_verified", set())
+        object.__setattr__(self, "_as_built", tree_watch.TreeSnapshot(self) if as_built else None)
 
     def _spatial_rank(self, entry: Entry) -> int | None:
         """Spatial rank of an Input: written in its shape, or known for a line it feeds (Conv2d: 2)."""
@@ -75,15 +90,21 @@ class Network(LinesModule):
         ``outputs=[tag or index, ...]`` those lines'."""
         if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
             output_intermediate, outputs = False, None  # fx.symbolic_trace makes every argument a placeholder
+        selected = None
         if output_intermediate or outputs is not None:
             selected = self._selected(output_intermediate, outputs)
-            return run_lines(self, self._table, self._given(self._check(inputs)), outputs=selected)
         traced = isinstance(inputs, fx.Proxy) or torch.jit.is_tracing()
         if not traced:
             inputs = self._check(inputs)
         if torch.compiler.is_compiling():
             # dynamo traces the current modules line by line, and guards on what it called
-            return run_lines(self, self._table, self._given(inputs))
+            return run_lines(self, self._table, self._given(inputs), outputs=selected)
+        if not traced and self._first_of_its_size(inputs):
+            result = run_lines(self, self._table, self._given(inputs), outputs=selected, verify=True)
+            self._verified.add(self._size_key(inputs))
+            return result
+        if selected is not None:
+            return run_lines(self, self._table, self._given(inputs), outputs=selected)
         flat = self.__dict__.get("_flat")
         if flat is None or not flat.ready():
             flat = self._current_flat()
@@ -96,6 +117,23 @@ class Network(LinesModule):
             if located is error:
                 raise
             raise located from error
+
+    @staticmethod
+    def _size_key(inputs):
+        if isinstance(inputs, torch.Tensor):
+            return inputs.shape[2:]
+        return tuple(x.shape[2:] for x in inputs)
+
+    def _first_of_its_size(self, inputs) -> bool:
+        """Whether to check every line's output on this call: the first call of an input size, while
+        the network is as built (after a user changed its modules, what they return is theirs to say)."""
+        if self._size_key(inputs) in self._verified:
+            return False
+        as_built = self.__dict__.get("_as_built")
+        if as_built is not None and as_built.matches(self):
+            return True
+        self._verified.add(self._size_key(inputs))
+        return False
 
     def _current_flat(self) -> FlatForward | None:
         """The flat forward of the current tree (generated again if the tree changed), or None

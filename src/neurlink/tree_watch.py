@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch.nn.modules import module as _torch_module
 
-__all__ = ["epoch", "bump", "ChildModules", "global_hooks"]
+__all__ = ["epoch", "bump", "ChildModules", "global_hooks", "TreeSnapshot"]
 
 _epoch = 0
 
@@ -93,3 +93,21 @@ def global_hooks() -> bool:
         or _torch_module._global_backward_hooks
         or _torch_module._global_backward_pre_hooks
     )
+
+
+class TreeSnapshot:
+    """Every module under a root, by identity, with its class, its children and whether a ``forward``
+    was patched on it: enough to tell later whether the tree is still as it was (as built)."""
+
+    def __init__(self, root) -> None:
+        self._state = _read(root)
+
+    def matches(self, root) -> bool:
+        return _read(root) == self._state
+
+
+def _read(root) -> list:
+    return [
+        (id(module), type(module), tuple(map(id, module._modules.values())), "forward" in module.__dict__)
+        for module in root.modules()
+    ]

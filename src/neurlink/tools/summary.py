@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._lines import dims_text, nerve_text, walk
+from ._lines import dims_text, nerve_text, table_of, walk
 from ._trace import make_inputs, run_lines
 
 __all__ = ["Summary", "SummaryRow", "summary"]
@@ -38,6 +38,7 @@ class SummaryRow:
     output_shapes: tuple[tuple[int, ...], ...]  # the actual shape of each output
     params: int  # parameters of the line's module, its sub-lines included
     macs: int  # multiply-accumulates of the line, its sub-lines included
+    declared_shapes: tuple[tuple[int, ...], ...] | None = None  # set when the output differs from them
 
     def cells(self) -> list[str]:
         """The row as table cells: line, tag, inputs, nerve, dims, output, params, MACs."""
@@ -48,7 +49,8 @@ class SummaryRow:
             ", ".join(self.inputs),
             nerve,
             self.dims,
-            ", ".join(str(shape) for shape in self.output_shapes),
+            ", ".join(str(shape) for shape in self.output_shapes)
+            + (f"  MISMATCH, declared {', '.join(map(str, self.declared_shapes))}" if self.declared_shapes else ""),
             f"{self.params:,}",
             f"{self.macs:,}",
         ]
@@ -141,14 +143,19 @@ def summary(
     (``3.1`` is line 1 of the block of line 3) under their block's row.
 
     MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2) for the
-    whole batch: convolutions and matrix products, not norms, activations or pooling.
+    whole batch: convolutions and matrix products, not norms, activations or pooling. A line
+    whose output differs from its declared dims is marked ``MISMATCH`` with the declared shapes.
     """
     lines = walk(net, depth)
     tensors = make_inputs(net, input_size, dtype=dtype, device=device, inputs=inputs)
     measured = run_lines(net, lines, tensors)
+    table = table_of(net)
+    base_shape = tuple(tensors[table.base_entry.input_position].shape[2:])
     rows = []
     for line in lines:
         result = measured[line.path]
+        batch = tensors[0].shape[0]
+        declared = tuple((batch, d.channels, *d.shape.size(base_shape)) for d in line.entry.dims)
         params = sum(p.numel() for p in line.module.parameters()) if line.module is not None else 0
         row = SummaryRow(
             path=line.path,
@@ -160,6 +167,7 @@ def summary(
             output_shapes=result.shapes,
             params=params,
             macs=result.macs,
+            declared_shapes=declared if declared != result.shapes else None,
         )
         rows.append(row)
     parameters = list(net.parameters())
