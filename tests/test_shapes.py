@@ -50,7 +50,8 @@ def test_shape_spec_sizes(written, base, expected):
 
 def test_shape_spec_rank_and_equality():
     assert ShapeSpec(2).rank is None and ShapeSpec((2, 2)).rank == 2 and ShapeSpec("(1, 1)").rank == 2
-    assert ShapeSpec(2) == ShapeSpec((2, 2)) == 2
+    assert ShapeSpec(2) == 2 and ShapeSpec((2, 2)) == (2, 2)
+    assert ShapeSpec(2) != ShapeSpec((2, 2)) and ShapeSpec(2).same_as(ShapeSpec((2, 2)), 2)  # the same in 2d only
     assert ShapeSpec(0.5) == ShapeSpec(1 / 2)
     assert ShapeSpec(2) != ShapeSpec("(2, 2)")
     assert ShapeSpec("7").same_as(ShapeSpec("(7, 7)"), 2)

@@ -29,6 +29,7 @@ from .table import LineTable, Ref
 __all__ = ["GraphWriter", "Scope", "FlatForward", "flatten_forward", "inlinable", "residual_add"]
 
 _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_jit_tracing = torch._C._is_tracing
 
 
 def inlinable(module: nn.Module) -> bool:
@@ -230,12 +231,10 @@ def residual_add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     that is the same tensor: ``other`` has its shape and dtype (no broadcast, no type promotion, as
     under autocast), and neither is a ``torch.func`` (vmap, grad) tensor. ``torch.jit.trace`` records
     the plain sum, which holds for every input it may later be given."""
-    if torch.jit.is_tracing():
-        return fresh + other
     if (
-        fresh.shape == other.shape
-        and fresh.dtype == other.dtype
-        and not (_functorch_wrapped(fresh) or _functorch_wrapped(other))
+        fresh.dtype == other.dtype
+        and fresh.shape == other.shape
+        and not (_functorch_wrapped(fresh) or _functorch_wrapped(other) or _jit_tracing())
     ):
         return fresh.add_(other)
     return fresh + other
@@ -250,7 +249,9 @@ def flatten_forward(root: nn.Module) -> FlatForward:
     """
     writer = GraphWriter()
     table = root._table
-    writer.graph.output(writer.lines(table, root, "", *writer.inputs(table))[-1])
+    values = writer.lines(table, root, "", *writer.inputs(table))
+    declared = root.__dict__.get("_outputs")  # build(lines, outputs=[...])
+    writer.graph.output(values[-1] if declared is None else [values[index] for index in declared])
     producers = []
     for node in writer.graph.nodes:
         if node.op == "call_function" and node.target is operator.add:
@@ -262,4 +263,7 @@ def flatten_forward(root: nn.Module) -> FlatForward:
                     node.meta["is_wrapped"] = True
                     producers.append(module)
     graph_module = fx.GraphModule(writer.modules, writer.graph, class_name=f"{type(root).__name__}FlatForward")
+    for name, module in writer.modules.items():
+        # also a plain instance attribute: self.m_... is then found without nn.Module.__getattr__
+        object.__setattr__(graph_module, name, module)
     return FlatForward(graph_module, dict(root._modules), writer.inlined, producers)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Sequence
 
 import torch
-from torch import fx
+from torch import fx, nn
 
 from . import tree_watch
 from .checkpoint import check_state_dict
-from .errors import DefinitionError, InputError
+from .errors import DefinitionError, InputError, SelectorError
 from .forward_graph import FlatForward, flatten_forward
 from .interpreter import in_lines, run_lines
 from .lines_module import LinesModule
@@ -28,10 +27,11 @@ class Network(LinesModule):
     ``outputs=["tag", 3]`` for the outputs of the named lines.
     """
 
-    def __init__(self, lines: list) -> None:
+    def __init__(self, lines: list, outputs: Sequence | None = None) -> None:
         super().__init__()
         self._table = LineTable()
         self._table.add(self, lines)
+        self._outputs = None if outputs is None else self._declared_outputs(outputs)
         if not self._table.input_entries:
             raise DefinitionError(
                 "a network needs at least one nv.Input() line", allowed="((channels, shape), nv.Input()) as line 0"
@@ -53,6 +53,7 @@ class Network(LinesModule):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_flat", None)  # generated again on the first call
+        state.pop("_first_param", None)
         state.pop("_verified", None)
         as_built = state.pop("_as_built", None)
         state["_was_as_built"] = as_built is not None and as_built.matches(self)
@@ -68,6 +69,29 @@ class Network(LinesModule):
         the one built (``as_built``) or copied from a network that was as built."""
         object.__setattr__(self, "_verified", set())
         object.__setattr__(self, "_as_built", tree_watch.TreeSnapshot(self) if as_built else None)
+
+    def _declared_outputs(self, outputs) -> tuple[int, ...]:
+        """``build(lines, outputs=[...])``: the lines whose outputs the network returns, as indices."""
+        if isinstance(outputs, (str, int)) or not isinstance(outputs, Sequence) or not outputs:
+            raise SelectorError(
+                f"outputs={outputs!r} is not a non-empty list of tags or line indices",
+                allowed="nv.build(lines, outputs=['tag', 5, -1])",
+            )
+        try:
+            return tuple(self._table.index_of(name) for name in outputs)
+        except InputError as error:
+            raise SelectorError(f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices") from None
+
+    def __len__(self) -> int:
+        """The number of lines, Input lines included."""
+        return len(self._table.entries)
+
+    def __getitem__(self, line: int | str) -> nn.Module:
+        """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``."""
+        entry = self._table.entries[self._table.index_of(line)]
+        if entry.name is None:
+            raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
+        return self._modules[entry.name]
 
     def _spatial_rank(self, entry: Entry) -> int | None:
         """Spatial rank of an Input: written in its shape, or known for a line it feeds (Conv2d: 2)."""
@@ -90,7 +114,7 @@ class Network(LinesModule):
         ``outputs=[tag or index, ...]`` those lines'."""
         if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
             output_intermediate, outputs = False, None  # fx.symbolic_trace makes every argument a placeholder
-        selected = None
+        selected = self._outputs  # None: the last line's output
         if output_intermediate or outputs is not None:
             selected = self._selected(output_intermediate, outputs)
         traced = isinstance(inputs, fx.Proxy) or torch.jit.is_tracing()
@@ -103,13 +127,13 @@ class Network(LinesModule):
             result = run_lines(self, self._table, self._given(inputs), outputs=selected, verify=True)
             self._verified.add(self._size_key(inputs))
             return result
-        if selected is not None:
+        if selected is not self._outputs:
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
         flat = self.__dict__.get("_flat")
         if flat is None or not flat.ready():
             flat = self._current_flat()
             if flat is None:  # a hook asks for calls the flat forward skips
-                return run_lines(self, self._table, self._given(inputs))
+                return run_lines(self, self._table, self._given(inputs), outputs=selected)
         try:
             return flat.graph_module.forward(inputs)
         except Exception as error:  # free on the normal path; names the line that raised
@@ -165,6 +189,23 @@ class Network(LinesModule):
             return (inputs,)
         return tuple(inputs)
 
+    def _first_parameter(self):
+        """The first floating-point parameter (inputs must match its device and dtype), found again
+        only when the tree changed: the module holding it is remembered, the parameter read live
+        (``.to()`` may replace it)."""
+        found = self.__dict__.get("_first_param")
+        if found is not None and found[0] == tree_watch.epoch():
+            parameter = found[1]._parameters.get(found[2])
+            if parameter is not None and parameter.is_floating_point():
+                return parameter
+        for module in self.modules():
+            for name, parameter in module._parameters.items():
+                if parameter is not None and parameter.is_floating_point():
+                    object.__setattr__(self, "_first_param", (tree_watch.epoch(), module, name))
+                    return parameter
+        object.__setattr__(self, "_first_param", None)
+        return None
+
     def _check(self, inputs):
         """Inputs as the generated forward takes them, after checking them against the Input lines."""
         entries = self._table.input_entries
@@ -172,6 +213,13 @@ class Network(LinesModule):
             given = (inputs,)
         elif isinstance(inputs, (list, tuple)):
             given = tuple(inputs)
+        elif isinstance(inputs, dict):
+            tags = [e.tag for e in entries]
+            if None in tags or set(inputs) != set(tags):
+                raise InputError(
+                    f"a dict of inputs needs one key per Input line, its tag: expected {tags!r}, got {list(inputs)!r}"
+                )
+            given = tuple(inputs[tag] for tag in tags)
         elif len(entries) == 1:
             given = (inputs,)  # e.g. a numpy array: reported below, naming the Input line
         else:
@@ -182,7 +230,7 @@ class Network(LinesModule):
             expected = ", ".join(_input_name(e) for e in entries)
             raise InputError(f"got {len(given)} input(s), but the network has {len(entries)}: {expected}")
         base_shape = None
-        param = next((p for p in self.parameters() if p.is_floating_point()), None)  # lazy: stops at the first
+        param = self._first_parameter()
         for k in self._check_order:
             entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
             dims = entry.dims[0]
@@ -231,10 +279,13 @@ def _input_name(entry: Entry) -> str:
     return f"line {entry.index}{tag} {entry.written}"
 
 
-def build(lines: list, *, device: torch.device | str | None = None) -> Network:
+def build(lines: list, *, outputs: Sequence | None = None, device: torch.device | str | None = None) -> Network:
     """Build a network from definition lines.
 
-    ``device="meta"`` checks a definition and counts its parameters without allocating them.
+    ``outputs=["tag", 5, -1]`` declares what the network returns: the list of those lines' outputs
+    (a feature pyramid, deep supervision) instead of the last line's, for every caller, ``torch.export``
+    and ONNX included. ``device="meta"`` checks a definition and counts its parameters without
+    allocating them.
 
     >>> import neurlink.nerves as nv
     >>> net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3))])
@@ -245,13 +296,5 @@ def build(lines: list, *, device: torch.device | str | None = None) -> Network:
         raise DefinitionError(
             f"build() takes a list of lines, got {type(lines).__name__}", allowed="nv.build([line, line, ...])"
         )
-    # A build makes many long-lived objects and no garbage cycles: pausing the cyclic collector
-    # keeps build time linear in the number of lines (its full passes grow with the heap).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        with torch.device(device) if device is not None else contextlib.nullcontext():
-            return Network(lines)
-    finally:
-        if collecting:
-            gc.enable()
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        return Network(lines, outputs)

@@ -10,6 +10,7 @@ output_padding) is computed here from two such declarations.
 from __future__ import annotations
 
 import ast
+import numbers
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
@@ -33,7 +34,8 @@ _MAX_DENOMINATOR = 1_000_000
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real number that is not a bool: int, float, Fraction, numpy's scalars."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _as_ratio(value, written) -> Fraction:
@@ -43,7 +45,9 @@ def _as_ratio(value, written) -> Fraction:
             allowed="a positive int or float ratio of the base shape (2 = half size, 0.5 = double),"
             " a tuple of them, or an absolute shape string such as '(1, 1)'",
         )
-    ratio = Fraction(value).limit_denominator(_MAX_DENOMINATOR)
+    ratio = (Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))).limit_denominator(
+        _MAX_DENOMINATOR
+    )
     if ratio == 0:  # a positive float below 1/2000000 reads as 0, which no size can be divided by
         raise DimsError(
             f"shape {written!r}: ratio {value!r} is too small",
@@ -134,16 +138,21 @@ class ShapeSpec:
         except DimsError:
             return False
 
+    def _key(self) -> tuple:
+        return (self.ratios, self.absolute, self.broadcast)
+
     def __eq__(self, other) -> bool:
+        """The same declaration: ``2`` (one value for every dim) is not ``(2, 2)``, whose rank is fixed;
+        :meth:`same_as` compares what two declarations mean for a given rank."""
         if not isinstance(other, ShapeSpec):
             try:
                 other = ShapeSpec(other)
             except DimsError:
                 return NotImplemented
-        return self.same_as(other)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.ratios, self.absolute))
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return repr(self.written)
@@ -178,6 +187,8 @@ class Dims:
     __slots__ = ("channels", "shape")
 
     def __init__(self, channels, shape) -> None:
+        if isinstance(channels, numbers.Integral) and not isinstance(channels, bool):
+            channels = int(channels)  # numpy's ints too
         if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
             raise DimsError(
                 f"channels {channels!r} is not a positive int",
@@ -214,7 +225,7 @@ class Dims:
             other = Dims.parse(other)
         except DimsError:
             return NotImplemented
-        return self.same_as(other)
+        return self.channels == other.channels and self.shape == other.shape
 
     def __hash__(self) -> int:
         return hash((self.channels, self.shape))

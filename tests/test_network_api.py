@@ -1,0 +1,83 @@
+"""The network as a container (len, indexing), dict inputs, declared outputs, and shape equality."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+import neurlink
+import neurlink.nerves as nv
+from neurlink.shapes import Dims, ShapeSpec
+
+
+def two_inputs():
+    return nv.build(
+        [
+            ((3, 1), nv.Input["image"]()),
+            ((1, 1), nv.Input["mask"]()),
+            ((4, 1), nv.Concat[["image", "mask"]]()),
+            ((8, 2), nv.Conv2d[-1, "feat"](3)),
+            ((8, 4), nv.MaxPool2d(2)),
+        ]
+    )
+
+
+def test_len_and_indexing_like_a_sequential():
+    net = neurlink.resnet18()
+    assert len(net) == 13
+    assert net[12] is net.get_submodule("12") and net[-1] is net[12] and net["layer4"] is net[10]
+    with pytest.raises(neurlink.InputError, match=r"line 0 is an Input line"):
+        net[0]
+    with pytest.raises(neurlink.InputError, match="no line is tagged 'layer5'; did you mean 'layer4'"):
+        net["layer5"]
+
+
+def test_inputs_as_a_dict_keyed_by_their_tags():
+    net = two_inputs()
+    image, mask = torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8)
+    torch.testing.assert_close(net({"mask": mask, "image": image}), net([image, mask]), rtol=0, atol=0)
+    with pytest.raises(neurlink.InputError, match=r"expected \['image', 'mask'\], got \['image'\]"):
+        net({"image": image})
+
+
+def test_declared_outputs_are_what_every_caller_gets():
+    torch.manual_seed(0)
+    net = nv.build(two_inputs_lines(), outputs=["feat", -1])
+    x = [torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8)]
+    for _ in range(2):  # the checked first call and the flat forward agree
+        feat, pooled = net(x)
+        assert feat.shape == (1, 8, 4, 4) and pooled.shape == (1, 8, 2, 2)
+    program = torch.export.export(net, (x,))
+    got = program.module()(x)
+    torch.testing.assert_close(got[1], pooled)
+    with pytest.raises(neurlink.SelectorError, match="outputs=\\['fet'\\]: no line is tagged 'fet'"):
+        nv.build(two_inputs_lines(), outputs=["fet"])
+
+
+def two_inputs_lines():
+    return [
+        ((3, 1), nv.Input["image"]()),
+        ((1, 1), nv.Input["mask"]()),
+        ((4, 1), nv.Concat[["image", "mask"]]()),
+        ((8, 2), nv.Conv2d[-1, "feat"](3)),
+        ((8, 4), nv.MaxPool2d(2)),
+    ]
+
+
+def test_shape_equality_is_an_equivalence_with_matching_hashes():
+    one, two = ShapeSpec(2), ShapeSpec((2, 2))
+    assert one != two and one.same_as(two, 2) and not one.same_as(ShapeSpec((2, 2, 2)), 2)
+    assert ShapeSpec(0.5) == ShapeSpec(Fraction(1, 2)) and hash(ShapeSpec(0.5)) == hash(ShapeSpec(Fraction(1, 2)))
+    assert len({ShapeSpec(2), ShapeSpec((2, 2)), ShapeSpec(2.0)}) == 2
+    assert Dims(8, 2) == (8, 2) and Dims(8, 2) != Dims(8, (2, 2))
+
+
+def test_numpy_and_fraction_ratios_and_channels():
+    net = nv.build(
+        [((np.int64(3), 1), nv.Input()), ((8, np.int64(2)), nv.Conv2d(3)), ((8, Fraction(2, 3)), nv.Interpolate())]
+    )
+    assert net(torch.randn(1, 3, 12, 12)).shape == (1, 8, 18, 18)
+    assert ShapeSpec(np.float32(0.5)) == ShapeSpec(0.5)
+    with pytest.raises(neurlink.DimsError):
+        ShapeSpec(np.bool_(True))
