@@ -97,17 +97,19 @@ def global_hooks() -> bool:
 
 class TreeSnapshot:
     """Every module under a root, by identity, with its class, its children and whether a ``forward``
-    was patched on it: enough to tell later whether the tree is still as it was (as built)."""
+    was patched on it: enough to tell later whether the tree is still as it was (as built). Kept as
+    one hash, folded module by module, so that a large network leaves no large structure behind."""
 
     def __init__(self, root) -> None:
-        self._state = _read(root)
+        self._digest = _digest(root)
 
     def matches(self, root) -> bool:
-        return _read(root) == self._state
+        return _digest(root) == self._digest
 
 
-def _read(root) -> list:
-    return [
-        (id(module), type(module), tuple(map(id, module._modules.values())), "forward" in module.__dict__)
-        for module in root.modules()
-    ]
+def _digest(root) -> int:
+    digest = 0
+    for module in root.modules():
+        children = tuple(map(id, module._modules.values()))
+        digest = hash((digest, id(module), type(module), children, "forward" in module.__dict__))
+    return digest

@@ -24,6 +24,10 @@ from ..shapes import (
 __all__ = [
     "target_size",
     "pad_same",
+    "pad_for_max",
+    "max_pool_pads",
+    "avg_pool_padded",
+    "avg_pool_same",
     "conv_transpose_to",
     "conv_to_size",
     "pool_to_size",
@@ -54,14 +58,89 @@ def _flat_pad(pads) -> list[int]:
     return [p for left_right in reversed(pads) for p in left_right]
 
 
-@fx.wrap
-def pad_same(x: torch.Tensor, kernel, dilation, stride, static, mode: str, value: float = 0.0) -> torch.Tensor:
-    """Pad so a strided window gives ``ceil(size / stride)``: dims with a static pair keep it."""
+def _same_pads(x, kernel, dilation, stride, static) -> list:
     sizes = x.shape[-len(kernel) :]
-    pads = [
+    return [
         fixed if fixed is not None else same_padding(n, k, d, s)
         for fixed, n, k, d, s in zip(static, sizes, kernel, dilation, stride)
     ]
+
+
+def _every_window_sees_a_value(n: int, k: int, d: int, s: int, left: int) -> bool:
+    """Whether each window of a dilated pool over ``n`` values padded by ``left`` has a real value
+    under one of its taps (only the windows that reach into the padding need looking at)."""
+    out = -(-n // s)
+    for j in range(out):
+        start = j * s - left
+        if start >= 0:
+            break
+        if not any(0 <= start + i * d < n for i in range(k)):
+            return False
+    for j in range(out - 1, -1, -1):
+        start = j * s - left
+        if start + (k - 1) * d < n:
+            break
+        if not any(0 <= start + i * d < n for i in range(k)):
+            return False
+    return True
+
+
+def max_pool_pads(sizes, kernel, dilation, stride, pads) -> list:
+    """``pads`` moved to the right where a dilated window would see only padding (and return -inf):
+    the total is kept (so is the output size); with no padding on the left every window's first tap
+    is a real value, so a split that works always exists."""
+    fixed = []
+    for n, k, d, s, (left, right) in zip(sizes, kernel, dilation, stride, pads):
+        if d > 1:
+            for candidate in range(left, -1, -1):
+                if _every_window_sees_a_value(n, k, d, s, candidate):
+                    left, right = candidate, left + right - candidate
+                    break
+        fixed.append((left, right))
+    return fixed
+
+
+@fx.wrap
+def pad_for_max(x: torch.Tensor, kernel, dilation, stride, static) -> torch.Tensor:
+    """``-inf`` padding for a dilated max pool to ``ceil(size / stride)``, split so that no window sees
+    only padding."""
+    sizes = x.shape[-len(kernel) :]
+    pads = max_pool_pads(sizes, kernel, dilation, stride, _same_pads(x, kernel, dilation, stride, static))
+    if not any(left or right for left, right in pads):
+        return x
+    return F.pad(x, _flat_pad(pads), value=float("-inf"))
+
+
+def _average_of_real_values(x, pads, kernel, stride) -> torch.Tensor:
+    """Average pooling over the padded input that divides by the number of real values in each
+    window, as ``nn.AvgPool2d(count_include_pad=False)`` does, for any padding."""
+    rank = len(kernel)
+    flat = _flat_pad(pads)
+    if not any(flat):
+        return _AVG[rank](x, kernel, stride, 0)
+    sums = _AVG[rank](F.pad(x, flat), kernel, stride, 0)
+    counts = _AVG[rank](F.pad(x.new_ones((1, 1, *x.shape[-rank:])), flat), kernel, stride, 0)
+    return sums / counts
+
+
+@fx.wrap
+def avg_pool_padded(x: torch.Tensor, pads, kernel, stride) -> torch.Tensor:
+    """Average pooling with a fixed padding (left, right) per dim that averages only real values."""
+    return _average_of_real_values(x, pads, kernel, stride)
+
+
+@fx.wrap
+def avg_pool_same(x: torch.Tensor, kernel, stride, static) -> torch.Tensor:
+    """Average pooling to ``ceil(size / stride)`` (padding from the size, as ``pad_same``) over real values."""
+    return _average_of_real_values(x, _same_pads(x, kernel, (1,) * len(kernel), stride, static), kernel, stride)
+
+
+@fx.wrap
+def pad_same(x: torch.Tensor, kernel, dilation, stride, static, mode: str, value: float = 0.0) -> torch.Tensor:
+    """Pad so a strided window gives ``ceil(size / stride)``: dims with a static pair keep it."""
+    pads = _same_pads(x, kernel, dilation, stride, static)
+    if not any(left or right for left, right in pads):
+        return x  # no copy when this size needs no padding
     if mode == "zeros":
         return F.pad(x, _flat_pad(pads), value=value)
     return F.pad(x, _flat_pad(pads), mode=mode)
@@ -120,12 +199,15 @@ def conv_to_size(x, weight, bias, base_shape, ratios, absolute, kernel, dilation
 
 
 @fx.wrap
-def pool_to_size(x, base_shape, ratios, absolute, kernel, dilation, kind: str):
+def pool_to_size(x, base_shape, ratios, absolute, kernel, dilation, kind: str, count_include_pad: bool = False):
     """Max/avg pool whose stride is derived from the actual input and target sizes."""
     stride, pads = _sized_padding(x, base_shape, ratios, absolute, kernel, dilation)
     if kind == "max":
+        pads = max_pool_pads(x.shape[-len(kernel) :], kernel, dilation, stride, pads)
         x = F.pad(x, _flat_pad(pads), value=float("-inf"))
         return _MAX[len(kernel)](x, kernel, stride, 0, dilation)
+    if not count_include_pad:
+        return _average_of_real_values(x, pads, kernel, stride)
     x = F.pad(x, _flat_pad(pads))
     return _AVG[len(kernel)](x, kernel, stride, 0)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DimsError
+from ..errors import DimsError, NerveArgumentError
 from ..nerve import Nerve
 from . import _runtime
 from ._args import check_shape_ranks, ntuple
@@ -30,6 +30,8 @@ class PoolNd(Nerve):
 
     spatial_rank: ClassVar[int] = 2
     kind: ClassVar[str] = "max"
+    count_include_pad: bool = False  # average pools: whether zero padding counts in a window's mean
+    _dilated_max: bool = False
 
     def _setup(self, kernel_size, dilation) -> None:
         name, rank = type(self).__name__, self.spatial_rank
@@ -60,20 +62,25 @@ class PoolNd(Nerve):
             self.pool = None
             return
         stride = geometry.stride
+        # a dilated max pool's padding is split per call so that no window sees only padding
+        self._dilated_max = self.kind == "max" and any(d > 1 for d in dilation)
         # PyTorch pools accept only symmetric padding up to half the (undilated) kernel, and
         # avg_pool3d rejects an input smaller than its kernel even when its padding would cover it
         native = (
-            geometry.kind == "static"
+            not self._dilated_max
+            and geometry.kind == "static"
             and all(left == right and left <= k // 2 for (left, right), k in zip(geometry.padding, kernel))
             and not (self.kind == "avg" and rank == 3 and any(left for left, _ in geometry.padding))
         )
         padding = tuple(left for left, _ in geometry.padding) if native else 0
-        if geometry.kind == "static" and not native:
+        if geometry.kind == "static" and not native and not self._dilated_max:
             self._pad = [p for pair in reversed(geometry.padding) for p in pair]
         if self.kind == "max":
             self.pool = _MODULES["max", False][rank](kernel, stride, padding, dilation)
-        else:
-            self.pool = _MODULES["avg", False][rank](kernel, stride, padding)
+        elif native or self.count_include_pad:
+            self.pool = _MODULES["avg", False][rank](kernel, stride, padding, count_include_pad=self.count_include_pad)
+        else:  # padded by the size, averaging real values only: a function, no module
+            self.pool = None
 
     def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
         geometry = self.geometry
@@ -91,9 +98,16 @@ class PoolNd(Nerve):
                 self._kernel,
                 self._dilation,
                 self.kind,
+                self.count_include_pad,
             )
+        if self.pool is None:  # average over real values, padded by the geometry
+            if geometry.kind == "same":
+                return ops.function(_runtime.avg_pool_same, x, self._kernel, geometry.stride, geometry.padding)
+            return ops.function(_runtime.avg_pool_padded, x, geometry.padding, self._kernel, geometry.stride)
         fill = float("-inf") if self.kind == "max" else 0.0
-        if geometry.kind == "same":
+        if self._dilated_max:
+            x = ops.function(_runtime.pad_for_max, x, self._kernel, self._dilation, geometry.stride, geometry.padding)
+        elif geometry.kind == "same":
             x = ops.function(
                 _runtime.pad_same, x, self._kernel, self._dilation, geometry.stride, geometry.padding, "zeros", fill
             )
@@ -114,13 +128,21 @@ class MaxPoolNd(PoolNd):
 
 
 class AvgPoolNd(PoolNd):
-    """Average pooling (padding counts as zeros). ``AvgPool2d()`` (no kernel): adaptive
-    average pooling to the declared shape, e.g. ``((512, "(1, 1)"), AvgPool2d())``."""
+    """Average pooling. At the borders a window averages the real values it covers, as
+    ``nn.AvgPool2d(count_include_pad=False)`` does; ``count_include_pad=True`` counts the zero
+    padding instead. ``AvgPool2d()`` (no kernel): adaptive average pooling to the declared shape,
+    e.g. ``((512, "(1, 1)"), AvgPool2d())``."""
 
     kind = "avg"
 
-    def __init__(self, kernel_size=None) -> None:
+    def __init__(self, kernel_size=None, count_include_pad: bool = False) -> None:
         super().__init__()
+        if not isinstance(count_include_pad, bool):
+            raise NerveArgumentError(
+                f"{type(self).__name__}: count_include_pad={count_include_pad!r} is not a bool",
+                allowed="count_include_pad=False (default) or True",
+            )
+        self.count_include_pad = count_include_pad
         self._setup(kernel_size, 1)
 
 
