@@ -135,7 +135,7 @@ class AvgPoolNd(PoolNd):
 
     kind = "avg"
 
-    def __init__(self, kernel_size=None, count_include_pad: bool = False) -> None:
+    def __init__(self, kernel_size=None, count_include_pad=False) -> None:
         super().__init__()
         if not isinstance(count_include_pad, bool):
             raise NerveArgumentError(
