@@ -688,7 +688,7 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((3, 2), AvgPool2d(3, stride=2))",
         r"AvgPool2d: got an unexpected keyword argument 'stride'",
-        r"AvgPool2d\(kernel_size=None, count_include_pad: bool = False\)",
+        r"AvgPool2d\(kernel_size=None, count_include_pad=False\)",
     ),
     bad(
         "padding-mode-invalid",
