@@ -196,7 +196,9 @@ def test_bad_input_size(runs):
 def test_input_that_contradicts_the_input_line(runs):
     code, out, err = runs["summary_wrong_input"]
     assert (code, out) == (1, "")
-    assert_one_clear_error(err, "line 0 ((3, 1), Input()): expected an input of shape (N, 3, *, *), got (1, 4, 32, 32)")
+    assert_one_clear_error(
+        err, "line 0 ((3, 1), Input()): expected a tensor of shape (N, 3, *, *), got (1, 4, 32, 32): 4 channels, but"
+    )
 
 
 def test_graph_svg(runs, folder, dot_program):
@@ -273,3 +275,21 @@ def test_in_process_variants(folder, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_status:
         main([])
     assert exit_status.value.code == 2 and "required: COMMAND" in capsys.readouterr().err
+
+
+def test_dtype_builder_keywords_and_huge_inputs_in_process(capsys, tmp_path):
+    from neurlink.tools.cli import main
+
+    assert main(["summary", "resnet18", "--dtype", "float64", "--input", "1x3x32x32", "--arg", "num_classes=10"]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 10, 1, 1)" in out and "Parameter memory:     85.31 MiB" in out  # 11,181,642 float64 parameters
+    assert main(["summary", "resnet18", "--input", "1000000x3x100000x100000"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("neurlink: error: cannot make an input of size 1000000x3x100000x100000:")
+    assert "Traceback" not in err
+    broken = tmp_path / "broken.py"
+    broken.write_text("import missing_module_xyz\n")
+    before_path, before_modules = list(sys.path), set(sys.modules)
+    assert main(["summary", f"{broken}:net"]) == 1
+    assert sys.path == before_path and set(sys.modules) == before_modules
+    capsys.readouterr()

@@ -177,10 +177,12 @@ class Input(Nerve):
     """An input of the network: ``((3, 1), nv.Input())``; tag it with ``nv.Input['x']()``.
 
     The base shape (what ratios are relative to) is the spatial shape of the first
-    Input at call time, or of the one made with ``base_shape=True``.
+    Input at call time, or of the one made with ``base_shape=True``. An Input takes tensors of
+    the parameters' floating-point dtype, or of the ``dtype`` it declares
+    (``nv.Input(dtype=torch.uint8)`` for images a first line normalises, ``torch.bool`` for masks).
     """
 
     is_input = True
 
-    def __init__(self, base_shape: bool = False) -> None:  # only read by the builder
+    def __init__(self, base_shape=False, dtype=None) -> None:  # only read by the builder
         super().__init__()

@@ -46,7 +46,7 @@ class Network(LinesModule):
             error.locate(base.index, base.tag, base.written)
             raise error
         inputs = self._table.input_entries
-        self._spatial_ranks = [self._spatial_rank(e) for e in inputs]
+        self._spatial_ranks = [self._table.input_rank(e) for e in inputs]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
         self._start_checks(as_built=True)
 
@@ -92,12 +92,6 @@ class Network(LinesModule):
         if entry.name is None:
             raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
         return self._modules[entry.name]
-
-    def _spatial_rank(self, entry: Entry) -> int | None:
-        """Spatial rank of an Input: written in its shape, or known for a line it feeds (Conv2d: 2)."""
-        if entry.spatial_rank is not None:
-            return entry.spatial_rank
-        return next((r for c in entry.children if (r := self._table.entries[c].spatial_rank) is not None), None)
 
     @property
     def lines(self) -> list[Entry]:
@@ -247,12 +241,17 @@ class Network(LinesModule):
                 problem = f"{x.shape[1]} channels, but the line declares {dims.channels}"
             elif param is not None and x.device != param.device:
                 problem = f"a tensor on {x.device}, but the network's parameters are on {param.device}"
+            elif entry.dtype is not None and x.dtype != entry.dtype:
+                problem = f"dtype {x.dtype}, but the line declares {entry.dtype}"
             elif (
-                param is not None
+                entry.dtype is None
+                and param is not None
                 and x.dtype != param.dtype
                 and not (x.is_floating_point() and torch.is_autocast_enabled(x.device.type))
             ):
                 problem = f"dtype {x.dtype}, but the network's parameters are {param.dtype}"
+                if not x.is_floating_point():
+                    problem += f" (an Input of another dtype declares it: nv.Input(dtype={x.dtype}))"
             elif base_shape is None:  # the base Input comes first
                 base_shape = spatial
                 if dims.shape.is_absolute and dims.shape.size(spatial) != spatial:

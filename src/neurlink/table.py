@@ -14,6 +14,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from .context import BuildContext, Link, building
@@ -52,6 +53,7 @@ class Entry:
     uses_base_shape: bool = False
     spatial_rank: int | None = None  # number of spatial dims, where a nerve or a shape fixes it
     children: list[int] = field(default_factory=list)  # lines selecting this one
+    dtype: torch.dtype | None = None  # an Input's declared dtype (None: the parameters' dtype)
 
     @property
     def is_input(self) -> bool:
@@ -101,6 +103,12 @@ class LineTable:
                     releases[reader].append(line)
             cache[outputs] = [tuple(lines) for lines in releases]
         return cache[outputs]
+
+    def input_rank(self, entry: Entry) -> int | None:
+        """The spatial rank of an Input line: written in its shape, or that of a line it feeds."""
+        if entry.spatial_rank is not None:
+            return entry.spatial_rank
+        return next((r for c in entry.children if (r := self.entries[c].spatial_rank) is not None), None)
 
     @property
     def base_entry(self) -> Entry:
@@ -198,6 +206,11 @@ class LineTable:
         base = nerve.kwargs.get("base_shape", nerve.args[0] if nerve.args else False)
         if not isinstance(base, bool):
             raise NerveArgumentError(f"base_shape={base!r} is not a bool", allowed="Input(base_shape=True)")
+        dtype = nerve.kwargs.get("dtype", nerve.args[1] if len(nerve.args) > 1 else None)
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise NerveArgumentError(
+                f"dtype={dtype!r} is not a torch.dtype", allowed="Input(dtype=torch.uint8), torch.bool, ... or None"
+            )
         if len(spec.dims) != 1:
             raise DefinitionError(f"an Input has one output, but {len(spec.dims)} dims were declared")
         if base and any(e.base for e in self.entries):
@@ -221,6 +234,7 @@ class LineTable:
             input_position=len(self.input_entries),
             base=base,
             spatial_rank=shape.rank,
+            dtype=dtype,
         )
 
     # --- selectors -----------------------------------------------------------------------

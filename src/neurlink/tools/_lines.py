@@ -129,14 +129,8 @@ def _walk(owner, table, prefix: str, level: int, depth: int, outer: tuple[Source
 
 
 def input_rank(network: nn.Module, entry: Entry) -> int | None:
-    """The spatial rank of an Input line: written in its shape, or fixed by a line it feeds (Conv2d: 2)."""
-    rank = entry.dims[0].shape.rank
-    table = table_of(network)
-    for child in entry.children:
-        if rank is not None:
-            break
-        rank = getattr(network._modules[table.entries[child].name], "spatial_rank", None)
-    return rank
+    """The spatial rank of an Input line (the network's own reading: ``LineTable.input_rank``)."""
+    return table_of(network).input_rank(entry)
 
 
 def nerve_text(entry: Entry) -> str:

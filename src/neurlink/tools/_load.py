@@ -38,15 +38,16 @@ def is_file_spec(model: str) -> bool:
     return path.endswith(".py") or "/" in model or "\\" in model
 
 
-def load_network(model: str, *, device: torch.device | str | None = None) -> nn.Module:
-    """Build MODEL (``resnet50`` or ``path/to/file.py:function``), on ``device`` when given."""
+def load_network(model: str, *, device: torch.device | str | None = None, keywords: dict | None = None) -> nn.Module:
+    """Build MODEL (``resnet50`` or ``path/to/file.py:function``), on ``device`` when given, passing
+    ``keywords`` to the builder (``num_classes=10``)."""
     with torch.device(device) if device is not None else contextlib.nullcontext():
         if is_file_spec(model):
-            return _from_file(model)
-        return _from_zoo(model)
+            return _from_file(model, keywords or {})
+        return _from_zoo(model, keywords or {})
 
 
-def _from_zoo(name: str) -> nn.Module:
+def _from_zoo(name: str, keywords: dict) -> nn.Module:
     names = list_models()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
@@ -56,12 +57,14 @@ def _from_zoo(name: str) -> nn.Module:
             " a file is given as path/to/file.py:function)"
         )
     try:
-        return create_model(name)
+        return create_model(name, **keywords)
     except NeurlinkError as error:
+        raise CommandError(f"{name}: {error}") from None
+    except TypeError as error:  # a keyword the builder does not take
         raise CommandError(f"{name}: {error}") from None
 
 
-def _from_file(spec: str) -> nn.Module:
+def _from_file(spec: str, keywords: dict) -> nn.Module:
     text, _, function_name = spec.rpartition(":") if ":" in spec else (spec, "", "")
     path = Path(text)
     if not path.is_file():
@@ -75,7 +78,7 @@ def _from_file(spec: str) -> nn.Module:
     if not callable(function):
         raise CommandError(f"{text} defines no function {function_name!r}{_functions(module)}")
     try:
-        result = function()
+        result = function(**keywords)
         if isinstance(result, list):  # definition lines: build them
             result = build(result)
     except Exception as error:
@@ -91,20 +94,31 @@ def _from_file(spec: str) -> nn.Module:
 def _import(path: Path):
     name = "_neurlink_model_" + re.sub(r"\W", "_", path.stem)  # never shadows an installed module
     folder = str(path.resolve().parent)
-    if folder not in sys.path:
+    added = folder not in sys.path
+    if added:
         sys.path.insert(0, folder)  # its sibling modules import as they would under `python file.py`
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
+        _undo_import(name, folder, added)
         raise CommandError(f"{path}: cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:
+        _undo_import(name, folder, added)
         raise CommandError(f"{error.filename or path}:{error.lineno}: syntax error: {error.msg}") from None
     except Exception as error:
+        _undo_import(name, folder, added)
         raise CommandError(describe_failure(error, path, f"importing {path}")) from None
     return module
+
+
+def _undo_import(name: str, folder: str, added: bool) -> None:
+    """A failed import leaves sys.modules and sys.path as they were."""
+    sys.modules.pop(name, None)
+    if added and folder in sys.path:
+        sys.path.remove(folder)
 
 
 def describe_failure(error: BaseException, path: Path, doing: str) -> str:

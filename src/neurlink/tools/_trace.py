@@ -80,8 +80,20 @@ def make_inputs(network: nn.Module, input_size=None, *, dtype=None, device=None,
         dtype = tensor.dtype if tensor is not None and tensor.is_floating_point() else torch.get_default_dtype()
     if tensor is not None and torch.device(device) != tensor.device:
         raise NeurlinkError(f"the network is on {tensor.device}, not on {device}: move it there first (net.to(...))")
-    make = torch.randn if dtype.is_floating_point or dtype.is_complex else torch.zeros
-    return [make(size, dtype=dtype, device=device) for size in sizes]
+    table = table_of(network)
+    tensors = []
+    for k, size in enumerate(sizes):
+        declared = table.input_entries[k].dtype if k < len(table.input_entries) else None
+        kind = declared or dtype  # an Input that declares its dtype (uint8 images, bool masks) gets it
+        try:
+            if kind.is_floating_point or kind.is_complex:
+                tensors.append(torch.randn(size, dtype=kind, device=device))
+            else:
+                tensors.append(torch.zeros(size, dtype=kind, device=device))
+        except (RuntimeError, MemoryError) as error:  # e.g. an input too large to allocate
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NeurlinkError(f"cannot make an input of size {'x'.join(map(str, size))}: {reason}") from None
+    return tensors
 
 
 def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.Tensor]) -> dict[str, Measured]:
@@ -91,7 +103,10 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     batch statistics) and is put back in the mode it was in.
     """
     table = table_of(network)
-    _check_inputs(network, table, inputs)
+    if hasattr(network, "_check"):  # a network checks its inputs itself, with the messages net(x) gives
+        network._check(inputs[0] if len(inputs) == 1 else list(inputs))
+    else:
+        _check_inputs(network, table, inputs)
     expanded = {line.path for line in lines if line.expanded}
     base = inputs[table.base_entry.input_position]
     modes = [(module, module.training) for module in network.modules()]

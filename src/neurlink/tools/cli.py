@@ -13,6 +13,7 @@ malformed command line); on a terminal, long steps show what they are doing on s
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 
@@ -102,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--depth", type=_depth, default=1, help="expand nested blocks to this depth (default 1)")
         command.add_argument("--device", type=_device, default=torch.device("cpu"), help="cpu (default), cuda, meta")
         command.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="default float32")
+        command.add_argument(
+            "--arg",
+            type=_keyword,
+            action="append",
+            metavar="NAME=VALUE",
+            help="a keyword for the builder, e.g. --arg num_classes=10 (values read as Python literals)",
+        )
 
     measured(commands.add_parser("summary", help="a table of every line: dims, shapes, parameters, MACs"))
     drawing = commands.add_parser("graph", help="a diagram of the lines: .svg/.png (Graphviz), .dot, .mmd")
@@ -132,12 +140,23 @@ def _default_sizes(net) -> list[tuple[int, ...]]:
     return sizes
 
 
+def _keyword(text: str) -> tuple[str, object]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. num_classes=10")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a plain word: a string
+
+
 def _build(args, progress: Progress):
     progress(f"building {args.model}")
     try:
-        return load_network(args.model, device=args.device)
+        net = load_network(args.model, device=args.device, keywords=dict(args.arg or []))
     except RuntimeError as error:  # e.g. no memory on the device
         raise CommandError(f"building {args.model} on {args.device} failed: {error}") from None
+    return net.to(_DTYPES[args.dtype])  # measured in the dtype asked for
 
 
 def _sizes(args, net) -> list[tuple[int, ...]]:
