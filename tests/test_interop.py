@@ -195,3 +195,42 @@ def test_head_must_be_a_1x1_conv() -> None:
         net = nv.build([*lines, ((8, "(1, 1)"), nv.AvgPool2d()), ((5, "(1, 1)"), nv.Conv2d(3))])
     with pytest.raises(neurlink.StateDictError, match=r"neurlink key '4.conv.weight' has shape \[5, 8, 3, 3\]"):
         to_torchvision_state_dict(net)
+
+
+class Scaled(torch.nn.Module):
+    """A module with extra state, and one that renames an old key when loading."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = 2.0
+        self.weight = torch.nn.Parameter(torch.ones(3))
+        self._register_load_state_dict_pre_hook(self._rename)
+
+    def get_extra_state(self):
+        return {"scale": self.scale}
+
+    def set_extra_state(self, state):
+        self.scale = state["scale"]
+
+    @staticmethod
+    def _rename(state_dict, prefix, *args):
+        if prefix + "old_weight" in state_dict:
+            state_dict[prefix + "weight"] = state_dict.pop(prefix + "old_weight")
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_load_state_dict_accepts_what_torch_accepts():
+    import neurlink.nerves as nv
+
+    net = nv.build([((3, 1), nv.Input()), ((3, 1), Scaled())])
+    state = net.state_dict()
+    assert state["1._extra_state"] == {"scale": 2.0}
+    other = nv.build([((3, 1), nv.Input()), ((3, 1), Scaled())])
+    other.get_submodule("1").scale = 5.0
+    other.load_state_dict(state)  # its own round trip
+    assert other.get_submodule("1").scale == 2.0
+    renamed = {"1.old_weight": torch.full((3,), 7.0), "1._extra_state": {"scale": 3.0}}
+    other.load_state_dict(renamed)  # the load pre-hook renames the key
+    assert other.get_submodule("1").weight.tolist() == [7.0, 7.0, 7.0]

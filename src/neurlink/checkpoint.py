@@ -47,6 +47,8 @@ def check_state_dict(network: nn.Module, state_dict, *, strict: bool = True) -> 
     """
     if not isinstance(state_dict, Mapping):
         return  # torch's own TypeError says what a state_dict is
+    if any(module._load_state_dict_pre_hooks for module in network.modules()):
+        return  # a hook may rename or fill in keys: only torch's own loading sees the keys it ends with
     own = network.state_dict(keep_vars=True)
     problems: dict[tuple, list[str]] = {}  # line path -> what does not fit, in key order
 
@@ -60,6 +62,8 @@ def check_state_dict(network: nn.Module, state_dict, *, strict: bool = True) -> 
                 report(key, f"missing: {{name}} {_shape(param)}")
             continue
         value = state_dict[key]
+        if not torch.overrides.is_tensor_like(param):
+            continue  # a module's extra state (get_extra_state): its own set_extra_state reads it
         if not torch.overrides.is_tensor_like(value):
             report(key, f"{{name}}: the network has a tensor {_shape(param)}, the state_dict a {type(value).__name__}")
         elif not nn.parameter.is_lazy(param) and not _same_shape(param, value):
