@@ -462,7 +462,7 @@ INVALID = [
         DimsError,
         "line 1: ((8, '(0, 1)'), Conv2d(3))",
         r"shape '\(0, 1\)' is not a tuple of positive ints",
-        r"an absolute shape written as a literal: '\(1, 1\)', '\(7, 7, 7\)' or '7'",
+        r"an absolute shape written as a literal: '\(1, 1\)', '\(7, 7, 7\)', '7', or '\(\)' for vectors \(N, C\)",
     ),
     bad(
         "absolute-shape-of-floats",

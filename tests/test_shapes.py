@@ -66,7 +66,7 @@ def test_shape_spec_rejects_non_ratios(bad):
         ShapeSpec(bad)
 
 
-@pytest.mark.parametrize("bad", ["(0, 1)", "(1.5, 2)", "x", "__import__('os')", "()", "(1, True)", "[1, 2]"])
+@pytest.mark.parametrize("bad", ["(0, 1)", "(1.5, 2)", "x", "__import__('os')", "(1, True)", "[1, 2]"])
 def test_absolute_shapes_are_literals_only(bad):
     with pytest.raises(DimsError):
         ShapeSpec(bad)

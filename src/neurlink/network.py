@@ -270,6 +270,8 @@ class Network(LinesModule):
 
 
 def _expected_shape(dims, rank: int | None) -> str:
+    if rank == 0:
+        return f"(N, {dims.channels})"
     return f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
 
 

@@ -65,6 +65,8 @@ class ShapeSpec:
     (6,)
     >>> ShapeSpec("(1, 1)").size((224, 224))
     (1, 1)
+    >>> ShapeSpec("()").size((224, 224))  # a vector: (N, C)
+    ()
     """
 
     __slots__ = ("ratios", "absolute", "broadcast", "written")
@@ -118,9 +120,16 @@ class ShapeSpec:
             raise ValueError("a relative shape has no absolute size")
         return self._expand(self.absolute, rank)
 
+    @property
+    def is_vector(self) -> bool:
+        """``"()"``: no spatial dims, a tensor ``(N, C)``."""
+        return self.absolute == ()
+
     def size(self, base_shape: Sequence[int]) -> tuple[int, ...]:
         """The concrete spatial size of this shape for a given base shape."""
         rank = len(base_shape)
+        if self.is_vector:
+            return ()
         if self.is_absolute:
             return self.absolute_for(rank)
         return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(rank)))
@@ -129,6 +138,8 @@ class ShapeSpec:
         """Whether two declarations denote the same size for every base shape."""
         if self.is_absolute != other.is_absolute:
             return False
+        if self.is_vector or other.is_vector:
+            return self.is_vector and other.is_vector
         if rank is None:
             rank = self.rank or other.rank or 1
         try:
@@ -163,11 +174,13 @@ class ShapeSpec:
 
 def _parse_absolute(written: str) -> tuple[tuple[int, ...], bool]:
     """The sizes in an absolute shape string, and whether one size stands for every dim."""
-    allowed = "an absolute shape written as a literal: '(1, 1)', '(7, 7, 7)' or '7'"
+    allowed = "an absolute shape written as a literal: '(1, 1)', '(7, 7, 7)', '7', or '()' for vectors (N, C)"
     try:
         value = ast.literal_eval(written.strip())  # a literal only: never evaluates code
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise DimsError(f"shape {written!r} is not a literal shape", allowed=allowed) from None
+    if value == ():
+        return (), False  # no spatial dims: a vector of channels per sample, (N, C)
     values = value if isinstance(value, tuple) else (value,)
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         raise DimsError(f"shape {written!r} is not a tuple of positive ints", allowed=allowed)

@@ -308,6 +308,7 @@ class LineTable:
 
 
 _RANK_SUFFIX = re.compile(r"([123])d$")
+_ALSO_VECTORS = (nn.BatchNorm1d, nn.LazyBatchNorm1d)  # (N, C, L) or vectors (N, C)
 
 
 def torch_rank(cls: type) -> int | None:
@@ -333,15 +334,24 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
     declared = {d.shape.rank for d in dims} - {None}
     rank = _fixed_rank(kind)
     if rank is not None:
-        name = kind.__name__ if isinstance(kind, type) else type(kind).__name__
+        cls = kind if isinstance(kind, type) else type(kind)
+        name = cls.__name__
+        accepted = {rank, 0} if cls in _ALSO_VECTORS else {rank}
         for link in links:
-            if link.rank is not None and link.rank != rank:
+            if link.rank is not None and link.rank not in accepted:
+                if link.rank == 0:
+                    raise DimsError(
+                        f"{name} is {rank}d, but its input line {link.index} holds vectors (N, C)",
+                        allowed="nv.Linear() or a module of vectors after a vector line",
+                    )
                 other = _RANK_SUFFIX.sub(f"{link.rank}d", name)
                 raise DimsError(
                     f"{name} is {rank}d, but its input line {link.index} is {link.rank}d",
                     allowed=(f"{other} after a {link.rank}d line" if other != name else f"a {link.rank}d nerve")
                     + f", or {rank}d lines before {name}",
                 )
+            if link.rank is not None:
+                rank = link.rank
     if rank is None and getattr(kind, "keeps_rank", False):
         ranks = {link.index: link.rank for link in links if link.rank is not None}
         if len(set(ranks.values())) > 1:

@@ -39,6 +39,7 @@ from .conv import ConvTransposed3d as ConvTransposed3d
 from .conv import ConvTransposed3d_BN_ReLU as ConvTransposed3d_BN_ReLU
 from .conv import ConvTransposed3d_ReLU as ConvTransposed3d_ReLU
 from .conv import ConvTransposed3d_ReLU_BN as ConvTransposed3d_ReLU_BN
+from .linear import Linear as Linear
 from .merge import Add as Add
 from .merge import Concat as Concat
 from .merge import SkipConnect1d as SkipConnect1d

@@ -129,7 +129,8 @@ def _default_sizes(net) -> list[tuple[int, ...]]:
     table = table_of(net)
     inputs = table.input_entries
     base = table.base_entry
-    rank = input_rank(net, base) or 2
+    rank = input_rank(net, base)
+    rank = 2 if rank is None else rank  # 0 for vectors (N, C)
     base_spatial = (_DEFAULT_SIDE.get(rank, 32),) * rank
     if base.dims[0].shape.is_absolute:
         base_spatial = base.dims[0].shape.size(base_spatial)
