@@ -184,7 +184,7 @@ def test_summary_of_a_file_with_nested_rows(runs):
 def test_unknown_model_suggests_names(runs):
     code, out, err = runs["summary_unknown_model"]
     assert (code, out) == (1, "")
-    assert_one_clear_error(err, "unknown model 'resnt50'; did you mean resnet50", "neurlink list")
+    assert_one_clear_error(err, "unknown model 'resnt50'; did you mean 'resnet50'", "neurlink list")
 
 
 def test_bad_input_size(runs):

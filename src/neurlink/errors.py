@@ -8,7 +8,10 @@ naming the whole path (``line 5 ('layer2') > line 2``) and the line as written.
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
+    "did_you_mean",
     "NeurlinkError",
     "DefinitionError",
     "SelectorError",
@@ -21,6 +24,12 @@ __all__ = [
     "StateDictError",
     "CheckpointError",
 ]
+
+
+def did_you_mean(name, candidates, *, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the names of ``candidates`` closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=cutoff)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 class NeurlinkError(Exception):

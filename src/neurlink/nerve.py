@@ -20,7 +20,7 @@ from .errors import DefinitionError, DimsError, NeurlinkError
 from .interpreter import EagerOps, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
-from .shapes import Dims
+from .shapes import Dims, dims_text
 from .table import LineTable
 
 __all__ = ["Nerve", "Input"]
@@ -117,8 +117,8 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                 a.same_as(b) for a, b in zip(last.dims, self.target_dims)
             ):
                 raise DimsError(
-                    f"{type(self).__name__}'s last sub-line declares {_dims_text(last.dims)},"
-                    f" but its line declares {_dims_text(self.target_dims)}",
+                    f"{type(self).__name__}'s last sub-line declares {dims_text(last.dims)},"
+                    f" but its line declares {dims_text(self.target_dims)}",
                     allowed="a last sub-line declaring the dims of the nerve's own line",
                 )
             if "uses_base_shape" not in self.__dict__:
@@ -167,10 +167,6 @@ def _signature(cls: type, method: str) -> inspect.Signature:
     """The signature of a method as called on an instance (without ``self``), once per class."""
     signature = inspect.signature(getattr(cls, method))
     return signature.replace(parameters=list(signature.parameters.values())[1:])
-
-
-def _dims_text(dims) -> str:
-    return ", ".join(repr(d) for d in dims)
 
 
 class Input(Nerve):

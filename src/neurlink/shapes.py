@@ -17,6 +17,7 @@ from fractions import Fraction
 from .errors import DimsError
 
 __all__ = [
+    "dims_text",
     "ShapeSpec",
     "Dims",
     "size_at",
@@ -248,6 +249,11 @@ class Dims:
 
     def __reduce__(self):
         return (Dims, (self.channels, self.shape))
+
+
+def dims_text(dims) -> str:
+    """Declared dims as written: ``(64, 2)``; several outputs separated by commas."""
+    return ", ".join(repr(d) for d in dims)
 
 
 # --- arithmetic ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ forward is generated from (``forward_graph.py``) and what ``print(net)`` shows.
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,15 @@ import torch
 from torch import nn
 
 from .context import BuildContext, Link, building
-from .errors import DefinitionError, DimsError, InputError, NerveArgumentError, NeurlinkError, SelectorError
+from .errors import (
+    DefinitionError,
+    DimsError,
+    InputError,
+    NerveArgumentError,
+    NeurlinkError,
+    SelectorError,
+    did_you_mean,
+)
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
 from .shapes import Dims
 
@@ -119,7 +126,7 @@ class LineTable:
         """Index of a line named at call time (``outputs=[...]``): a tag, or an int (negative from the end)."""
         if isinstance(name, str):
             if name not in self.tags:
-                raise InputError(f"no line is tagged {name!r}{_did_you_mean(name, self.tags)}")
+                raise InputError(f"no line is tagged {name!r}{did_you_mean(name, self.tags)}")
             return self.tags[name]
         if isinstance(name, int) and not isinstance(name, bool) and -len(self.entries) <= name < len(self.entries):
             return name % len(self.entries)
@@ -271,7 +278,7 @@ class LineTable:
         if isinstance(selector, str):
             if selector not in self.tags:
                 raise SelectorError(
-                    f"no earlier line is tagged {selector!r}{_did_you_mean(selector, self.tags)}",
+                    f"no earlier line is tagged {selector!r}{did_you_mean(selector, self.tags)}",
                     allowed="a tag given earlier as Nerve[selector, 'tag'](...)"
                     + (f"; tags so far: {', '.join(map(repr, self.tags))}" if self.tags else ""),
                 )
@@ -371,11 +378,6 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
     if rank is None and len(declared) == 1:
         rank = declared.pop()
     return rank
-
-
-def _did_you_mean(name: str, tags) -> str:
-    close = difflib.get_close_matches(name, list(tags), n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 _SIGNATURES: dict[type, inspect.Signature] = {}

@@ -10,14 +10,13 @@ torch.Size([2, 10, 1, 1])
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from torch import nn
 
-from ..errors import NeurlinkError, UnknownModelError
+from ..errors import NeurlinkError, UnknownModelError, did_you_mean
 
 __all__ = ["register_model", "list_models", "create_model"]
 
@@ -72,8 +71,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     builder = _BUILDERS.get(name)
     if builder is None:
-        close = difflib.get_close_matches(str(name), list(_BUILDERS), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, _BUILDERS, cutoff=0.6)
         raise UnknownModelError(
             f"no model is registered as {name!r}{hint} (neurlink.list_models() lists the {len(_BUILDERS)} there are)"
         )

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import NeurlinkError
 from ..lines_module import LinesModule
 from ..nerve import Nerve
-from ..shapes import Dims, ShapeSpec
+from ..shapes import ShapeSpec, dims_text
 from ..table import Entry
 
 __all__ = [
@@ -140,11 +140,6 @@ def nerve_text(entry: Entry) -> str:
     if text.startswith(prefix) and text.endswith(")"):
         return text[len(prefix) : -1]
     return text  # written in an unusual form: show all of it
-
-
-def dims_text(dims: tuple[Dims, ...]) -> str:
-    """Declared dims as written: ``(64, 2)``; several outputs separated by commas."""
-    return ", ".join(repr(d) for d in dims)
 
 
 def shape_text(shape: ShapeSpec) -> str:

@@ -9,7 +9,6 @@ whose message says what is wrong and where (``file.py:12``), never a traceback.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib.util
 import inspect
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import NeurlinkError
+from ..errors import NeurlinkError, did_you_mean
 from ..lines_module import LinesModule
 from ..models import create_model, list_models
 from ..network import build
@@ -50,8 +49,7 @@ def load_network(model: str, *, device: torch.device | str | None = None, keywor
 def _from_zoo(name: str, keywords: dict) -> nn.Module:
     names = list_models()
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = did_you_mean(name, names)
         raise CommandError(
             f"unknown model {name!r}{hint} ('neurlink list' shows the {len(names)} models of the zoo;"
             " a file is given as path/to/file.py:function)"
