@@ -534,7 +534,7 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d(3, norm=BatchNorm1d))",
         r"Conv2d: norm=BatchNorm1d is 1d, but the conv is 2d",
-        r"a 2d norm \(nn.BatchNorm2d\)",
+        r"a 2d norm \(nn.BatchNorm2d\) or one of any rank \(functools.partial\(nn.GroupNorm, 8\)\)",
     ),
     bad(
         "linear-interpolation-of-a-2d-line",
@@ -664,15 +664,15 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d(3, strides=2))",
         r"Conv2d: got an unexpected keyword argument 'strides'",
-        r"Conv2d\(kernel_size, dilation=1, groups=1, bias=None, norm=.*, act=.*, norm_after_act=.*, padding_mode='zeros'\)",
+        r"Conv2d\(kernel_size, \*, dilation=1, groups=1, bias=None, norm=.*, act=.*, norm_after_act=.*, padding_mode='zeros'\)",
     ),
     bad(
         "too-many-positional-arguments",
         [IN, ((8, 2), nv.Conv2d(3, 1, 1, True, None, None, False, "zeros", 5))],
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d(3, 1, 1, True, None, None, False, 'zeros', 5))",
-        r"Conv2d: too many positional arguments",
-        r"Conv2d\(kernel_size, dilation=1, groups=1,",
+        r"Conv2d: too many positional arguments \(channels, stride and padding come from the line's dims",
+        r"Conv2d\(kernel_size, \*, dilation=1, groups=1,",
     ),
     bad(
         "missing-kernel-size",

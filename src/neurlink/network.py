@@ -209,7 +209,13 @@ class Network(LinesModule):
             given = tuple(inputs)
         elif isinstance(inputs, dict):
             tags = [e.tag for e in entries]
-            if None in tags or set(inputs) != set(tags):
+            if None in tags:
+                untagged = ", ".join(f"line {e.index}" for e in entries if e.tag is None)
+                raise InputError(
+                    f"a dict of inputs is keyed by the Input lines' tags, but {untagged} has none:"
+                    ' tag it, nv.Input["image"](), or pass a list'
+                )
+            if set(inputs) != set(tags):
                 raise InputError(
                     f"a dict of inputs needs one key per Input line, its tag: expected {tags!r}, got {list(inputs)!r}"
                 )
@@ -237,6 +243,8 @@ class Network(LinesModule):
             problem = None
             if x.dim() < 2 or (rank is not None and x.dim() != rank + 2):
                 problem = f"{rank if rank is not None else 'at least one'} spatial dim(s) expected"
+                if rank is not None and x.dim() == rank + 1:
+                    problem += "; is the batch dimension missing? (x.unsqueeze(0) for one sample)"
             elif x.shape[1] != dims.channels:
                 problem = f"{x.shape[1]} channels, but the line declares {dims.channels}"
             elif param is not None and x.device != param.device:

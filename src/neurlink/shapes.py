@@ -44,7 +44,7 @@ def _as_ratio(value, written) -> Fraction:
         raise DimsError(
             f"shape {written!r}: ratio {value!r} is not a positive number",
             allowed="a positive int or float ratio of the base shape (2 = half size, 0.5 = double),"
-            " a tuple of them, or an absolute shape string such as '(1, 1)'",
+            " a tuple of them, or an absolute shape string such as '(1, 1)' (the string \"()\" for a vector line)",
         )
     ratio = (Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))).limit_denominator(
         _MAX_DENOMINATOR

@@ -393,8 +393,11 @@ def _bind(nerve: NerveDef) -> None:
         signature.bind(None, *nerve.args, **nerve.kwargs)
     except TypeError as error:
         params = [p for name, p in signature.parameters.items() if name != "self"]
-        shown = ", ".join(str(p) for p in params)
-        raise NerveArgumentError(f"{cls.__name__}: {error}", allowed=f"{cls.__name__}({shown})") from None
+        shown = str(signature.replace(parameters=params))[1:-1]
+        reason = f"{cls.__name__}: {error}"
+        if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
+            reason += " (channels, stride and padding come from the line's dims: give the kernel size, then keywords)"
+        raise NerveArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
 
 
 def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> nn.Module:

@@ -55,7 +55,14 @@ def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
         raise NerveArgumentError(
             f"{owner}: norm={norm!r} is not callable", allowed="norm=nn.BatchNorm2d, a callable or None"
         )
-    return norm(channels)
+    try:
+        return norm(channels)
+    except TypeError as error:
+        raise NerveArgumentError(
+            f"{owner}: norm={getattr(norm, '__name__', norm)!r} cannot be made from the channel count: {error}",
+            allowed="a class or callable taking the channel count: nn.BatchNorm2d,"
+            " functools.partial(nn.GroupNorm, 8), a module, or None",
+        ) from None
 
 
 def make_act(act, owner: str) -> nn.Module | None:
@@ -67,7 +74,17 @@ def make_act(act, owner: str) -> nn.Module | None:
     if not callable(act):
         raise NerveArgumentError(f"{owner}: act={act!r} is not callable", allowed="act=nn.ReLU, a callable or None")
     # In place, like torchvision's ReLU(inplace=True): the conv/norm output it overwrites has no other reader.
-    return act(inplace=True) if _takes_inplace(act) else act()
+    try:
+        made = act(inplace=True) if _takes_inplace(act) else act()
+    except TypeError as error:
+        made, reason = None, str(error)
+    if not isinstance(made, nn.Module):
+        raise NerveArgumentError(
+            f"{owner}: act={getattr(act, '__name__', act)!r} does not make a module"
+            + (f": {reason}" if made is None else ""),
+            allowed="a module class (nn.ReLU, nn.SiLU), a module, or None",
+        )
+    return made
 
 
 @functools.lru_cache(maxsize=256)

@@ -58,6 +58,7 @@ class ConvNd(Nerve):
     def __init__(
         self,
         kernel_size,
+        *,
         dilation=1,
         groups=1,
         bias=None,
@@ -100,7 +101,7 @@ class ConvNd(Nerve):
         if norm_rank is not None and norm_rank != rank:
             raise NerveArgumentError(
                 f"{name}: norm={type(norm_module).__name__} is {norm_rank}d, but the conv is {rank}d",
-                allowed=f"a {rank}d norm (nn.BatchNorm{rank}d) or one of any rank (nn.GroupNorm, ...)",
+                allowed=f"a {rank}d norm (nn.BatchNorm{rank}d) or one of any rank (functools.partial(nn.GroupNorm, 8))",
             )
         if bias is None:  # the shift of a norm right after the conv makes a bias redundant
             bias = norm_module is None or (norm_after_act and act_module is not None)

@@ -103,13 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--depth", type=_depth, default=1, help="expand nested blocks to this depth (default 1)")
         command.add_argument("--device", type=_device, default=torch.device("cpu"), help="cpu (default), cuda, meta")
         command.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="default float32")
-        command.add_argument(
-            "--arg",
-            type=_keyword,
-            action="append",
-            metavar="NAME=VALUE",
-            help="a keyword for the builder, e.g. --arg num_classes=10 (values read as Python literals)",
-        )
+        _keywords_option(command)
 
     measured(commands.add_parser("summary", help="a table of every line: dims, shapes, parameters, MACs"))
     drawing = commands.add_parser("graph", help="a diagram of the lines: .svg/.png (Graphviz), .dot, .mmd")
@@ -121,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="build definitions on the meta device and report their errors")
     check.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
+    _keywords_option(check)
     return parser
 
 
@@ -139,6 +134,16 @@ def _default_sizes(net) -> list[tuple[int, ...]]:
         dims: Dims = entry.dims[0]
         sizes.append((1, dims.channels, *dims.shape.size(base_spatial)))
     return sizes
+
+
+def _keywords_option(command) -> None:
+    command.add_argument(
+        "--arg",
+        type=_keyword,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a keyword for the builder, e.g. --arg num_classes=10 (values read as Python literals)",
+    )
 
 
 def _keyword(text: str) -> tuple[str, object]:
@@ -173,6 +178,13 @@ def _summary(args, progress: Progress) -> int:
     result = summary(net, sizes, depth=args.depth, dtype=_DTYPES[args.dtype], device=args.device)
     progress.clear()
     print(result)
+    mismatched = [row.path for row in result.rows if row.declared_shapes is not None]
+    if mismatched:
+        print(
+            f"neurlink: error: line {', '.join(mismatched)} returns other dims than declared (MISMATCH above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -222,7 +234,7 @@ def _check(args, progress: Progress) -> int:
     for model in args.models:
         progress(f"checking {model}")
         try:
-            net = load_network(model, device="meta")
+            net = load_network(model, device="meta", keywords=dict(args.arg or []))
         except CommandError as error:
             progress.clear()
             print(f"neurlink: error: {error}", file=sys.stderr)
