@@ -151,3 +151,26 @@ def test_pickle_deepcopy_dtype_channels_last_autocast(case):
         assert low.dtype == torch.bfloat16
         # bfloat16 keeps ~3 significant digits: compare relative to the output's magnitude
         assert (low.float() - expected).norm() <= 0.05 * expected.norm()
+
+
+def test_dynamic_shapes_export_any_multiple_of_the_deepest_ratio():
+    torch.manual_seed(0)
+    net = neurlink.resnet18(num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    program = torch.export.export(net, (x,), dynamic_shapes=net.dynamic_shapes())
+    for size in ((96, 160), (64, 224)):
+        y = torch.randn(1, 3, *size)  # (the batch of the example input, 1, is specialized)
+        with torch.no_grad():
+            close(program.module()(y), net(y))
+    unet = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 2), nv.Conv2d(3)),
+            ((8, 4), nv.MaxPool2d(2)),
+            ((8, 2), nv.ConvTransposed2d(4)),
+            ((16, 2), nv.Concat[[1, -1]]()),
+        ]
+    ).eval()
+    program = torch.export.export(unet, (torch.randn(1, 3, 64, 64),), dynamic_shapes=unet.dynamic_shapes())
+    y = torch.randn(1, 3, 36, 52)
+    close(program.module()(y), unet(y))

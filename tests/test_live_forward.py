@@ -417,3 +417,23 @@ def test_jit_trace_records_a_sum_that_broadcasts_later():
     traced = torch.jit.trace(net, ([torch.randn(1, 3, 6, 6), torch.randn(1, 5, 6, 6)],), check_trace=False)
     x, y = torch.randn(4, 3, 6, 6), torch.randn(1, 5, 6, 6)
     torch.testing.assert_close(traced([x, y]), net([x, y]))
+
+
+def test_compile_does_not_recompile_on_train_and_eval():
+    net = resnet18(num_classes=10).float()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(net, backend=backend)
+    x = torch.randn(2, 3, 32, 32)
+    for step in range(6):
+        net.train(step % 2 == 0)
+        compiled(x)
+    nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d(1))])  # another network built meanwhile
+    compiled(x)
+    assert len(graphs) <= 2  # one per mode, as for a hand-written model
+    torch._dynamo.reset()

@@ -96,3 +96,43 @@ def test_changed_modules_are_trusted_and_copies_keep_checking():
     for copied in (copy.deepcopy(buggy), pickle.loads(pickle.dumps(buggy))):  # copies made as built still check
         with pytest.raises(neurlink.OutputError):
             copied(torch.randn(1, 3, 16, 16))
+
+
+class ToSequence(nv.Nerve):
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, (1, 16)).flatten(2)
+
+
+def test_lines_of_another_rank_than_the_base_are_checked_by_their_own_shape():
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 2), nv.Conv2d(3)),
+            ((8, "(16,)"), ToSequence()),
+            ((8, "(16,)"), nv.Conv1d(3)),
+        ]
+    )
+    for _ in range(2):
+        assert net(torch.randn(2, 3, 32, 32)).shape == (2, 8, 16)
+
+
+def test_a_weight_replaced_in_place_is_a_change_the_check_trusts():
+    net = neurlink.resnet18(num_classes=10).eval()
+    net(torch.randn(1, 3, 32, 32))
+    head = net.get_submodule("12.conv")
+    head.weight = torch.nn.Parameter(head.weight[:3].detach())  # structured pruning of the head
+    head.bias = torch.nn.Parameter(head.bias[:3].detach())
+    assert net(torch.randn(1, 3, 48, 48)).shape == (1, 3, 1, 1)
+
+
+def test_a_nerve_with_sub_lines_and_its_own_forward_must_pass_the_base_shape_on():
+    class Up(nv.Nerve):
+        def __init__(self):
+            super().__init__()
+            self.add((self.target_dims[0], nv.Interpolate()))
+
+        def forward(self, x):
+            return super().forward(x)
+
+    with pytest.raises(neurlink.DefinitionError, match="sub-lines need the base shape, but its forward"):
+        nv.build([((3, 1), nv.Input()), ((3, 2), nv.MaxPool2d(2)), ((3, 1), Up())])

@@ -123,6 +123,14 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                 )
             if "uses_base_shape" not in self.__dict__:
                 self.uses_base_shape = self._table.uses_base_shape
+            if type(self).forward is not Nerve.forward:  # its own forward, which runs the sub-lines itself
+                takes = "base_shape" in _signature(type(self), "forward").parameters
+                if self._table.uses_base_shape and not takes:
+                    raise DefinitionError(
+                        f"{type(self).__name__}'s sub-lines need the base shape, but its forward() does not take it",
+                        allowed="forward(self, x, base_shape=None), passing base_shape on to super().forward",
+                    )
+                self.uses_base_shape = self.uses_base_shape or takes
         elif type(self).forward is Nerve.forward and type(self)._steps is Nerve._steps:
             raise DefinitionError(
                 f"{type(self).__name__} neither defines forward() nor adds lines with self.add()",
@@ -150,7 +158,8 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         so its hooks fire); ``ops.function(fn, *args)`` calls a function. ``forward`` runs the steps
         now (``interpreter.EagerOps``); a network's flat forward writes them into its graph
         (``forward_graph.Scope``), so both compute the same thing by construction. Control flow
-        may depend on the nerve's attributes and children, not on tensor values.
+        may depend on the nerve's attributes and children, not on tensor values nor on
+        ``self.training`` (the modules it calls follow the mode themselves).
         """
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 import torch
@@ -10,7 +11,7 @@ from torch import fx, nn
 
 from . import tree_watch
 from .checkpoint import check_state_dict
-from .errors import DefinitionError, InputError, SelectorError
+from .errors import DefinitionError, DimsError, InputError, SelectorError
 from .forward_graph import FlatForward, flatten_forward
 from .interpreter import in_lines, run_lines
 from .lines_module import LinesModule
@@ -82,6 +83,43 @@ class Network(LinesModule):
         except InputError as error:
             raise SelectorError(f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices") from None
 
+    def dynamic_shapes(self, *, max_size: int = 4096) -> tuple:
+        """The ``dynamic_shapes`` argument of ``torch.export.export`` (and ONNX export) for inputs of
+        any size: ``torch.export.export(net, (x,), dynamic_shapes=net.dynamic_shapes())``.
+
+        torch's symbolic sizes cannot follow the per-size padding choices of odd sizes, so every
+        spatial dim of the base input is declared a multiple of the deepest ratio (the least common
+        multiple of the lines' ratios: 32 for a ResNet), from twice it (torch specializes sizes of 1)
+        up to ``max_size``; the example input of the export must be such a size too, and its batch
+        size is fixed unless it is above 1. Other Inputs follow at their ratio.
+        """
+        base = self._table.base_entry
+        rank = self._table.input_rank(base)
+        if rank is None:
+            raise InputError("the base Input's spatial rank is unknown: write its shape as a tuple, e.g. (1, 1)")
+        multiples = [1] * rank
+        for table in _tables(self):
+            for entry in table.entries:
+                for dims in entry.dims:
+                    if not dims.shape.is_absolute:
+                        for k, ratio in enumerate(dims.shape.ratios_for(rank) if rank else ()):
+                            multiples[k] = math.lcm(multiples[k], ratio.numerator)
+        sizes = [
+            torch.export.Dim(f"size{k}", min=2, max=max(2, max_size // multiple))
+            for k, multiple in enumerate(multiples)
+        ]
+        specs = []
+        for entry in self._table.input_entries:
+            shape = entry.dims[0].shape
+            if shape.is_absolute:
+                specs.append(None)  # a fixed size
+                continue
+            spec = {}
+            for k, ratio in enumerate(shape.ratios_for(rank) if rank else ()):
+                spec[2 + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
+            specs.append(spec)
+        return (specs[0],) if len(specs) == 1 else (specs,)
+
     def __len__(self) -> int:
         """The number of lines, Input lines included."""
         return len(self._table.entries)
@@ -111,10 +149,11 @@ class Network(LinesModule):
         selected = self._outputs  # None: the last line's output
         if output_intermediate or outputs is not None:
             selected = self._selected(output_intermediate, outputs)
+        compiling = torch.compiler.is_compiling()
         traced = isinstance(inputs, fx.Proxy) or torch.jit.is_tracing()
-        if not traced:
+        if not traced and not compiling:  # (dynamo would guard on the tree epoch the check reads)
             inputs = self._check(inputs)
-        if torch.compiler.is_compiling():
+        if compiling:
             # dynamo traces the current modules line by line, and guards on what it called
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
         if not traced and self._first_of_its_size(inputs):
@@ -264,7 +303,7 @@ class Network(LinesModule):
                 base_shape = spatial
                 if dims.shape.is_absolute and dims.shape.size(spatial) != spatial:
                     problem = f"the line declares the absolute shape {dims.shape!r}"
-            elif dims.shape.size(base_shape) != spatial:
+            elif _size_or_none(dims.shape, base_shape) not in (None, spatial):
                 problem = (
                     f"the line declares ratio {dims.shape!r} of the base shape {base_shape},"
                     f" that is {dims.shape.size(base_shape)}"
@@ -275,6 +314,22 @@ class Network(LinesModule):
                     f" got {tuple(x.shape)}: {problem}"
                 )
         return given[0] if len(entries) == 1 else given
+
+
+def _size_or_none(shape, base_shape):
+    """The size a shape declares for a base shape; None for a ratio of a base of another rank."""
+    try:
+        return shape.size(base_shape)
+    except DimsError:
+        return None
+
+
+def _tables(module: nn.Module):
+    """The line tables of a network and of every nerve in it."""
+    for child in module.modules():
+        table = child.__dict__.get("_table")
+        if table is not None:
+            yield table
 
 
 def _expected_shape(dims, rank: int | None) -> str:

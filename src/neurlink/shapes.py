@@ -131,6 +131,8 @@ class ShapeSpec:
         rank = len(base_shape)
         if self.is_vector:
             return ()
+        if self.is_absolute and not self.broadcast:
+            return self.absolute  # written out: its own rank, whatever the base's
         if self.is_absolute:
             return self.absolute_for(rank)
         return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(rank)))

@@ -96,8 +96,8 @@ def global_hooks() -> bool:
 
 
 class TreeSnapshot:
-    """Every module under a root, by identity, with its class, its children and whether a ``forward``
-    was patched on it: enough to tell later whether the tree is still as it was (as built). Kept as
+    """Every module under a root, by identity, with its class, its children, its parameters and whether
+    a ``forward`` was patched on it: enough to tell later whether the tree is still as it was (as built). Kept as
     one hash, folded module by module, so that a large network leaves no large structure behind."""
 
     def __init__(self, root) -> None:
@@ -111,5 +111,6 @@ def _digest(root) -> int:
     digest = 0
     for module in root.modules():
         children = tuple(map(id, module._modules.values()))
-        digest = hash((digest, id(module), type(module), children, "forward" in module.__dict__))
+        parameters = tuple(map(id, module._parameters.values()))  # a weight replaced (structured pruning)
+        digest = hash((digest, id(module), type(module), children, parameters, "forward" in module.__dict__))
     return digest
