@@ -81,3 +81,27 @@ def test_numpy_and_fraction_ratios_and_channels():
     assert ShapeSpec(np.float32(0.5)) == ShapeSpec(0.5)
     with pytest.raises(neurlink.DimsError):
         ShapeSpec(np.bool_(True))
+
+
+def test_a_plain_module_with_an_inline_attribute_and_identity_norms():
+    class Odd(torch.nn.Module):
+        inline = "not a nerve's method"
+
+        def forward(self, x):
+            return x * 2
+
+    net = nv.build([((3, 1), nv.Input()), ((3, 1), Odd()), ((4, 1), nv.Conv2d(1, norm=torch.nn.Identity()))])
+    x = torch.randn(1, 3, 4, 4)
+    for _ in range(2):
+        assert net(x).shape == (1, 4, 4, 4)
+    assert net[2].conv.bias is not None and net[2].norm is None
+
+
+def test_compile_fullgraph_with_outputs_on_the_first_call():
+    torch._dynamo.reset()
+    net = two_inputs().eval()
+    compiled = torch.compile(net, fullgraph=True, backend="eager")
+    x = [torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8)]
+    got = compiled(x, outputs=["feat"])[0]
+    torch.testing.assert_close(got, net(x, outputs=["feat"])[0])
+    torch._dynamo.reset()
