@@ -27,6 +27,7 @@ def test_len_and_indexing_like_a_sequential():
     net = neurlink.resnet18()
     assert len(net) == 13
     assert net[12] is net.get_submodule("12") and net[-1] is net[12] and net["layer4"] is net[10]
+    assert list(net) == [net[k] for k in range(1, 13)]
     with pytest.raises(neurlink.InputError, match=r"line 0 is an Input line"):
         net[0]
     with pytest.raises(neurlink.InputError, match="no line is tagged 'layer5'; did you mean 'layer4'"):

@@ -124,6 +124,10 @@ class Network(LinesModule):
         """The number of lines, Input lines included."""
         return len(self._table.entries)
 
+    def __iter__(self):
+        """The modules of the lines, in order (Input lines have none), as a Sequential's."""
+        return (self._modules[entry.name] for entry in self._table.entries if entry.name is not None)
+
     def __getitem__(self, line: int | str) -> nn.Module:
         """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``."""
         entry = self._table.entries[self._table.index_of(line)]
@@ -217,8 +221,11 @@ class Network(LinesModule):
         return tuple(self._table.index_of(name) for name in outputs)
 
     def _given(self, inputs) -> tuple:
-        """The inputs as a tuple, one per Input line."""
-        if len(self._table.input_entries) == 1:
+        """The inputs as a tuple, one per Input line (a dict is keyed by their tags)."""
+        entries = self._table.input_entries
+        if isinstance(inputs, dict):
+            return tuple(inputs[entry.tag] for entry in entries)
+        if len(entries) == 1:
             return (inputs,)
         return tuple(inputs)
 
