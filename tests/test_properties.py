@@ -645,6 +645,40 @@ def run_and_check(definition: Definition, net, base_shape) -> None:
         assert expected == (2, line.channels, *own), f"line {entry.index} {entry.written}"
 
 
+def adjoints_hold(net, rank: int, base_shape) -> int:
+    """Every transposed conv line is the adjoint of the conv line with the same kernel going the other
+    way: ``<conv x, y> == <x, convT y>``. Returns how many lines were checked."""
+    checked = 0
+    ones = (1,) * rank
+    for module in net.modules():
+        if not isinstance(module, nv.ConvNd) or not module.transposed:
+            continue
+        coarse, fine = module.input_links[0].dims[0], module.target_dims[0]
+        options = {"dilation": module._dilation, "groups": module.conv.groups, "bias": False}
+        down = nv.build(
+            [
+                ((1, ones), nv.Input()),
+                ((fine.channels, fine.shape), nv.Input()),
+                (coarse, CONVS[rank][0][1](module._kernel, **options)),
+            ]
+        ).double()
+        up = nv.build(
+            [
+                ((1, ones), nv.Input()),
+                ((coarse.channels, coarse.shape), nv.Input()),
+                (fine, TCONVS[rank][0][1](module._kernel, **options)),
+            ]
+        ).double()
+        up.get_submodule("2.conv").weight = down.get_submodule("2.conv").weight
+        base = torch.zeros(1, 1, *base_shape, dtype=torch.float64)
+        x = torch.randn(1, fine.channels, *fine.shape.size(base_shape), dtype=torch.float64)
+        y = torch.randn(1, coarse.channels, *coarse.shape.size(base_shape), dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close((down([base, x]) * y).sum(), (x * up([base, y])).sum(), rtol=1e-9, atol=1e-9)
+        checked += 1
+    return checked
+
+
 def same_as_line_by_line(definition: Definition, net, base_shape) -> None:
     """``net(x)`` (its flat forward) equals calling the current modules line by line, outputs and the
     gradients of the inputs and of every parameter, bitwise in float64 and in training mode."""
@@ -681,6 +715,7 @@ def test_random_valid_definitions_land_on_their_declared_shapes(data, example_co
         note(f"base shape {base_shape}")
         run_and_check(definition, net, base_shape)
     same_as_line_by_line(definition, net.double().train(), shapes[0])
+    example_counts["transposed convs checked as adjoints"] += adjoints_hold(net, definition.rank, shapes[0])
     example_counts["valid definitions built and checked"] += 1
     example_counts["valid (definition, input size) runs"] += len(shapes)
 
