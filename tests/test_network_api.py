@@ -106,3 +106,24 @@ def test_compile_fullgraph_with_outputs_on_the_first_call():
     got = compiled(x, outputs=["feat"])[0]
     torch.testing.assert_close(got, net(x, outputs=["feat"])[0])
     torch._dynamo.reset()
+
+
+def test_the_collector_keeps_running_during_a_build():
+    import gc
+    import threading
+
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(gc.isenabled())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        neurlink.resnet50()
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen and all(seen) and gc.get_freeze_count() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 from collections.abc import Sequence
 
@@ -367,5 +368,16 @@ def build(lines: list, *, outputs: Sequence | None = None, device: torch.device 
         raise DefinitionError(
             f"build() takes a list of lines, got {type(lines).__name__}", allowed="nv.build([line, line, ...])"
         )
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        return Network(lines, outputs)
+    # The cyclic collector keeps running during a build. Its full passes would traverse the whole
+    # heap (torch's own objects included) again and again as a large build grows, so the objects
+    # that existed before the build are set aside (gc.freeze) while it runs and put back after:
+    # only the build's new objects are traversed. An application's own freeze is left alone.
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
+    try:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return Network(lines, outputs)
+    finally:
+        if freezing:
+            gc.unfreeze()
