@@ -177,8 +177,10 @@ class FlatForward:
             traceback = traceback.tb_next
         if lineno is None:
             return []
-        # fx maps the lines of the body, counted from the line after the def (its "prologue")
-        index = (self.graph_module._lineno_map or {}).get(lineno - self.graph_module._prologue_start)
+        # fx maps the lines of the body, counted from the line after the def (its "prologue");
+        # an older torch without that map names no line rather than failing here
+        lineno_map = getattr(self.graph_module, "_lineno_map", None) or {}
+        index = lineno_map.get(lineno - getattr(self.graph_module, "_prologue_start", 0))
         return list(self._nodes[index].meta.get("neurlink_where", ())) if index is not None else []
 
     def matches(self, root: nn.Module) -> bool:
