@@ -12,15 +12,7 @@ from neurlink.shapes import Dims, ShapeSpec
 
 
 def two_inputs():
-    return nv.build(
-        [
-            ((3, 1), nv.Input["image"]()),
-            ((1, 1), nv.Input["mask"]()),
-            ((4, 1), nv.Concat[["image", "mask"]]()),
-            ((8, 2), nv.Conv2d[-1, "feat"](3)),
-            ((8, 4), nv.MaxPool2d(2)),
-        ]
-    )
+    return nv.build(two_inputs_lines())
 
 
 def test_len_and_indexing_like_a_sequential():

@@ -212,15 +212,10 @@ class FlatForward:
         """The per-call check: nothing changed since the last full check."""
         if self.checked_at != tree_watch.epoch() or tree_watch.global_hooks():
             return False
-        for module, cls, forward in self.producers:
-            if (
-                type(module) is not cls
-                or cls.forward is not forward
-                or "forward" in module.__dict__
-                or _producer_hooked(module)
-            ):
-                return False
-        return True
+        return all(
+            self._producer_unchanged(module, cls, forward) and not _producer_hooked(module)
+            for module, cls, forward in self.producers
+        )
 
 
 def _producer_hooked(module: nn.Module) -> bool:
