@@ -41,6 +41,7 @@ from .conv import ConvTransposed3d_ReLU as ConvTransposed3d_ReLU
 from .conv import ConvTransposed3d_ReLU_BN as ConvTransposed3d_ReLU_BN
 from .linear import Linear as Linear
 from .merge import Add as Add
+from .merge import Bundle as Bundle
 from .merge import Concat as Concat
 from .merge import SkipConnect1d as SkipConnect1d
 from .merge import SkipConnect2d as SkipConnect2d

@@ -1,4 +1,4 @@
-"""Nerves that combine several lines: Add, Concat, SkipConnect."""
+"""Nerves that combine several lines: Add, Concat, SkipConnect, and Bundle (several lines as one)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..nerve import Nerve
 from ..table import instantiate
 from .conv import Conv1d, Conv2d, Conv3d, ConvTransposed1d, ConvTransposed2d, ConvTransposed3d
 
-__all__ = ["Add", "Concat", "SkipConnect1d", "SkipConnect2d", "SkipConnect3d"]
+__all__ = ["Add", "Bundle", "Concat", "SkipConnect1d", "SkipConnect2d", "SkipConnect3d"]
 
 
 def _dims_text(link) -> str:
@@ -72,6 +72,32 @@ class Concat(Nerve):
 
     def _steps(self, ops, *inputs: torch.Tensor) -> torch.Tensor:
         return ops.function(torch.cat, inputs, dim=1)
+
+
+class Bundle(Nerve):
+    """The selected lines as the outputs of one multi-output line, in order.
+
+    ``((18, 4), (36, 8), nv.Bundle[["high", "low"]]())`` makes one line of two outputs, which a
+    later line selects whole (a tuple) or one by one (``nv.output(line, k)``). Each selected line
+    must have the dims declared at its position. A nerve whose sub-lines end in several outputs
+    (HRNet's ``HRModule``) ends with a Bundle.
+    """
+
+    keeps_rank = True  # its outputs have the spatial rank of its inputs
+
+    def __init__(self) -> None:
+        super().__init__()
+        count = len(self.target_dims)
+        self.expect_links(count, outputs=count)
+        for k, (link, target) in enumerate(zip(self.input_links, self.target_dims)):
+            if not link.dims[0].same_as(target):
+                raise DimsError(
+                    f"Bundle output {k} is {_dims_text(link)}, but the line declares {target!r} there",
+                    allowed="one selected line per declared dims, in the same order and with the same dims",
+                )
+
+    def _steps(self, ops, *inputs: torch.Tensor):
+        return inputs if len(inputs) > 1 else inputs[0]
 
 
 class SkipConnectNd(Nerve):
