@@ -190,7 +190,8 @@ def test_builder_keywords() -> None:
 
 
 def test_list_models() -> None:
-    assert neurlink.list_models() == sorted(PARAMETERS)
+    assert neurlink.list_models("*resne*") == sorted(PARAMETERS)  # and test_hrnet.py's nine HRNets
+    assert neurlink.list_models() == sorted([*PARAMETERS, *neurlink.list_models("hrnet*")])
     assert neurlink.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
     assert neurlink.list_models("*_2") == ["wide_resnet101_2", "wide_resnet50_2"]
     assert neurlink.list_models("vgg*") == []

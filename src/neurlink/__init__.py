@@ -25,6 +25,15 @@ from .errors import SelectorError as SelectorError
 from .errors import StateDictError as StateDictError
 from .errors import UnknownModelError as UnknownModelError
 from .models import create_model as create_model
+from .models import hrnet_w18 as hrnet_w18
+from .models import hrnet_w18_small as hrnet_w18_small
+from .models import hrnet_w18_small_v2 as hrnet_w18_small_v2
+from .models import hrnet_w30 as hrnet_w30
+from .models import hrnet_w32 as hrnet_w32
+from .models import hrnet_w40 as hrnet_w40
+from .models import hrnet_w44 as hrnet_w44
+from .models import hrnet_w48 as hrnet_w48
+from .models import hrnet_w64 as hrnet_w64
 from .models import list_models as list_models
 from .models import resnet18 as resnet18
 from .models import resnet34 as resnet34

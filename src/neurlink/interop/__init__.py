@@ -1,4 +1,7 @@
-"""Weights from and to other libraries' models: ``load_torchvision``, ``to_torchvision_state_dict``."""
+"""Weights from and to other libraries' models: torchvision's (``load_torchvision``,
+``to_torchvision_state_dict``) and timm's (``load_timm``, ``to_timm_state_dict``)."""
 
+from .timm import load_timm as load_timm
+from .timm import to_timm_state_dict as to_timm_state_dict
 from .torchvision import load_torchvision as load_torchvision
 from .torchvision import to_torchvision_state_dict as to_torchvision_state_dict

@@ -290,8 +290,8 @@ def _hrnet(config: tuple, num_classes: int, keywords: dict) -> nv.Network:
     for number, (modules, block, depth, _) in enumerate(stages, start=2):
         branches = [(c * 2**i, 4 * 2**i) for i in range(number)]
         lines.append((*branches, HRTransition()))
-        module = HRModule(blocks=depth, block=block, **keywords)
-        last = HRModule[-1, f"stage{number}"](blocks=depth, block=block, **keywords)
+        arguments = {"blocks": depth, **({} if block is BasicBlock else {"block": block}), **keywords}
+        module, last = HRModule(**arguments), HRModule[-1, f"stage{number}"](**arguments)
         lines += [(*branches, module)] * (modules - 1) + [(*branches, last)]
     # timm's classification head: a Bottleneck per branch to 128, 256, 512, 1024 channels ("incre"),
     # summed from the highest resolution down by 3x3 stride-2 convs, then a 1x1 conv to 2048.
@@ -302,7 +302,7 @@ def _hrnet(config: tuple, num_classes: int, keywords: dict) -> nv.Network:
         else:
             channels, ratio = 128 * 2**i, 4 * 2**i
             lines += [
-                ((channels, ratio), nv.Conv2d_BN_ReLU[-1](3, bias=True)),  # timm's downsamp_modules
+                ((channels, ratio), nv.Conv2d_BN_ReLU(3, bias=True)),  # timm's downsamp_modules
                 ((channels, ratio), incre),
                 ((channels, ratio), nv.Add[[-1, -2]]()),
             ]

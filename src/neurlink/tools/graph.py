@@ -1,7 +1,8 @@
 """``neurlink.graph``: a network's lines as a diagram, in Graphviz DOT or Mermaid, or rendered.
 
 Nodes are lines, labelled with their path, nerve, declared dims (channels x shape) and, given
-an input size, the actual output size; edges are selections. An edge that does not simply come
+an input size, the actual output size (a line of several outputs lists them as ``out 0``,
+``out 1``, ...); edges are selections, ``out k`` where they take one output of several. An edge that does not simply come
 from the previous line (a skip, or one of several inputs) is dashed and, into a line with
 several inputs, numbered by position. Blocks (nerves made of lines) are clusters down to
 ``depth``, single boxes below it.
@@ -231,8 +232,12 @@ def graph(
             continue
         kind = "input" if line.is_input else "block" if is_block(line.module) else "line"
         label = [_header(line), _nerve(line)]
-        label += [f"{dims.channels} x {shape_text(dims.shape)}" for dims in line.entry.dims]
-        label += [size_text(size) for size in sizes.get(line.path, ())]
+        declared = [f"{dims.channels} x {shape_text(dims.shape)}" for dims in line.entry.dims]
+        measured = [size_text(size) for size in sizes.get(line.path, ())]
+        if len(declared) > 1 and len(measured) in (0, len(declared)):  # one row per output, numbered
+            label += [f"out {k}: {text}" + (f", {measured[k]}" if measured else "") for k, text in enumerate(declared)]
+        else:
+            label += declared + measured
         node = GraphNode(_node_id(line.path), line.path, tuple(label), kind)
         nodes.append(node)
         (parent.nodes if parent else top).append(node.id)

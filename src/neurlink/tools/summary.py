@@ -39,6 +39,7 @@ class SummaryRow:
     params: int  # parameters of the line's module, its sub-lines included
     macs: int  # multiply-accumulates of the line, its sub-lines included
     declared_shapes: tuple[tuple[int, ...], ...] | None = None  # set when the output differs from them
+    output_dims: tuple[str, ...] = ()  # the declared dims of each output, as written
 
     def cells(self) -> list[str]:
         """The row as table cells: line, tag, inputs, nerve, dims, output, params, MACs."""
@@ -54,6 +55,21 @@ class SummaryRow:
             f"{self.params:,}",
             f"{self.macs:,}",
         ]
+
+    def table_rows(self) -> list[list[str]]:
+        """The row as table rows: a line of several outputs takes one per output (dims and shape),
+        its line, nerve and counts on the first."""
+        first = self.cells()
+        if len(self.output_shapes) < 2 or len(self.output_dims) != len(self.output_shapes):
+            return [first]
+        declared = self.declared_shapes
+        rows = []
+        for k, (dims, shape) in enumerate(zip(self.output_dims, self.output_shapes)):
+            output = str(shape)
+            if declared is not None and (len(declared) != len(self.output_shapes) or declared[k] != shape):
+                output += f"  MISMATCH, declared {declared[k] if len(declared) > k else 'no such output'}"
+            rows.append(first[:4] + [dims, output] + first[6:] if k == 0 else ["", "", "", "", dims, output, "", ""])
+        return rows
 
     def __str__(self) -> str:
         return "  ".join(cell for cell in self.cells() if cell)
@@ -81,7 +97,8 @@ class Summary:
 
     def table(self) -> str:
         """The rows and the totals as plain text."""
-        cells = [_HEADER] + [row.cells() for row in self.rows]
+        body = [cells for row in self.rows for cells in row.table_rows()]
+        cells = [_HEADER] + body
         widths = [max(len(row[k]) for row in cells) for k in range(len(_HEADER))]
         keep = [k for k in range(len(_HEADER)) if any(row[k] for row in cells[1:])]  # no empty columns
 
@@ -100,7 +117,7 @@ class Summary:
             ("Activation memory", f"{_bytes(self.activation_bytes)} (outputs of the network's own lines)"),
             ("Parameter memory", _bytes(self.param_bytes)),
         ]
-        lines = [render(_HEADER), rule] + [render(row.cells()) for row in self.rows] + [rule]
+        lines = [render(_HEADER), rule] + [render(row) for row in body] + [rule]
         lines += [f"{name + ':':<22}{value}" for name, value in totals]
         return "\n".join(lines)
 
@@ -164,6 +181,7 @@ def summary(
             inputs=tuple(str(source) for source in line.sources),
             nerve=nerve_text(line.entry),
             dims=dims_text(line.entry.dims),
+            output_dims=tuple(dims_text((d,)) for d in line.entry.dims),
             output_shapes=result.shapes,
             params=params,
             macs=result.macs,
