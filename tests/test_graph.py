@@ -15,7 +15,7 @@ MERMAID = """\
 flowchart TB
   n0(["0<br/>Input()<br/>3 x base<br/>1x3x16x16"])
   n1["1 'stem'<br/>Conv2d_BN_ReLU[-1, 'stem'](3)<br/>8 x base/2<br/>1x8x8x8"]
-  n3["3<br/>Split()<br/>4 x base/2<br/>4 x base/2<br/>1x4x8x8<br/>1x4x8x8"]
+  n3["3<br/>Split()<br/>out 0: 4 x base/2, 1x4x8x8<br/>out 1: 4 x base/2, 1x4x8x8"]
   n4["4<br/>Concat[[output(3, 1), 'stem']]()<br/>12 x base/2<br/>1x12x8x8"]
   n5["5<br/>AvgPool2d()<br/>12 x (1, 1)<br/>1x12x1x1"]
   n6["6<br/>Conv2d(1)<br/>10 x (1, 1)<br/>1x10x1x1"]
@@ -42,7 +42,7 @@ digraph neurlink {
   n0 [label="0\\nInput()\\n3 x base", shape=ellipse];
   n1 [label="1 'stem'\\nConv2d_BN_ReLU[-1, 'stem'](3)\\n8 x base/2"];
   n2 [label="2\\nResidual()\\n8 x base/2", shape=box3d, style=solid];
-  n3 [label="3\\nSplit()\\n4 x base/2\\n4 x base/2"];
+  n3 [label="3\\nSplit()\\nout 0: 4 x base/2\\nout 1: 4 x base/2"];
   n4 [label="4\\nConcat[[output(3, 1), 'stem']]()\\n12 x base/2"];
   n5 [label="5\\nAvgPool2d()\\n12 x (1, 1)"];
   n6 [label="6\\nConv2d(1)\\n10 x (1, 1)"];
@@ -82,7 +82,7 @@ def test_dot_clusters_and_nested_depth(expanded):
     dot = expanded.to_dot()
     assert "subgraph cluster_2 {" in dot and 'label="2 Residual()"' in dot
     assert 'n1 -> n2_2 [label="0", style=dashed];' in dot
-    assert 'n3 [label="3\\nSplit()\\n4 x base/2\\n4 x base/2\\n1x4x8x8\\n1x4x8x8"];' in dot
+    assert 'n3 [label="3\\nSplit()\\nout 0: 4 x base/2, 1x4x8x8\\nout 1: 4 x base/2, 1x4x8x8"];' in dot
 
 
 def test_zoo_block_clusters():
