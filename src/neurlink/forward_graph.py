@@ -97,9 +97,12 @@ class GraphWriter:
             values[entry.index] = node
 
         def value(ref: Ref) -> fx.Node:
+            produced = values[ref.line]
             if ref.output is None:
-                return values[ref.line]
-            return self.function(operator.getitem, (values[ref.line], ref.output))
+                return produced
+            if isinstance(produced, tuple):  # several outputs written here (an inlined Bundle): the item's node
+                return produced[ref.output]
+            return self.function(operator.getitem, (produced, ref.output))
 
         for entry in table.entries:
             if entry.name is not None:
