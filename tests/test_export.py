@@ -66,11 +66,17 @@ def make(name):
     return net.eval()
 
 
-# the three deepest zoo models take minutes per export path on 2 cores: slow, run with -m slow
-MODELS = ["every_nerve_kind"] + [
-    pytest.param(name, marks=pytest.mark.slow) if "101" in name or "152" in name else name
-    for name in neurlink.list_models()
-]
+# the ResNets, and one model of each other family (their blocks are what the others repeat);
+# the three deepest ResNets take minutes per export path on 2 cores: slow, run with -m slow
+MODELS = (
+    ["every_nerve_kind"]
+    + [
+        pytest.param(name, marks=pytest.mark.slow) if "101" in name or "152" in name else name
+        for name in neurlink.list_models()
+        if "resnet" in name or "resnext" in name
+    ]
+    + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"]
+)
 
 
 @pytest.fixture(autouse=True)
