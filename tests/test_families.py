@@ -3,8 +3,6 @@ against plain torch."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 import torchvision
@@ -105,7 +103,7 @@ def test_builder_trains(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n if n in COMPARED else pytest.param(n, marks=pytest.mark.slow) for n in FAMILY_PARAMETERS if "b" in n]
+    "name", [n if n in COMPARED else pytest.param(n, marks=pytest.mark.slow) for n in FAMILY_PARAMETERS]
 )
 def test_weights_round_trip(name: str) -> None:
     """torchvision -> neurlink -> torchvision, strictly, every tensor unchanged."""
@@ -128,16 +126,6 @@ def test_mobile_families_are_torchvision(name: str) -> None:
             x = torch.randn(1, 3, size, size, generator=generator)
             assert_same_outputs(ours(x), theirs(x))  # the first call of a size checks every line
             assert_same_outputs(ours(x), theirs(x))  # then the flat forward
-    ours.train()  # the way back, after a training step
-    ours(torch.randn(2, 3, 64, 64, generator=generator)).square().mean().backward()
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.sub_(p.grad.clamp(-1, 1) * 1e-3)
-    ours.eval()
-    theirs.load_state_dict(to_torchvision_state_dict(ours), strict=True)
-    x = torch.randn(1, 3, 97, 97, generator=generator)
-    with torch.no_grad():
-        assert_same_outputs(ours(x), theirs(x))
 
 
 def test_convnext_is_torchvision() -> None:
@@ -215,7 +203,7 @@ def test_initialisation_like_torchvision() -> None:
     assert abs(stem.std().item() - (2 / (32 * 9)) ** 0.5) < 0.02
     block = tiny["stage1"]
     assert abs(block.get_submodule("3.linear").weight.std().item() - 0.02) < 2e-3
-    assert torch.equal(block.get_submodule("5.scale.weight"), torch.full((96, 1, 1), 1e-6))
+    assert torch.equal(block.get_submodule("5.scale").weight, torch.full((96, 1, 1), 1e-6))
 
 
 # --- the nerves against plain torch -----------------------------------------------------------
