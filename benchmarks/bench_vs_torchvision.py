@@ -3,7 +3,7 @@
 Every case runs both models with the same weights, interleaved round by round (the order
 alternates), and reports medians and the neurlink / torchvision ratio:
 
-    python benchmarks/bench_vs_torchvision.py [--quick] [--json results.json]
+    python benchmarks/bench_vs_torchvision.py [--quick] [--only resnet|families] [--json results.json]
 
 Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.03 (issue 9),
 training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
@@ -11,6 +11,10 @@ building resnet152 <= 1.2 (vs torchvision's constructor), a 2,000-line chain <= 
 (shown beside the same ratio for the chain written by hand with torch.nn; the garbage collector's full
 passes make both superlinear),
 and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
+Issue 12, the MobileNet, EfficientNet and ConvNeXt families (``--only families`` runs just these, in a
+few minutes): inference at 224 batch 1 and a training step (128x128 batch 8) <= 1.03 for mobilenet_v2,
+mobilenet_v3_large, efficientnet_b0 and convnext_tiny, their peak inference memory (224 batch 16) <= 1.05,
+and building convnext_large <= 1.2 (vs torchvision's constructor).
 """
 
 from __future__ import annotations
@@ -127,6 +131,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        choices=("resnet", "families"),
+        help="only the ResNet cases, or only the MobileNet/EfficientNet/ConvNeXt ones",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # Random weights make subnormal floats, on which CPUs run 10-100x slower and erratically;
@@ -149,28 +158,46 @@ def main() -> None:
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}"
     )
     print(f"{'case':<44} {'neurlink':>10} {'reference':>10}     {'ratio':>6}")
-    a, b = inference("resnet50", 224, 1, rounds(60))
-    report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
-    a, b = inference("resnet18", 32, 1, rounds(400))
-    report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.03)
-    a, b = training_step("resnet50", 128, 8, rounds(20))
-    report("training step resnet50 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
-    a, b = peak_memory("resnet50", 224, 16)
-    report("peak inference memory resnet50 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
-    a, b = build_time("resnet152", rounds(6))
-    report("build resnet152", "ms", a * 1e3, b * 1e3, 1.2)
-    long_chain, short_chain = interleaved(lambda: chain(2000), lambda: chain(200), rounds(5), warmup=1)
-    report("build 2,000-line chain vs 200-line chain", "ms", long_chain * 1e3, short_chain * 1e3, 12.0, "200 lines")
-    # With the cyclic collector on (neurlink no longer pauses it), a build large enough to trigger
-    # full collections scales like the hand-written modules do: this row is torch's own ratio.
-    long_seq, short_seq = interleaved(lambda: sequential(2000), lambda: sequential(200), rounds(5), warmup=1)
-    report("hand-written nn.Sequential: 2,000 vs 200 blocks", "ms", long_seq * 1e3, short_seq * 1e3, None, "200 lines")
-    start = time.perf_counter()
-    with torch.device("meta"):
-        checked = neurlink.create_model("wide_resnet101_2")
-    seconds = time.perf_counter() - start
-    parameters = sum(p.numel() for p in checked.parameters())
-    report(f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget")
+    if args.only != "families":
+        a, b = inference("resnet50", 224, 1, rounds(60))
+        report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
+        a, b = inference("resnet18", 32, 1, rounds(400))
+        report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.03)
+        a, b = training_step("resnet50", 128, 8, rounds(20))
+        report("training step resnet50 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
+        a, b = peak_memory("resnet50", 224, 16)
+        report("peak inference memory resnet50 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
+        a, b = build_time("resnet152", rounds(6))
+        report("build resnet152", "ms", a * 1e3, b * 1e3, 1.2)
+        long_chain, short_chain = interleaved(lambda: chain(2000), lambda: chain(200), rounds(5), warmup=1)
+        report("build 2,000-line chain vs 200-line chain", "ms", long_chain * 1e3, short_chain * 1e3, 12.0, "200 lines")
+        # With the cyclic collector on (neurlink no longer pauses it), a build large enough to trigger
+        # full collections scales like the hand-written modules do: this row is torch's own ratio.
+        long_seq, short_seq = interleaved(lambda: sequential(2000), lambda: sequential(200), rounds(5), warmup=1)
+        report(
+            "hand-written nn.Sequential: 2,000 vs 200 blocks", "ms", long_seq * 1e3, short_seq * 1e3, None, "200 lines"
+        )
+        start = time.perf_counter()
+        with torch.device("meta"):
+            checked = neurlink.create_model("wide_resnet101_2")
+        seconds = time.perf_counter() - start
+        parameters = sum(p.numel() for p in checked.parameters())
+        report(
+            f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget"
+        )
+    if args.only != "resnet":
+        families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
+        for name in families:
+            a, b = inference(name, 224, 1, rounds(60))
+            report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
+        for name in families:
+            a, b = training_step(name, 128, 8, rounds(12))
+            report(f"training step {name} 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
+        for name in families:
+            a, b = peak_memory(name, 224, 16)
+            report(f"peak inference memory {name} 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
+        a, b = build_time("convnext_large", rounds(4))
+        report("build convnext_large", "ms", a * 1e3, b * 1e3, 1.2)
     if args.json:
         args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows}, indent=2))
 

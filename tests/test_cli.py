@@ -149,11 +149,12 @@ def test_list_shows_progress_on_a_terminal(runs):
     code, out, err = runs["list_tty"]
     assert code == 0
     rows = [line.split() for line in out.splitlines()]
-    count = len(neurlink.list_models())
-    assert rows[0] == ["model", "parameters"] and len(rows) == 1 + count
+    models = len(neurlink.list_models())
+    assert rows[0] == ["model", "parameters"] and len(rows) == 1 + models
     assert ["resnet50", "25,557,032"] in rows and ["wide_resnet101_2", "126,886,696"] in rows
+    assert ["convnext_large", "197,767,336"] in rows and ["mobilenet_v3_small", "2,542,856"] in rows
     assert ["hrnet_w18", "21,299,004"] in rows
-    assert f"counting the parameters of wide_resnet50_2 ({count}/{count})" in err  # stderr is a terminal here
+    assert f"counting the parameters of wide_resnet50_2 ({models}/{models})" in err  # stderr is a terminal here
     assert "Traceback" not in err
     assert runs["summary_zoo"][2] == ""  # and not a terminal there: nothing on stderr
 

@@ -66,14 +66,17 @@ def make(name):
     return net.eval()
 
 
-# the three deepest ResNets take minutes per export path on 2 cores: slow, run with -m slow; HRNet's
-# nerves are all in its smallest model, so the larger HRNets are exported only with -m slow
-MODELS = ["every_nerve_kind"] + [
-    pytest.param(name, marks=pytest.mark.slow)
-    if "101" in name or "152" in name or name.startswith("hrnet") and name != "hrnet_w18_small"
-    else name
-    for name in neurlink.list_models()
-]
+# the ResNets, and one model of each other family (their blocks are what the others repeat);
+# the three deepest ResNets take minutes per export path on 2 cores: slow, run with -m slow
+MODELS = (
+    ["every_nerve_kind"]
+    + [
+        pytest.param(name, marks=pytest.mark.slow) if "101" in name or "152" in name else name
+        for name in neurlink.list_models()
+        if "resnet" in name or "resnext" in name
+    ]
+    + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small"]
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""The model zoo: torchvision's ResNet family and timm's HRNets written in the grammar, and a registry of builders.
+"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet and ConvNeXt families and timm's
+HRNets written in the grammar, and a registry of builders.
 
 >>> import neurlink
 >>> neurlink.list_models("wide_*")
@@ -8,6 +9,20 @@
 from ._registry import create_model as create_model
 from ._registry import list_models as list_models
 from ._registry import register_model as register_model
+from .convnext import ConvNeXtBlock as ConvNeXtBlock
+from .convnext import convnext_base as convnext_base
+from .convnext import convnext_large as convnext_large
+from .convnext import convnext_small as convnext_small
+from .convnext import convnext_tiny as convnext_tiny
+from .efficientnet import MBConv as MBConv
+from .efficientnet import efficientnet_b0 as efficientnet_b0
+from .efficientnet import efficientnet_b1 as efficientnet_b1
+from .efficientnet import efficientnet_b2 as efficientnet_b2
+from .efficientnet import efficientnet_b3 as efficientnet_b3
+from .efficientnet import efficientnet_b4 as efficientnet_b4
+from .efficientnet import efficientnet_b5 as efficientnet_b5
+from .efficientnet import efficientnet_b6 as efficientnet_b6
+from .efficientnet import efficientnet_b7 as efficientnet_b7
 from .hrnet import HRModule as HRModule
 from .hrnet import HRTransition as HRTransition
 from .hrnet import hrnet_w18 as hrnet_w18
@@ -19,6 +34,11 @@ from .hrnet import hrnet_w40 as hrnet_w40
 from .hrnet import hrnet_w44 as hrnet_w44
 from .hrnet import hrnet_w48 as hrnet_w48
 from .hrnet import hrnet_w64 as hrnet_w64
+from .mobilenet import InvertedResidual as InvertedResidual
+from .mobilenet import make_divisible as make_divisible
+from .mobilenet import mobilenet_v2 as mobilenet_v2
+from .mobilenet import mobilenet_v3_large as mobilenet_v3_large
+from .mobilenet import mobilenet_v3_small as mobilenet_v3_small
 from .resnet import BasicBlock as BasicBlock
 from .resnet import BottleNeck as BottleNeck
 from .resnet import Bottleneck as Bottleneck

@@ -14,6 +14,9 @@ from ..network import Network as Network
 from ..network import build as build
 from ..shapes import Dims as Dims
 from ..shapes import ShapeSpec as ShapeSpec
+from .channels import LayerNorm2d as LayerNorm2d
+from .channels import LayerScale as LayerScale
+from .channels import PointwiseLinear as PointwiseLinear
 from .conv import Conv1d as Conv1d
 from .conv import Conv1d_BN_ReLU as Conv1d_BN_ReLU
 from .conv import Conv1d_ReLU as Conv1d_ReLU
@@ -39,6 +42,7 @@ from .conv import ConvTransposed3d as ConvTransposed3d
 from .conv import ConvTransposed3d_BN_ReLU as ConvTransposed3d_BN_ReLU
 from .conv import ConvTransposed3d_ReLU as ConvTransposed3d_ReLU
 from .conv import ConvTransposed3d_ReLU_BN as ConvTransposed3d_ReLU_BN
+from .drop import StochasticDepth as StochasticDepth
 from .linear import Linear as Linear
 from .merge import Add as Add
 from .merge import Bundle as Bundle
@@ -54,3 +58,4 @@ from .pool import MaxPool2d as MaxPool2d
 from .pool import MaxPool3d as MaxPool3d
 from .resample import Identity as Identity
 from .resample import Interpolate as Interpolate
+from .squeeze_excite import SqueezeExcitation as SqueezeExcitation

@@ -10,7 +10,16 @@ from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
 
-__all__ = ["ntuple", "positive_int", "make_norm", "make_act", "check_shape_ranks", "DEFAULT"]
+__all__ = [
+    "ntuple",
+    "positive_int",
+    "make_norm",
+    "make_act",
+    "check_shape_ranks",
+    "keeps_dims",
+    "probability",
+    "DEFAULT",
+]
 
 
 class _Default:
@@ -105,3 +114,21 @@ def check_shape_ranks(nerve, rank: int) -> None:
                 f"{name} is {rank}d, but {whose} shape {shape!r}, which has {shape.rank} dims",
                 allowed=f"shapes of {rank} values (or one value for every dim), or a {shape.rank}d nerve",
             )
+
+
+def keeps_dims(nerve) -> None:
+    """A nerve that changes no dims: its line declares the dims of the line it reads."""
+    link, declared = nerve.input_links[0], nerve.target_dims[0]
+    if not link.dims[0].same_as(declared):
+        raise DimsError(
+            f"{type(nerve).__name__} keeps the dims of its input line {link.index}, {link.dims[0]!r},"
+            f" but this line declares {declared!r}",
+            allowed=f"{link.dims[0]!r} on this line",
+        )
+
+
+def probability(name: str, value, owner: str) -> float:
+    """A drop probability in [0, 1)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a probability below 1", allowed=f"0 <= {name} < 1")
+    return float(value)

@@ -1,4 +1,4 @@
-"""``torch.nn`` plus ``DropPath``, einops' ``Rearrange`` and ``I`` (= ``Identity``).
+"""``torch.nn`` plus ``DropPath``, ``LayerNorm2d``, ``LayerScale``, einops' ``Rearrange`` and ``I`` (= ``Identity``).
 
 Every name of ``torch.nn`` is reachable here (``neurlink.nn.Conv2d is torch.nn.Conv2d``),
 looked up on first use rather than star-imported.
@@ -9,6 +9,8 @@ from einops.layers.torch import Rearrange as Rearrange
 from torch.nn import Identity as I  # noqa: E741, F401 - the seed's short name for Identity
 
 from . import functional as functional
+from .channels import LayerNorm2d as LayerNorm2d
+from .channels import LayerScale as LayerScale
 from .drop_path import DropPath as DropPath
 
 
@@ -20,4 +22,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(dir(_torch_nn)) | {"DropPath", "Rearrange", "I", "functional"})
+    return sorted(set(dir(_torch_nn)) | {"DropPath", "LayerNorm2d", "LayerScale", "Rearrange", "I", "functional"})

@@ -1,0 +1,66 @@
+"""torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt.
+
+The key mapping is derived from the network itself, walking its lines and the sub-lines of its
+blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
+``features.0.0``, ``features.1.0.block.0.0``, ``classifier.1``), so any network shaped like one
+of torchvision's maps, not only the zoo's. torchvision's ``Linear`` classifiers are our 1x1 convs:
+their ``[N, C]`` weights are our ``[N, C, 1, 1]``.
+
+>>> import torch, torchvision, neurlink
+>>> from neurlink.interop import load_torchvision, to_torchvision_state_dict
+>>> reference = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+>>> net = load_torchvision(neurlink.resnet18(num_classes=10), reference.state_dict()).eval()
+>>> x = torch.randn(1, 3, 40, 40)
+>>> torch.testing.assert_close(net(x).flatten(1), reference(x))
+>>> reference.load_state_dict(to_torchvision_state_dict(net))
+<All keys matched successfully>
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from .._state_dict import Pair, export_pairs, load_pairs
+from ._features import features_pairs, is_features_family
+from ._resnet import resnet_pairs
+
+__all__ = ["load_torchvision", "to_torchvision_state_dict"]
+
+Model = TypeVar("Model", bound=nn.Module)
+
+
+def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
+    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet or ConvNeXt family
+    (or the torchvision model itself) into ``model``.
+
+    Strict: every tensor of ``state_dict`` is used and every parameter and buffer of ``model``
+    is filled; otherwise a :class:`~neurlink.errors.StateDictError` (a ``NeurlinkError``) names
+    the torchvision and the neurlink key of each problem, and ``model`` is left unchanged. The
+    one exception is BatchNorm's ``num_batches_tracked``, which checkpoints saved before
+    PyTorch 0.4.1 lack: as ``BatchNorm`` itself does, it is then set to 0. Returns ``model``.
+    """
+    if isinstance(state_dict, nn.Module):
+        state_dict = state_dict.state_dict()
+    load_pairs(model, state_dict, _pairs(model), "torchvision")
+    return model
+
+
+def to_torchvision_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """``model``'s weights under torchvision's keys, for ``torchvision.models.resnet50().load_state_dict``.
+
+    The inverse of :func:`load_torchvision`. Like ``state_dict()``, the tensors share memory with
+    the model's (the head's weight is a ``[N, C]`` view of the conv weight).
+    """
+    return export_pairs(model, _pairs(model), "torchvision")
+
+
+def _pairs(model: nn.Module) -> list[Pair]:
+    """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
+    if is_features_family(model):
+        return features_pairs(model)
+    return resnet_pairs(model)

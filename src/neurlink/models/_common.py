@@ -1,0 +1,61 @@
+"""What the zoo's families share: stage lines tagged at their ends, and torchvision's initialisations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from torch import nn
+
+from .. import nerves as nv
+from ..errors import NerveArgumentError
+
+__all__ = ["stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
+
+
+def stage_lines(blocks: list[tuple[tuple[int, object], type, dict]], tag: str = "stage") -> list:
+    """Block lines from ``(dims, block class, keywords)``; the last block of every run of equal
+    dims (a stage) is tagged ``stage1``, ``stage2``, ..., so ``outputs=[...]`` gives a pyramid."""
+    lines, stage = [], 0
+    for index, (dims, block, keywords) in enumerate(blocks):
+        if index + 1 == len(blocks) or blocks[index + 1][0] != dims:
+            stage += 1
+            lines.append((dims, block[-1, f"{tag}{stage}"](**keywords)))
+        else:
+            lines.append((dims, block(**keywords)))
+    return lines
+
+
+def init_weights(net: nv.Network, head_lines: int, conv: Callable, head: Callable) -> None:
+    """torchvision's init: ``conv(weight)`` for every conv and ``nn.Linear`` outside the last
+    ``head_lines`` lines, ``head(weight)`` for those inside (torchvision's ``nn.Linear`` classifier,
+    our 1x1 convs); biases zero, norms at weight 1 and bias 0 (their defaults)."""
+    if next(net.parameters()).is_meta:
+        return  # no values to set (and torch's init functions on meta tensors import torch._dynamo: seconds)
+    entries = net.lines
+    first_head = len(entries) - head_lines
+    for entry in entries:
+        if entry.name is None:  # an Input line
+            continue
+        init = head if entry.index >= first_head else conv
+        for module in net.get_submodule(entry.name).modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                init(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+
+def kaiming_fan_out(weight) -> None:
+    nn.init.kaiming_normal_(weight, mode="fan_out")
+
+
+def uniform_by_outputs(weight) -> None:
+    """EfficientNet's classifier: uniform in ``+-1 / sqrt(out_features)``."""
+    bound = 1.0 / math.sqrt(weight.shape[0])
+    nn.init.uniform_(weight, -bound, bound)
+
+
+def positive_number(name: str, value, owner: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a positive number", allowed=f"{name} > 0")
+    return value

@@ -1,0 +1,177 @@
+"""EfficientNet B0 to B7 in the grammar, layer for layer the networks of torchvision.
+
+``MBConv`` is MobileNet's inverted residual with squeeze-and-excitation, SiLU and stochastic
+depth; it reads its dims from the line like every block:
+
+>>> import torch
+>>> import neurlink.nerves as nv
+>>> from neurlink.models.efficientnet import MBConv
+>>> net = nv.build(
+...     [
+...         ((3, 1), nv.Input()),
+...         ((32, 2), nv.Conv2d_BN_ReLU(3)),
+...         ((16, 2), MBConv(1)),  # no expansion, new channels: no sum
+...         ((24, 4), MBConv(6)),  # strided
+...         ((24, 4), MBConv(6, stochastic_depth=0.1)),  # same dims: a dropped branch and a sum
+...     ]
+... )
+>>> net(torch.randn(2, 3, 32, 32)).shape
+torch.Size([2, 24, 8, 8])
+>>> [type(net.get_submodule(f"4.{k}")).__name__ for k in range(1, 7)]
+['Conv2d_BN_ReLU', 'Conv2d_BN_ReLU', 'SqueezeExcitation', 'Conv2d_BN_ReLU', 'StochasticDepth', 'Add']
+
+The width and depth multipliers of B0 ... B7 are applied as torchvision does (channels rounded to
+multiples of 8, depths rounded up), and the stochastic depth rate rises linearly block by block
+from 0 to ``stochastic_depth_prob * (n - 1) / n``. The stem, the last block of each stage
+(``stage1`` ... ``stage7``) and the last conv (``features``) are tagged.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from torch import nn
+
+from .. import nerves as nv
+from ..errors import NerveArgumentError
+from ._common import init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
+from ._registry import register_model
+from .mobilenet import InvertedBottleneck, _head, _keywords, make_divisible
+
+__all__ = [
+    "MBConv",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+]
+
+
+class MBConv(InvertedBottleneck):
+    """EfficientNet's block (torchvision's ``MBConv``): expand to ``make_divisible(in * expand_ratio)``
+    channels (no expand conv when that is ``in``), ``kernel_size`` depthwise conv, squeeze-and-excitation
+    to ``max(1, int(in * se_ratio))`` channels (SiLU, Sigmoid; ``se_ratio=None``: none), project, and
+    where the dims allow, ``StochasticDepth(stochastic_depth)`` and the sum. ``act`` and ``norm`` go
+    to every conv.
+    """
+
+    def __init__(
+        self,
+        expand_ratio: float = 6,
+        *,
+        kernel_size=3,
+        se_ratio: float | None = 0.25,
+        act=nn.SiLU,
+        norm=nn.BatchNorm2d,
+        stochastic_depth: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.expect_links(1)
+        name = type(self).__name__
+        positive_number("expand_ratio", expand_ratio, name)
+        channels = self.input_links[0].channels
+        squeeze = None
+        if se_ratio is not None:
+            if not isinstance(se_ratio, (int, float)) or isinstance(se_ratio, bool) or not 0 < se_ratio <= 1:
+                raise NerveArgumentError(
+                    f"{name}: se_ratio={se_ratio!r} is not in (0, 1]", allowed="0 < se_ratio <= 1, or None for no SE"
+                )
+            squeeze = max(1, int(channels * se_ratio))
+        hidden = make_divisible(channels * expand_ratio)
+        self._add_lines(hidden, kernel_size, act, norm, squeeze, act, nn.Sigmoid, stochastic_depth)
+
+
+# expansion, kernel, stride, channels, blocks of each stage (torchvision's table for B0)
+_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3)]
+_STAGES += [(6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+
+
+def _efficientnet(
+    width_mult: float, depth_mult: float, dropout: float, num_classes: int, keywords: dict, norm=nn.BatchNorm2d
+) -> nv.Network:
+    stochastic_depth_prob = keywords.pop("stochastic_depth_prob", 0.2)
+    if not isinstance(stochastic_depth_prob, (int, float)) or not 0.0 <= stochastic_depth_prob < 1.0:
+        raise NerveArgumentError(
+            f"stochastic_depth_prob={stochastic_depth_prob!r} is not a probability below 1",
+            allowed="0 <= stochastic_depth_prob < 1",
+        )
+    norm = keywords.pop("norm", norm)
+    act = keywords.get("act", nn.SiLU)
+    depths = [int(math.ceil(n * depth_mult)) for *_, n in _STAGES]
+    total, blocks, ratio = sum(depths), [], 2
+    for (expand, kernel, stride, channels, _), depth in zip(_STAGES, depths):
+        ratio *= stride
+        for _ in range(depth):
+            block = {"kernel_size": kernel, **keywords, "norm": norm}
+            block["stochastic_depth"] = stochastic_depth_prob * len(blocks) / total  # as torchvision computes it
+            blocks.append(((make_divisible(channels * width_mult), ratio), MBConv, {"expand_ratio": expand, **block}))
+    last = 4 * blocks[-1][0][0]
+    lines = [
+        ((3, 1), nv.Input()),
+        ((make_divisible(32 * width_mult), 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, **_keywords(norm=norm, act=act))),
+        stage_lines(blocks),
+        _head(last, ratio, act, norm, None, dropout, num_classes),
+    ]
+    net = nv.build(lines)
+    init_weights(net, 1, kaiming_fan_out, uniform_by_outputs)
+    return net
+
+
+_BN_EPS_1E3 = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)  # B5 ... B7, as torchvision
+
+
+@register_model
+def efficientnet_b0(num_classes: int = 1000, *, dropout: float = 0.2, **keywords: Any) -> nv.Network:
+    """EfficientNet-B0 (torchvision's ``efficientnet_b0``): width x1.0, depth x1.0, dropout 0.2.
+
+    Keywords: ``dropout``, ``stochastic_depth_prob`` (0.2), ``norm``, and block keywords (``act``, ``se_ratio``).
+    """
+    return _efficientnet(1.0, 1.0, dropout, num_classes, keywords)
+
+
+@register_model
+def efficientnet_b1(num_classes: int = 1000, *, dropout: float = 0.2, **keywords: Any) -> nv.Network:
+    """EfficientNet-B1 (torchvision's ``efficientnet_b1``): width x1.0, depth x1.1, dropout 0.2."""
+    return _efficientnet(1.0, 1.1, dropout, num_classes, keywords)
+
+
+@register_model
+def efficientnet_b2(num_classes: int = 1000, *, dropout: float = 0.3, **keywords: Any) -> nv.Network:
+    """EfficientNet-B2 (torchvision's ``efficientnet_b2``): width x1.1, depth x1.2, dropout 0.3."""
+    return _efficientnet(1.1, 1.2, dropout, num_classes, keywords)
+
+
+@register_model
+def efficientnet_b3(num_classes: int = 1000, *, dropout: float = 0.3, **keywords: Any) -> nv.Network:
+    """EfficientNet-B3 (torchvision's ``efficientnet_b3``): width x1.2, depth x1.4, dropout 0.3."""
+    return _efficientnet(1.2, 1.4, dropout, num_classes, keywords)
+
+
+@register_model
+def efficientnet_b4(num_classes: int = 1000, *, dropout: float = 0.4, **keywords: Any) -> nv.Network:
+    """EfficientNet-B4 (torchvision's ``efficientnet_b4``): width x1.4, depth x1.8, dropout 0.4."""
+    return _efficientnet(1.4, 1.8, dropout, num_classes, keywords)
+
+
+@register_model
+def efficientnet_b5(num_classes: int = 1000, *, dropout: float = 0.4, **keywords: Any) -> nv.Network:
+    """EfficientNet-B5 (torchvision's ``efficientnet_b5``): width x1.6, depth x2.2, dropout 0.4, BatchNorm eps 1e-3, momentum 0.01."""
+    return _efficientnet(1.6, 2.2, dropout, num_classes, keywords, _BN_EPS_1E3)
+
+
+@register_model
+def efficientnet_b6(num_classes: int = 1000, *, dropout: float = 0.5, **keywords: Any) -> nv.Network:
+    """EfficientNet-B6 (torchvision's ``efficientnet_b6``): width x1.8, depth x2.6, dropout 0.5, BatchNorm eps 1e-3, momentum 0.01."""
+    return _efficientnet(1.8, 2.6, dropout, num_classes, keywords, _BN_EPS_1E3)
+
+
+@register_model
+def efficientnet_b7(num_classes: int = 1000, *, dropout: float = 0.5, **keywords: Any) -> nv.Network:
+    """EfficientNet-B7 (torchvision's ``efficientnet_b7``): width x2.0, depth x3.1, dropout 0.5, BatchNorm eps 1e-3, momentum 0.01."""
+    return _efficientnet(2.0, 3.1, dropout, num_classes, keywords, _BN_EPS_1E3)
