@@ -376,3 +376,38 @@ def test_graph_numbers_the_outputs() -> None:
     stage4 = next(node for node in diagram.nodes if node.path == "9")
     assert "out 3: 128 x base/32, 1x128x7x7" in stage4.label
     assert sorted(edge.label for edge in diagram.edges if edge.source == "n9") == ["out 0", "out 1", "out 2", "out 3"]
+
+
+# --- what a first user ran into ---------------------------------------------------------------
+
+
+def test_output_zero_of_a_single_output_line_is_the_line() -> None:
+    net = nv.build(
+        [((3, 1), nv.Input()), ((8, 2), nv.Conv2d[-1, "stem"](3)), ((8, 2), nv.Identity[nv.output("stem", 0)]())]
+    )
+    x = torch.randn(2, 3, 16, 16)
+    for _ in range(2):  # checked first call, then the flat graph
+        assert net(x).shape == (2, 8, 8, 8)
+
+
+@pytest.mark.parametrize("conv", [nv.Conv1d(7), nv.Conv3d(7)])
+def test_branch_nerves_are_2d(conv) -> None:
+    with pytest.raises(neurlink.DimsError, match="HRTransition is 2d, but its input line 1 is [13]d"):
+        nv.build([((3, 1), nv.Input()), ((16, 4), conv), ((16, 4), (32, 8), HRTransition())])
+
+
+def test_keywords_the_module_and_its_block_do_not_take() -> None:
+    with pytest.raises(neurlink.NerveArgumentError, match="neither it nor its block BasicBlock takes 'pretrained'"):
+        neurlink.hrnet_w18_small(pretrained=True)
+    with pytest.raises(neurlink.NerveArgumentError) as raised:
+        nv.build([((3, 1), nv.Input()), ((3, 1), nv.Add("x"))])
+    assert str(raised.value).endswith("allowed: Add()")  # the signature, without its return annotation
+
+
+def test_load_errors_say_what_the_keys_are() -> None:
+    net = neurlink.hrnet_w18_small(num_classes=10)
+    state = timm.create_model("hrnet_w18_small", num_classes=10).state_dict()
+    with pytest.raises(neurlink.StateDictError, match="every key starts with 'module.'"):
+        load_timm(net, {f"module.{key}": value for key, value in state.items()})
+    with pytest.raises(neurlink.StateDictError, match="these keys are neurlink's own"):
+        load_timm(net, net.state_dict())

@@ -305,6 +305,8 @@ class LineTable:
                     f"{selector!r}: line {line.index} has {len(line.dims)} output(s)",
                     allowed=f"an output index in 0..{len(line.dims) - 1}",
                 )
+            if len(line.dims) == 1:  # the one output of a line is its value itself
+                return [Ref(line.index)]
             return [Ref(line.index, selector.index)]
         raise SelectorError(f"selector {selector!r} of type {type(selector).__name__}", allowed=_SELECTORS)
 
@@ -393,7 +395,7 @@ def _bind(nerve: NerveDef) -> None:
         signature.bind(None, *nerve.args, **nerve.kwargs)
     except TypeError as error:
         params = [p for name, p in signature.parameters.items() if name != "self"]
-        shown = str(signature.replace(parameters=params))[1:-1]
+        shown = str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))[1:-1]
         reason = f"{cls.__name__}: {error}"
         if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
             reason += " (channels, stride and padding come from the line's dims: give the kernel size, then keywords)"

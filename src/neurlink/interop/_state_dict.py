@@ -72,7 +72,7 @@ def load_pairs(model: nn.Module, state_dict: Mapping[str, torch.Tensor], pairs: 
         hint = f"; the closest mapped key, {close[0]!r}, goes to neurlink key {used[close[0]]!r}" if close else ""
         problems.append(f"{library} key {key!r} is not used: no neurlink key maps to it{hint}")
     if problems:
-        raise error(f"the state_dict does not fit this {type(model).__name__}", problems)
+        raise error(f"the state_dict does not fit this {type(model).__name__}", _diagnosis(unused, used) + problems)
     model.load_state_dict(loaded, strict=True)
 
 
@@ -158,6 +158,18 @@ def is_block(module: nn.Module) -> bool:
 
 def has_state(module: nn.Module) -> bool:
     return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _diagnosis(unused: list[str], used: dict[str, str]) -> list[str]:
+    """What the unused keys as a whole say: a wrapper's prefix, or a state_dict of neurlink's own keys."""
+    if unused and all(key.startswith("module.") for key in unused) and any(key[7:] in used for key in unused):
+        return [
+            "every key starts with 'module.' (saved from DataParallel or DistributedDataParallel): strip it with"
+            " torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, 'module.')"
+        ]
+    if unused and sum(key.partition(".")[0].isdigit() for key in unused) > len(unused) // 2:
+        return ["these keys are neurlink's own (line numbers): load them with model.load_state_dict(state_dict)"]
+    return []
 
 
 def _renamed(key: str, candidates: list[str]) -> str | None:

@@ -29,6 +29,7 @@ input size (timm's HRNet needs sizes that are multiples of 32).
 
 from __future__ import annotations
 
+import inspect
 from fractions import Fraction
 from typing import Any
 
@@ -63,6 +64,8 @@ class _Branches(nv.Nerve):
     part: ``self.paths[(i, j)]`` lists the sub-line indices that carry input branch ``j`` to output
     branch ``i`` (a conv chain, or a conv then a resize), ``self.blocks[i]`` those of branch ``i``'s blocks.
     """
+
+    spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
 
     def _read_branches(self) -> tuple[list[Dims], list[Dims]]:
         name = type(self).__name__
@@ -182,9 +185,12 @@ class HRModule(_Branches):
         name = type(self).__name__
         if len(inputs) != len(outputs):
             raise DimsError(
-                f"{name} has {len(inputs)} input branches but the line declares {len(outputs)}",
+                f"{name} reads {len(inputs)} branch(es), but the line declares {len(outputs)}",
                 allowed=f"{len(inputs)} dims (add branches with an HRTransition line)",
             )
+        # the module's norm and act also make its blocks' (a block of another kind takes its own keywords)
+        keywords = {**_conv(norm, act), **block_keywords} if block in (BasicBlock, Bottleneck) else block_keywords
+        _check_block_keywords(block, keywords, block_keywords, name)
         counts = (blocks,) * len(inputs) if isinstance(blocks, int) and not isinstance(blocks, bool) else blocks
         if not isinstance(counts, tuple) or len(counts) != len(inputs):
             raise NerveArgumentError(
@@ -199,8 +205,6 @@ class HRModule(_Branches):
                     f"{name} branch {i} goes from {dims_in!r} to {dims_out!r}; an HR module keeps every branch's ratio",
                     allowed=f"ratio {dims_in.shape!r} for branch {i} (change ratios with an HRTransition line)",
                 )
-        # the module's norm and act also make its blocks' (a block of another kind takes its own keywords)
-        keywords = {**_conv(norm, act), **block_keywords} if block in (BasicBlock, Bottleneck) else block_keywords
         for i, dims in enumerate(outputs):
             source = self._branch(i)
             self.blocks[i] = [self._line((dims, block[source if k == 0 else -1](**keywords))) for k in range(counts[i])]
@@ -228,6 +232,24 @@ class HRModule(_Branches):
             activation = make_act(act, name)  # a module of its own for every branch
             ends.append(total if activation is None else self._line((dims_i, activation)))
         self._bundle(outputs, ends)
+
+
+def _check_block_keywords(block, keywords: dict, given: dict, name: str) -> None:
+    """Name a keyword neither the module nor its block takes here, rather than deep in the first block."""
+    if not (isinstance(block, type) and issubclass(block, nv.Nerve)):
+        raise NerveArgumentError(
+            f"{name}: block={block!r} is not a nerve class", allowed="a block nerve such as BasicBlock or Bottleneck"
+        )
+    signature = inspect.signature(block.__init__)
+    try:
+        signature.bind(None, **keywords)
+    except TypeError:
+        takes = [p for p in signature.parameters if p != "self"]
+        unknown = sorted(key for key in given if key not in signature.parameters)
+        raise NerveArgumentError(
+            f"{name}: neither it nor its block {block.__name__} takes {', '.join(map(repr, unknown)) or 'these keywords'}",
+            allowed=f"{name}'s keywords (blocks, block, norm, act, mode) and {block.__name__}'s ({', '.join(takes)})",
+        ) from None
 
 
 def _doublings(source: ShapeSpec, target: ShapeSpec, name: str) -> int:
