@@ -160,7 +160,24 @@ def test_stem_and_stage_tags() -> None:
 # --- HRNet written by a user ------------------------------------------------------------------
 
 
-def small_hrnet(width: int = 8, classes: int = 3):
+HEAD = [  # timm's classification head, for 3 classes
+    ((128, 4), Bottleneck[nv.output("stage4", 0)]()),
+    ((256, 8), nv.Conv2d_BN_ReLU(3, bias=True)),
+    ((256, 8), Bottleneck[nv.output("stage4", 1)]()),
+    ((256, 8), nv.Add[[-1, -2]]()),
+    ((512, 16), nv.Conv2d_BN_ReLU(3, bias=True)),
+    ((512, 16), Bottleneck[nv.output("stage4", 2)]()),
+    ((512, 16), nv.Add[[-1, -2]]()),
+    ((1024, 32), nv.Conv2d_BN_ReLU(3, bias=True)),
+    ((1024, 32), Bottleneck[nv.output("stage4", 3)]()),
+    ((1024, 32), nv.Add[[-1, -2]]()),
+    ((2048, 32), nv.Conv2d_BN_ReLU(1, bias=True)),
+    ((2048, "(1, 1)"), nv.AvgPool2d()),
+    ((3, "(1, 1)"), nv.Conv2d(1)),
+]
+
+
+def small_hrnet(width: int = 8):
     """An HRNet of timm's shape written by hand: 2 stage-1 blocks, then 2, 3 and 4 branches."""
     c = width
     return nv.build(
@@ -175,19 +192,7 @@ def small_hrnet(width: int = 8, classes: int = 3):
             [((c, 4), (2 * c, 8), (4 * c, 16), HRModule(blocks=(1, 2, 1)))] * 2,
             ((c, 4), (2 * c, 8), (4 * c, 16), (8 * c, 32), HRTransition()),
             ((c, 4), (2 * c, 8), (4 * c, 16), (8 * c, 32), HRModule[-1, "stage4"](blocks=1)),
-            ((128, 4), Bottleneck[nv.output("stage4", 0)]()),
-            ((256, 8), nv.Conv2d_BN_ReLU(3, bias=True)),
-            ((256, 8), Bottleneck[nv.output("stage4", 1)]()),
-            ((256, 8), nv.Add[[-1, -2]]()),
-            ((512, 16), nv.Conv2d_BN_ReLU(3, bias=True)),
-            ((512, 16), Bottleneck[nv.output("stage4", 2)]()),
-            ((512, 16), nv.Add[[-1, -2]]()),
-            ((1024, 32), nv.Conv2d_BN_ReLU(3, bias=True)),
-            ((1024, 32), Bottleneck[nv.output("stage4", 3)]()),
-            ((1024, 32), nv.Add[[-1, -2]]()),
-            ((2048, 32), nv.Conv2d_BN_ReLU(1, bias=True)),
-            ((2048, "(1, 1)"), nv.AvgPool2d()),
-            ((classes, "(1, 1)"), nv.Conv2d(1)),
+            *HEAD,
         ]
     )
 
@@ -295,7 +300,11 @@ def test_hr_module_equals_hand_written_torch() -> None:
 @pytest.mark.parametrize(
     ("lines", "error", "message"),
     [
-        ([((8, 4), (16, 8), (32, 16), HRModule())], neurlink.DimsError, "has 2 input branches but the line declares 3"),
+        (
+            [((8, 4), (16, 8), (32, 16), HRModule())],
+            neurlink.DimsError,
+            "reads 2 branch\\(es\\), but the line declares 3",
+        ),
         ([((8, 4), (16, 16), HRModule())], neurlink.DimsError, "an HR module keeps every branch's ratio"),
         (
             [((8, 4), (16, 8), HRModule(blocks=(1, 2, 3)))],
@@ -411,3 +420,109 @@ def test_load_errors_say_what_the_keys_are() -> None:
         load_timm(net, {f"module.{key}": value for key, value in state.items()})
     with pytest.raises(neurlink.StateDictError, match="these keys are neurlink's own"):
         load_timm(net, net.state_dict())
+
+
+# --- what a review of the change found ----------------------------------------------------------
+
+
+def test_an_hr_module_runs_on_its_own_and_under_activation_checkpointing() -> None:
+    import functools
+
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        apply_activation_checkpointing,
+        checkpoint_wrapper,
+    )
+
+    torch.manual_seed(0)
+    reference = timm.create_model("hrnet_w18_small", num_classes=5)
+    net = load_timm(neurlink.hrnet_w18_small(num_classes=5), reference)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        (before,) = net.eval()(x, outputs=[8])  # the input of stage4, whose fuse layers resize up
+        by_hand = net["stage4"](before)  # no base shape given: sizes come from the branches themselves
+        (expected,) = net(x, outputs=["stage4"])
+    assert all(torch.equal(a, b) for a, b in zip(by_hand, expected))
+    apply_activation_checkpointing(
+        net,
+        checkpoint_wrapper_fn=functools.partial(checkpoint_wrapper, checkpoint_impl=CheckpointImpl.NO_REENTRANT),
+        check_fn=lambda module: isinstance(module, HRModule),
+    )
+    net.train(), reference.train()
+    net(x).flatten(1).sum().backward()
+    reference(x).sum().backward()
+    conv = net.get_submodule("1").conv
+    torch.testing.assert_close(conv.weight.grad, reference.conv1.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_a_transition_without_weights_still_starts_a_stage() -> None:
+    """Stage 3 keeps stage 2's two branches: timm's transition2 is all Identity, no keys."""
+    from timm.models.hrnet import HighResolutionNet
+
+    def stage(branches):
+        channels = tuple(8 * 2**i for i in range(branches))
+        return dict(
+            num_modules=1, num_branches=branches, block_type="BASIC", num_blocks=(1,) * branches,
+            num_channels=channels, fuse_method="SUM",
+        )  # fmt: skip
+
+    config = dict(
+        stem_width=64,
+        stage1=dict(
+            num_modules=1, num_branches=1, block_type="BOTTLENECK", num_blocks=(1,), num_channels=(16,),
+            fuse_method="SUM",
+        ),
+        stage2=stage(2),
+        stage3=stage(2),
+        stage4=stage(4),
+    )  # fmt: skip
+    reference = HighResolutionNet(config, num_classes=3).eval()
+    lines = [
+        ((3, 1), nv.Input()),
+        ((64, 2), nv.Conv2d_BN_ReLU(3)),
+        ((64, 4), nv.Conv2d_BN_ReLU(3)),
+        ((64, 4), Bottleneck()),
+        ((8, 4), (16, 8), HRTransition()),
+        ((8, 4), (16, 8), HRModule(blocks=1)),
+        ((8, 4), (16, 8), HRTransition()),  # nothing to do: no weights
+        ((8, 4), (16, 8), HRModule(blocks=1)),
+        ((8, 4), (16, 8), (32, 16), (64, 32), HRTransition()),
+        ((8, 4), (16, 8), (32, 16), (64, 32), HRModule[-1, "stage4"](blocks=1)),
+    ]
+    net = load_timm(nv.build(lines + HEAD), reference).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert_same_outputs(net(x), reference(x))
+
+
+def test_branches_go_coarser_one_by_one() -> None:
+    with pytest.raises(neurlink.DimsError, match="two branches at ratio 4"):
+        nv.build(
+            [
+                ((3, 1), nv.Input()),
+                ((8, 4), nv.Conv2d(3)),
+                ((8, 4), (16, 4), HRTransition()),
+                ((8, 4), (16, 4), HRModule()),
+            ]
+        )
+
+
+def test_interpolate_to_the_size_of_another_line() -> None:
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((4, 4), nv.Conv2d[-1, "small"](3)),
+            ((4, 2), nv.Conv2d[0, "mid"](3)),
+            ((4, 2), nv.Interpolate[["small", "mid"]]("bilinear")),
+        ]
+    )
+    assert not net[3].uses_base_shape
+    x = torch.randn(1, 3, 37, 30)
+    with torch.no_grad():
+        small, mid, out = net(x, outputs=["small", "mid", -1])
+        expected = nn.functional.interpolate(small, size=(19, 15), mode="bilinear")
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(net(x), expected)
+        torch.testing.assert_close(net[3](small, mid), expected)  # on its own: no base shape needed
+    with pytest.raises(neurlink.DimsError, match="must have the declared shape 2"):
+        nv.build([((3, 1), nv.Input()), ((4, 4), nv.Conv2d(3)), ((4, 2), nv.Interpolate[[1, 0]]())])

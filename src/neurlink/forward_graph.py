@@ -54,7 +54,7 @@ class GraphWriter:
     def call(self, module: nn.Module, path: str, args: tuple, base_shape) -> fx.Node:
         """Inline ``module`` if it can be; otherwise one call of it."""
         if not inlinable(module):
-            kwargs = {"base_shape": base_shape} if module.__dict__.get("uses_base_shape", False) else {}
+            kwargs = {"base_shape": base_shape} if getattr(module, "uses_base_shape", False) else {}
             target = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
             self.modules[target] = module
             node = self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])

@@ -65,7 +65,8 @@ def _note(error: Exception, where) -> None:
 
 def call_child(module: nn.Module, args, base_shape):
     """Call ``module`` on ``args``, adding the base shape for a nerve that takes it."""
-    if module.__dict__.get("uses_base_shape", False):
+    # getattr, not the module's __dict__: a wrapper (checkpoint_wrapper) passes the attribute and the keyword on
+    if getattr(module, "uses_base_shape", False):
         return module(*args, base_shape=base_shape)
     return module(*args)
 

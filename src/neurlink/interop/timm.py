@@ -65,8 +65,8 @@ def _pairs(model: nn.Module) -> list[Pair]:
     incre = []  # the head's blocks
     head_convs: list[tuple[str, ConvNd]] = []
     for name, module in model.named_children():
-        if not has_state(module):  # Input, pooling, activations, sums
-            continue
+        if not has_state(module) and not isinstance(module, HRTransition):  # Input, pooling, activations, sums
+            continue  # (a transition without weights still starts a stage)
         where = f"line {name} ({type(module).__name__})"
         prefix = f"{name}."
         if isinstance(module, HRTransition):

@@ -117,7 +117,7 @@ class _Branches(nv.Nerve):
         else:
             self._line((*outputs, nv.Bundle[list(ends)]()))
         self.add(self._lines)
-        del self._lines
+        del self._lines, self._first
 
 
 class HRTransition(_Branches):
@@ -192,6 +192,7 @@ class HRModule(_Branches):
         keywords = {**_conv(norm, act), **block_keywords} if block in (BasicBlock, Bottleneck) else block_keywords
         _check_block_keywords(block, keywords, block_keywords, name)
         counts = (blocks,) * len(inputs) if isinstance(blocks, int) and not isinstance(blocks, bool) else blocks
+        counts = tuple(counts) if isinstance(counts, list) else counts
         if not isinstance(counts, tuple) or len(counts) != len(inputs):
             raise NerveArgumentError(
                 f"{name}: blocks={blocks!r} for {len(inputs)} branches",
@@ -222,7 +223,9 @@ class HRModule(_Branches):
                     conv = nv.Conv2d_BN_ReLU[branch_j](1, **_conv(norm, None))
                     self.paths[(i, j)] = [
                         self._line(((dims_i.channels, dims_j.shape.written), conv)),
-                        self._line((dims_i, nv.Interpolate(mode))),
+                        # resized to branch i's own size, ceil(base / ratio): no base shape needed, so the
+                        # module can be called on its own (checkpoint wrappers, by hand)
+                        self._line((dims_i, nv.Interpolate[[-1, self.blocks[i][-1]]](mode))),
                     ]
                     terms.append(self.paths[(i, j)][-1])
                 else:  # higher resolution: stride-2 convs down to branch i
@@ -258,6 +261,11 @@ def _doublings(source: ShapeSpec, target: ShapeSpec, name: str) -> int:
     gaps = {t / s for s, t in zip(source.ratios_for(rank), target.ratios_for(rank))}
     gap = gaps.pop() if len(gaps) == 1 else None
     steps = gap.numerator.bit_length() - 1 if gap is not None and gap.denominator == 1 else 0
+    if gap == 1:
+        raise DimsError(
+            f"{name}: two branches at ratio {source!r}; each branch is at a coarser ratio than the one before",
+            allowed="branch ratios that double from one branch to the next, e.g. (18, 4), (36, 8), (72, 16)",
+        )
     if gap is None or steps < 1 or gap != 2**steps:
         raise DimsError(
             f"{name}: no chain of stride-2 convs goes from ratio {source!r} to {target!r}",

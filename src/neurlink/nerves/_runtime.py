@@ -227,3 +227,9 @@ def interpolate_to(x, base_shape, ratios, absolute, mode: str, align_corners):
     if absolute is not None and len(absolute) == 1:
         absolute = absolute * rank
     return F.interpolate(x, size=target_size(base_shape, ratios, absolute), mode=mode, align_corners=align_corners)
+
+
+@fx.wrap
+def interpolate_like(x, like, mode: str, align_corners):
+    """Resample ``x`` to the spatial size of ``like`` (a line at the declared shape)."""
+    return F.interpolate(x, size=like.shape[2:], mode=mode, align_corners=align_corners)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DimsError, NerveArgumentError
+from ..shapes import dims_text
 from ..nerve import Nerve
 from . import _runtime
 from ._geometry import ratio_pairs
@@ -28,13 +29,31 @@ def _same_channels(nerve: Nerve) -> None:
 
 class Interpolate(Nerve):
     """Resample the selected line to the declared shape (a ratio or absolute):
-    ``((64, 2), nv.Interpolate("bilinear"))`` after a line at ratio 8 upsamples by 4."""
+    ``((64, 2), nv.Interpolate("bilinear"))`` after a line at ratio 8 upsamples by 4.
+
+    With two lines selected, ``nv.Interpolate[[x, like]]()`` resamples ``x`` to the size of ``like``,
+    a line at the declared shape: no base shape is needed, so the nerve (and one that holds it) can
+    be called on its own tensors.
+    """
 
     keeps_rank = True  # its output has the spatial rank of its inputs
 
     def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
         super().__init__()
-        _same_channels(self)
+        like = self.input_links[1] if len(self.input_links) == 2 else None
+        if like is not None:
+            self.input_links.pop()  # checked as one input below; the second only lends its size
+            if not like.dims[0].shape.same_as(self.target_dims[0].shape) or len(like.dims) != 1:
+                raise DimsError(
+                    f"Interpolate resizes to the size of line {like.index} {dims_text(like.dims)}, which must"
+                    f" have the declared shape {self.target_dims[0].shape!r}",
+                    allowed="a second line at the declared shape, or one line (resized to the declared shape)",
+                )
+        try:
+            _same_channels(self)
+        finally:
+            if like is not None:
+                self.input_links.append(like)
         if mode not in _MODES:
             raise NerveArgumentError(f"Interpolate: mode={mode!r}", allowed=", ".join(map(repr, _MODES)))
         if align_corners is not None and (not isinstance(align_corners, bool) or mode not in _ALIGNING_MODES):
@@ -52,12 +71,15 @@ class Interpolate(Nerve):
             )
         self.mode, self.align_corners = mode, align_corners
         target = self.target_dims[0].shape
-        self.uses_base_shape = not target.is_absolute
+        self._like = like is not None
+        self.uses_base_shape = not target.is_absolute and not self._like
         # one value stands for every dim when the shape is written as one (the rank is the input's)
         self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
         self._absolute = target.absolute if target.is_absolute else None
 
-    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def _steps(self, ops, x: torch.Tensor, like: torch.Tensor | None = None, base_shape=None) -> torch.Tensor:
+        if self._like:
+            return ops.function(_runtime.interpolate_like, x, like, self.mode, self.align_corners)
         return ops.function(
             _runtime.interpolate_to, x, base_shape, self._ratios, self._absolute, self.mode, self.align_corners
         )
