@@ -3,6 +3,8 @@ against plain torch."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torchvision
@@ -427,3 +429,39 @@ def test_weights_of_another_family_name_both_keys() -> None:
         match=r"torchvision key 'features.1.0.layer_scale' is not used: no neurlink key maps to it",
     ):
         load_torchvision(neurlink.convnext_tiny(layer_scale=None), torchvision.models.convnext_tiny().state_dict())
+
+
+# --- what a review of the families found ------------------------------------------------------
+
+
+def test_mobilenet_v3_hidden_classifier_layer_is_initialised_like_a_linear() -> None:
+    torch.manual_seed(0)
+    net = neurlink.mobilenet_v3_large()
+    hidden = net.get_submodule(str(len(net.lines) - 3)).conv  # torchvision's classifier.0, normal(0, 0.01)
+    assert hidden.weight.shape[:2] == (1280, 960)
+    assert 0.009 < hidden.weight.std().item() < 0.011
+    assert hidden.bias.abs().max().item() == 0
+
+
+def test_a_headless_mobilenet_v3_backbone_maps_to_torchvision_v3_keys() -> None:
+    from neurlink.models.mobilenet import InvertedResidual
+
+    bn = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((16, 2), nv.Conv2d_BN_ReLU(3, norm=bn, act=nn.Hardswish)),
+            ((16, 4), InvertedResidual(hidden_channels=16, squeeze_channels=8, act=nn.ReLU, norm=bn)),
+            ((24, 8), InvertedResidual(hidden_channels=72, act=nn.ReLU, norm=bn)),
+        ]
+    )
+    reference = torchvision.models.mobilenet_v3_small().features[:3]
+    keys = list(to_torchvision_state_dict(net))
+    assert keys == ["features." + key for key in reference.state_dict()]
+
+
+@pytest.mark.parametrize("block", ["InvertedResidual", "MBConv", "ConvNeXtBlock", "BasicBlock"])
+def test_blocks_are_2d(block: str) -> None:
+    cls = getattr(neurlink.models, block)
+    with pytest.raises(neurlink.DimsError, match=f"{block} is 2d, but its input line 1 is 1d"):
+        nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv1d(3)), ((8, 2), cls())])

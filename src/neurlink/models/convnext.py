@@ -51,6 +51,8 @@ class ConvNeXtBlock(nv.Nerve):
     The block keeps its dims: downsampling happens between blocks.
     """
 
+    spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
+
     def __init__(
         self,
         layer_scale: float | None = 1e-6,

@@ -34,7 +34,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
-from ..nerves._args import positive_int
+from ..nerves._args import positive_int, probability
 from ._common import init_weights, kaiming_fan_out, positive_number, stage_lines
 from ._registry import register_model
 
@@ -61,9 +61,12 @@ class InvertedBottleneck(nv.Nerve):
     (strided when the line's ratio grows), squeeze-and-excitation, project (1x1 conv, no act),
     then, where the input has the output's dims, stochastic depth and the residual sum."""
 
+    spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
+
     def _add_lines(self, hidden: int, kernel_size, act, norm, squeeze, se_act, se_scale_act, stochastic_depth) -> None:
         name = type(self).__name__
         positive_int("hidden_channels", hidden, name)
+        probability("stochastic_depth", stochastic_depth, name)  # checked even where no sum uses it
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
         conv = _keywords(norm=norm, act=act)
         lines = []
@@ -232,7 +235,7 @@ def _mobilenet_v3(setting, last_channel: int, num_classes: int, width_mult, drop
         stage_lines([(dims, block, {**keywords, **block_keywords}) for dims, block, keywords in blocks]),
         _head(last, ratio, nn.Hardswish, norm, hidden, dropout, num_classes),
     ]
-    return _init(nv.build(lines), 2)
+    return _init(nv.build(lines), 3)  # the hidden 1x1 conv, the dropout and the classifier
 
 
 @register_model

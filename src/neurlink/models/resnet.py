@@ -53,6 +53,8 @@ __all__ = [
 class _ResidualBlock(nv.Nerve):
     """What both blocks share: argument checks, the skip connection and the final activation."""
 
+    spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
+
     default_expansion: ClassVar[int]
 
     def _hidden_channels(self, width, groups, expansion) -> int:

@@ -89,9 +89,12 @@ def _family(blocks: list, head: list) -> str:
         return "ConvNeXt"
     if any(isinstance(block, MBConv) for block in blocks):
         return "EfficientNet"
-    # MobileNetV3's classifier has a hidden Linear (a conv line here) before the last
-    hidden = sum(isinstance(module, ConvNd) for _, module in head) > 1
-    return "MobileNetV3" if hidden else "MobileNetV2"
+    # torchvision names a block's layers "conv" in MobileNetV2, "block" in V3: V2's blocks are all
+    # ReLU6 without squeeze-and-excitation, every V3 has blocks with SE or ReLU / Hardswish
+    v3 = any(
+        isinstance(module, (SqueezeExcitation, nn.ReLU, nn.Hardswish)) for block in blocks for module in block.modules()
+    )
+    return "MobileNetV3" if v3 else "MobileNetV2"
 
 
 def _classifier_pairs(head: list, family: str) -> Iterator[Pair]:
