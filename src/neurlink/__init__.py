@@ -21,6 +21,7 @@ from .errors import InputError as InputError
 from .errors import NerveArgumentError as NerveArgumentError
 from .errors import NeurlinkError as NeurlinkError
 from .errors import OutputError as OutputError
+from .errors import PretrainedError as PretrainedError
 from .errors import SelectorError as SelectorError
 from .errors import StateDictError as StateDictError
 from .errors import UnknownModelError as UnknownModelError
