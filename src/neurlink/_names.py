@@ -10,9 +10,9 @@ function of ``torch.nn.functional``, ``torch.nn.init`` or ``neurlink.nn.function
 function defined in a trusted module. Nothing else: ``torch:load``, ``torch:hub.load`` and
 ``os:system`` are refused whatever is trusted around them.
 
->>> name_of(torch.nn.SiLU)
+>>> name_of(nn.SiLU)
 'torch.nn:SiLU'
->>> resolve("torch.nn:SiLU", ()) is torch.nn.SiLU
+>>> resolve("torch.nn:SiLU", ()) is nn.SiLU
 True
 >>> resolve("os:system", ())
 Traceback (most recent call last):
@@ -29,7 +29,6 @@ import re
 import sys
 from collections.abc import Iterable
 
-import torch
 from torch import nn
 
 from .errors import PretrainedError
