@@ -64,6 +64,7 @@ from .nerve import Input as Input
 from .nerve import Nerve as Nerve
 from .network import Network as Network
 from .network import build as build
+from .pretrained import from_pretrained as from_pretrained
 from .tools import graph as graph
 from .tools import summary as summary
 
