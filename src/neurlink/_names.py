@@ -101,22 +101,26 @@ def resolve(name, trusted: tuple[str, ...]):
             value = getattr(value, attribute)
         except AttributeError:
             raise PretrainedError(f"{name!r}: {module_name!r} has no attribute path {'.'.join(attributes)!r}") from None
-    if not _acceptable(value, module_name, trusted):
+    if not _acceptable(value, module_name, attributes, trusted):
+        what = getattr(value, "__qualname__", None) or getattr(value, "__name__", "")
+        where = getattr(value, "__module__", None)
+        what = f"{where}.{what}" if isinstance(where, str) and isinstance(what, str) else what
         raise PretrainedError(
-            f"{name!r} is a {type(value).__name__}, not a class or function a definition may name",
+            f"{name!r} reaches the {type(value).__name__} {what}, which a definition may not name",
             allowed="an nn.Module class (nerves included), a function of torch.nn.functional, torch.nn.init or"
             " neurlink.nn.functional, or a class or function defined in a trusted module",
         )
     return value
 
 
-def _acceptable(value, module_name: str, trusted: tuple[str, ...]) -> bool:
+def _acceptable(value, module_name: str, attributes: list[str], trusted: tuple[str, ...]) -> bool:
     defined_in = getattr(value, "__module__", None) or ""
     if isinstance(value, type):
         return issubclass(value, nn.Module) or _within(defined_in, trusted)
     if inspect.isfunction(value) or inspect.isbuiltin(value):
         if module_name in _FUNCTION_NAMESPACES:
-            return True
+            # F.relu, not F.torch.load: a function the namespace itself holds, torch's or neurlink's
+            return len(attributes) == 1 and _within(defined_in, _BUILT_IN_ROOTS)
         return _within(defined_in, trusted) and not _within(defined_in, _BUILT_IN_ROOTS)
     return False
 
