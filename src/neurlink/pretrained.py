@@ -177,6 +177,8 @@ def from_pretrained(directory: str | os.PathLike, *, trusted=(), device: torch.d
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     except NeurlinkError as error:
         raise PretrainedError(f"{config_path}: {error}") from None
+    if torch.device(device or "cpu").type == "meta":
+        return network.eval()  # checked against the file's shapes above; there are no values to load
     state_dict = _read_weights(weights_path, device)
     try:
         network.load_state_dict(state_dict)
