@@ -94,8 +94,9 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
         config["lines"] = encode_lines(lines, names)
         config["outputs"] = None if outputs is None else encode_value(outputs, names, "outputs")
     except NotData as error:
+        what = error.where if error.where.startswith("the ") else f"{error.where}={_short(error.value)}"
         message = PretrainedError(
-            f"{error.where}={_short(error.value)} cannot be written as data: {error.reason}",
+            f"{what} cannot be written as data: {error.reason}",
             allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
             " functools.partial of them, nerve definitions, and torch modules made from their arguments",
         )
@@ -109,6 +110,8 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
 
 def _short(value) -> str:
     text = repr(value)
+    if "\n" in text:
+        text = f"{type(value).__name__}(...)" if isinstance(value, nn.Module) else " ".join(text.split())
     return text if len(text) <= 80 else text[:77] + "..."
 
 
