@@ -21,6 +21,7 @@ from .errors import InputError as InputError
 from .errors import NerveArgumentError as NerveArgumentError
 from .errors import NeurlinkError as NeurlinkError
 from .errors import OutputError as OutputError
+from .errors import PretrainedError as PretrainedError
 from .errors import SelectorError as SelectorError
 from .errors import StateDictError as StateDictError
 from .errors import UnknownModelError as UnknownModelError
@@ -63,6 +64,7 @@ from .nerve import Input as Input
 from .nerve import Nerve as Nerve
 from .network import Network as Network
 from .network import build as build
+from .pretrained import from_pretrained as from_pretrained
 from .tools import graph as graph
 from .tools import summary as summary
 

@@ -23,6 +23,7 @@ __all__ = [
     "UnknownModelError",
     "StateDictError",
     "CheckpointError",
+    "PretrainedError",
 ]
 
 
@@ -119,3 +120,9 @@ class CheckpointError(StateDictError, RuntimeError):
 
     Also a ``RuntimeError``, which is what torch raises there, so existing handlers keep working.
     """
+
+
+class PretrainedError(NeurlinkError):
+    """A saved network (``config.json`` and ``model.safetensors``) cannot be written or read back: a
+    value of its definition that is not data, a missing or damaged file, a config naming code that is
+    not trusted. The message names the file (or the line) and the value."""

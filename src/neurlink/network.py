@@ -11,10 +11,12 @@ import torch
 from torch import fx, nn
 
 from . import tree_watch
+from ._config import keeps_no_locals
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, DimsError, InputError, SelectorError
 from .forward_graph import FlatForward, flatten_forward
 from .interpreter import in_lines, run_lines
+from .lines import flatten
 from .lines_module import LinesModule
 from .table import Entry, LineTable
 
@@ -31,6 +33,7 @@ class Network(LinesModule):
 
     def __init__(self, lines: list, outputs: Sequence | None = None) -> None:
         super().__init__()
+        lines = list(flatten(lines)) if isinstance(lines, list) else lines
         self._table = LineTable()
         self._table.add(self, lines)
         self._outputs = None if outputs is None else self._declared_outputs(outputs)
@@ -50,6 +53,8 @@ class Network(LinesModule):
         inputs = self._table.input_entries
         self._spatial_ranks = [self._table.input_rank(e) for e in inputs]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
+        # the lines as written, which save_pretrained writes as data (checked only then)
+        object.__setattr__(self, "_definition", (tuple(lines), None if outputs is None else list(outputs)))
         self._start_checks(as_built=True)
 
     def __getstate__(self):
@@ -59,6 +64,9 @@ class Network(LinesModule):
         state.pop("_verified", None)
         as_built = state.pop("_as_built", None)
         state["_was_as_built"] = as_built is not None and as_built.matches(self)
+        for key in ("_definition", "_made_by"):  # a lambda in a line would make pickle fail where it did not
+            if key in state and not keeps_no_locals(state[key]):
+                state[key] = None
         return state
 
     def __setstate__(self, state) -> None:
@@ -140,6 +148,13 @@ class Network(LinesModule):
     def lines(self) -> list[Entry]:
         """One entry per line: index, tag, dims, the line as written, what it selects."""
         return list(self._table.entries)
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``config.json`` (the definition, as data) and ``model.safetensors`` (the state_dict)
+        into ``directory``: :func:`neurlink.from_pretrained` builds the network again from them."""
+        from .pretrained import save_pretrained
+
+        save_pretrained(self, directory)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # checked first: a changed definition is reported per line (CheckpointError), not as torch's key dump

@@ -11,6 +11,8 @@ torch.Size([2, 10, 1, 1])
 from __future__ import annotations
 
 import fnmatch
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -25,19 +27,30 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
-@overload
-def register_model(builder: Builder, *, name: str | None = None) -> Builder: ...
+WeightsLoader = Callable[[nn.Module, str, Any, dict], nn.Module]
 
 
 @overload
-def register_model(builder: None = None, *, name: str | None = None) -> Callable[[Builder], Builder]: ...
+def register_model(builder: Builder, *, name: str | None = None, weights: WeightsLoader | None = None) -> Builder: ...
 
 
-def register_model(builder=None, *, name=None):
+@overload
+def register_model(
+    builder: None = None, *, name: str | None = None, weights: WeightsLoader | None = None
+) -> Callable[[Builder], Builder]: ...
+
+
+def register_model(builder=None, *, name=None, weights=None):
     """Register a model builder under its function name (or ``name``): ``@register_model``.
 
     Also usable as ``@register_model(name="my_net")``. A name can be registered once;
     registering it again raises :class:`~neurlink.NeurlinkError`.
+
+    The builder is returned wrapped: the network it returns remembers the name and the keywords it
+    was called with (``save_pretrained`` writes them), and ``weights=`` is taken from its keywords
+    and handed to ``weights(network, name, weights, keywords)``, the loader of the published weights
+    of that name (torchvision's for the zoo's families). A builder without a loader keeps a ``weights``
+    parameter of its own; one without either refuses ``weights=`` with a NeurlinkError.
     """
 
     def register(function: Builder) -> Builder:
@@ -47,8 +60,9 @@ def register_model(builder=None, *, name=None):
         if key in _BUILDERS:
             # A silent replacement would make create_model(key) depend on import order.
             raise NeurlinkError(f"a model named {key!r} is already registered ({_describe(_BUILDERS[key])})")
-        _BUILDERS[key] = function
-        return function
+        wrapped = _recording(function, key, weights)
+        _BUILDERS[key] = wrapped
+        return wrapped
 
     if builder is None:
         return register
@@ -80,3 +94,52 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 def _describe(function: Callable) -> str:
     return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', function)!s}"
+
+
+def _recording(function: Callable[..., nn.Module], name: str, load_weights: WeightsLoader | None) -> Callable:
+    """``function``, noting on the network it returns how it was called, and taking ``weights=``."""
+    signature = inspect.signature(function)
+    own_weights = load_weights is None and "weights" in signature.parameters
+
+    @functools.wraps(function)
+    def builder(*args: Any, **kwargs: Any) -> nn.Module:
+        weights = None if own_weights else kwargs.pop("weights", None)
+        if weights is not None and load_weights is None:
+            raise NeurlinkError(
+                f"{name} has no published weights to load by name (weights={weights!r})",
+                allowed=f"{name}(...) without weights=, and load a state_dict into it",
+            )
+        network = function(*args, **kwargs)
+        keywords = _keywords(signature, args, kwargs)
+        if keywords is not None and isinstance(network, nn.Module):
+            # what save_pretrained writes for a zoo model: the builder's name and keywords
+            object.__setattr__(network, "_made_by", (name, keywords, function.__module__))
+        if weights is not None:
+            network = load_weights(network, name, weights, keywords or {})
+        return network
+
+    if load_weights is not None and not own_weights:  # help() and inspect show the keyword
+        parameters = list(signature.parameters.values())
+        weights_parameter = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None)
+        at = next((k for k, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_KEYWORD), len(parameters))
+        builder.__signature__ = signature.replace(parameters=[*parameters[:at], weights_parameter, *parameters[at:]])
+    return builder
+
+
+def _keywords(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict | None:
+    """The call's arguments as keywords (``resnet18(10)`` is ``{"num_classes": 10}``), or None
+    when they cannot all be passed by keyword."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    keywords: dict = {}
+    for key, value in bound.arguments.items():
+        kind = signature.parameters[key].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            keywords.update(value)
+        elif kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            return None
+        else:
+            keywords[key] = value
+    return keywords

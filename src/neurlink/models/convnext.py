@@ -37,6 +37,7 @@ from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import positive_int
 from ..nn.channels import LayerNorm2d as _LayerNorm2d
 from ._common import init_weights
+from ._published import torchvision_weights
 from ._registry import register_model
 
 __all__ = ["ConvNeXtBlock", "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]
@@ -131,7 +132,7 @@ def _convnext(widths: tuple[int, ...], depths: tuple[int, ...], num_classes: int
     return net
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def convnext_tiny(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.1, **keywords: Any) -> nv.Network:
     """ConvNeXt-T (torchvision's ``convnext_tiny``): widths 96 ... 768, depths 3, 3, 9, 3.
 
@@ -142,21 +143,21 @@ def convnext_tiny(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.1
     return _convnext((96, 192, 384, 768), (3, 3, 9, 3), num_classes, keywords)
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def convnext_small(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.4, **keywords: Any) -> nv.Network:
     """ConvNeXt-S (torchvision's ``convnext_small``): widths 96 ... 768, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
     return _convnext((96, 192, 384, 768), (3, 3, 27, 3), num_classes, keywords)
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def convnext_base(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.5, **keywords: Any) -> nv.Network:
     """ConvNeXt-B (torchvision's ``convnext_base``): widths 128 ... 1024, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
     return _convnext((128, 256, 512, 1024), (3, 3, 27, 3), num_classes, keywords)
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def convnext_large(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.5, **keywords: Any) -> nv.Network:
     """ConvNeXt-L (torchvision's ``convnext_large``): widths 192 ... 1536, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob

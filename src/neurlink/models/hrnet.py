@@ -39,6 +39,7 @@ from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import make_act, positive_int
 from ..shapes import Dims, ShapeSpec
+from ._published import timm_weights
 from ._registry import register_model
 from .resnet import BasicBlock, Bottleneck, _conv
 
@@ -363,55 +364,55 @@ def _init_like_timm(net: nv.Network) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w18_small(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18-Small (timm's ``hrnet_w18_small``): one module per stage, two blocks per branch. Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w18_small"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w18_small_v2(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18-Small-V2 (timm's ``hrnet_w18_small_v2``): 1, 3 and 2 modules in stages 2-4. Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w18_small_v2"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w18(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18 (timm's ``hrnet_w18``): branches of 18, 36, 72 and 144 channels. Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w18"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w30(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W30 (timm's ``hrnet_w30``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w30"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w32(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W32 (timm's ``hrnet_w32``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w32"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w40(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W40 (timm's ``hrnet_w40``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w40"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w44(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W44 (timm's ``hrnet_w44``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w44"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w48(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W48 (timm's ``hrnet_w48``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w48"], num_classes, module_keywords)
 
 
-@register_model
+@register_model(weights=timm_weights)
 def hrnet_w64(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W64 (timm's ``hrnet_w64``). Keywords go to every HR module."""
     return _hrnet(_CONFIGS["hrnet_w64"], num_classes, module_keywords)

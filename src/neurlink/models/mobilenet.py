@@ -36,6 +36,7 @@ from .. import nerves as nv
 from ..errors import NerveArgumentError
 from ..nerves._args import positive_int, probability
 from ._common import init_weights, kaiming_fan_out, positive_number, stage_lines
+from ._published import torchvision_weights
 from ._registry import register_model
 
 __all__ = ["InvertedResidual", "make_divisible", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
@@ -191,7 +192,7 @@ def _init(net: nv.Network, head_lines: int) -> nv.Network:
     return net
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def mobilenet_v2(
     num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
 ) -> nv.Network:
@@ -238,7 +239,7 @@ def _mobilenet_v3(setting, last_channel: int, num_classes: int, width_mult, drop
     return _init(nv.build(lines), 3)  # the hidden 1x1 conv, the dropout and the classifier
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def mobilenet_v3_large(
     num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
 ) -> nv.Network:
@@ -247,7 +248,7 @@ def mobilenet_v3_large(
     return _mobilenet_v3(_V3_LARGE, 1280, num_classes, width_mult, dropout, dict(block_keywords))
 
 
-@register_model
+@register_model(weights=torchvision_weights)
 def mobilenet_v3_small(
     num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
 ) -> nv.Network:

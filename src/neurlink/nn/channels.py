@@ -44,7 +44,7 @@ class LayerScale(nn.Module):
 
     def __init__(self, channels: int, init_value: float = 1e-6, rank: int = 2) -> None:
         super().__init__()
-        self.init_value = init_value
+        self.channels, self.init_value, self.rank = channels, init_value, rank  # kept: it is saved as data
         self.weight = nn.Parameter(torch.full((channels,) + (1,) * rank, float(init_value)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""What the command line's MODEL names: a zoo model, or ``path/to/file.py:function``.
+"""What the command line's MODEL names: a zoo model, a directory written by ``save_pretrained``, or
+``path/to/file.py:function``.
 
 A file is imported with ``importlib`` (as ``python file.py`` would run it, its folder first
 on ``sys.path``) and the function is called without arguments; it returns a network, or a
@@ -23,6 +24,7 @@ from ..errors import NeurlinkError, did_you_mean
 from ..lines_module import LinesModule
 from ..models import create_model, list_models
 from ..network import build
+from ..pretrained import from_pretrained
 
 __all__ = ["CommandError", "load_network", "is_file_spec", "describe_failure"]
 
@@ -37,13 +39,27 @@ def is_file_spec(model: str) -> bool:
     return path.endswith(".py") or "/" in model or "\\" in model
 
 
-def load_network(model: str, *, device: torch.device | str | None = None, keywords: dict | None = None) -> nn.Module:
-    """Build MODEL (``resnet50`` or ``path/to/file.py:function``), on ``device`` when given, passing
-    ``keywords`` to the builder (``num_classes=10``)."""
+def load_network(
+    model: str, *, device: torch.device | str | None = None, keywords: dict | None = None, trusted=()
+) -> nn.Module:
+    """Build MODEL (``resnet50``, ``path/to/saved`` or ``path/to/file.py:function``), on ``device`` when
+    given, passing ``keywords`` to the builder (``num_classes=10``); a saved directory imports the
+    modules in ``trusted``."""
+    if Path(model).is_dir():
+        return _from_directory(model, device, keywords or {}, trusted)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         if is_file_spec(model):
             return _from_file(model, keywords or {})
         return _from_zoo(model, keywords or {})
+
+
+def _from_directory(path: str, device, keywords: dict, trusted) -> nn.Module:
+    if keywords:
+        raise CommandError(f"{path}: a saved network takes no builder keywords (--arg): its config.json has them")
+    try:
+        return from_pretrained(path, device=device, trusted=trusted)
+    except NeurlinkError as error:
+        raise CommandError(str(error)) from None
 
 
 def _from_zoo(name: str, keywords: dict) -> nn.Module:

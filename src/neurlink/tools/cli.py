@@ -5,9 +5,10 @@
     neurlink graph MODEL -o out.svg|out.png|out.dot|out.mmd [--depth N]
     neurlink check path/to/file.py:function ...     build on the meta device; exit 1 on an error
 
-MODEL is a zoo name (``resnet50``) or ``path/to/file.py:function``, a function returning a
-network. A user's mistake prints one message on stderr and exits with status 1 (2 for a
-malformed command line); on a terminal, long steps show what they are doing on stderr.
+MODEL is a zoo name (``resnet50``), a directory written by ``save_pretrained`` (``--trust MODULE``
+lets its config import your own nerves) or ``path/to/file.py:function``, a function returning a
+network. A user's mistake prints one message on stderr and exits with status 1 (2 for a malformed
+command line); on a terminal, long steps show what they are doing on stderr.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def _parser() -> argparse.ArgumentParser:
         description="See neurlink networks: the zoo, line-by-line summaries, diagrams, definition checks.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_help = "a zoo name (see 'neurlink list') or path/to/file.py:function returning a network"
+    model_help = (
+        "a zoo name (see 'neurlink list'), a directory written by save_pretrained,"
+        " or path/to/file.py:function returning a network"
+    )
 
     listing = commands.add_parser("list", help="the model zoo, with parameter counts")
     listing.add_argument("pattern", nargs="?", help="a name pattern: resnet50, 'resnet*', wide (a part of the name)")
@@ -144,6 +148,13 @@ def _keywords_option(command) -> None:
         metavar="NAME=VALUE",
         help="a keyword for the builder, e.g. --arg num_classes=10 (values read as Python literals)",
     )
+    command.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module a saved network's config.json may import (your own nerves); repeat for several",
+    )
 
 
 def _keyword(text: str) -> tuple[str, object]:
@@ -159,7 +170,7 @@ def _keyword(text: str) -> tuple[str, object]:
 def _build(args, progress: Progress):
     progress(f"building {args.model}")
     try:
-        net = load_network(args.model, device=args.device, keywords=dict(args.arg or []))
+        net = load_network(args.model, device=args.device, keywords=dict(args.arg or []), trusted=args.trust)
     except RuntimeError as error:  # e.g. no memory on the device
         raise CommandError(f"building {args.model} on {args.device} failed: {error}") from None
     return net.to(_DTYPES[args.dtype])  # measured in the dtype asked for
@@ -234,7 +245,7 @@ def _check(args, progress: Progress) -> int:
     for model in args.models:
         progress(f"checking {model}")
         try:
-            net = load_network(model, device="meta", keywords=dict(args.arg or []))
+            net = load_network(model, device="meta", keywords=dict(args.arg or []), trusted=args.trust)
         except CommandError as error:
             progress.clear()
             print(f"neurlink: error: {error}", file=sys.stderr)

@@ -1,0 +1,341 @@
+"""Checkpoints that carry their network: ``net.save_pretrained(directory)`` and ``from_pretrained(directory)``.
+
+A directory in Hugging Face's layout: ``config.json``, the definition as plain JSON (a zoo model's
+builder name and keywords, or any network's lines, ``_config.py``), and ``model.safetensors``, the
+state_dict. No pickle anywhere, and nothing in the config is evaluated: reading it back imports
+classes and functions only from neurlink, torch and the modules the caller lists in ``trusted``
+(``_names.py``), after every name in the file has passed that rule.
+
+>>> import tempfile, torch, neurlink
+>>> from neurlink import nv
+>>> net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3)), ((8, "(1, 1)"), nv.AvgPool2d())]).eval()
+>>> with tempfile.TemporaryDirectory() as directory:
+...     net.save_pretrained(directory)
+...     again = neurlink.from_pretrained(directory)
+>>> x = torch.randn(1, 3, 16, 16)
+>>> torch.equal(again(x), net(x))
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import _names
+from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
+from .checkpoint import check_state_dict
+from .errors import CheckpointError, NeurlinkError, PretrainedError
+
+__all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_MAX_CONFIG_BYTES = 64 * 2**20  # a definition is a few kilobytes; a config larger than this is not one
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+_TOP_KEYS = {"format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs"}
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
+    """Write ``config.json`` and ``model.safetensors`` for ``network`` into ``directory`` (made if needed).
+
+    Raises :class:`~neurlink.errors.PretrainedError` before anything is written when a value of the
+    definition cannot be written as data (naming the line and the value), or when the network no longer
+    matches its definition (a module replaced after the build).
+    """
+    from safetensors.torch import save_file
+
+    config, names = _config_of(network)
+    tensors = _tensors_of(network)
+    _check_rebuilds(network, config, names)
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise PretrainedError(f"{folder}: exists and is not a directory")
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config, indent=1, allow_nan=False) + "\n"
+    (folder / CONFIG_NAME).write_text(text, encoding="utf-8")
+    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+
+
+def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
+    from . import __version__
+
+    config: dict = {"format": FORMAT, "format_version": FORMAT_VERSION, "neurlink_version": __version__}
+    dtypes = {t.dtype for t in network.state_dict().values() if isinstance(t, torch.Tensor) and t.is_floating_point()}
+    config["dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None
+    names: set[str] = set()
+    made_by = network.__dict__.get("_made_by")
+    if made_by is not None and made_by[2].split(".")[0] == "neurlink":  # a zoo model: its builder and keywords
+        name, keywords, _ = made_by
+        try:
+            config["model"] = {"name": name, "keywords": {k: encode_value(v, names, k) for k, v in keywords.items()}}
+        except NotData as error:
+            raise PretrainedError(
+                f"{name}(...): the keyword {error.where}={_short(error.value)} cannot be written as data: {error.reason}"
+            ) from None
+        return config, names
+    definition = network.__dict__.get("_definition")
+    if definition is None:
+        raise PretrainedError(
+            f"this {type(network).__name__} keeps no definition to write (it was copied by pickle while a line"
+            " held a lambda or a local class, or it was not built by nv.build)"
+        )
+    lines, outputs = definition
+    try:
+        config["lines"] = encode_lines(lines, names)
+        config["outputs"] = None if outputs is None else encode_value(outputs, names, "outputs")
+    except NotData as error:
+        what = error.where if error.where.startswith("the ") else f"{error.where}={_short(error.value)}"
+        message = PretrainedError(
+            f"{what} cannot be written as data: {error.reason}",
+            allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
+            " functools.partial of them, nerve definitions, and torch modules made from their arguments",
+        )
+        line = getattr(error, "line", None)
+        if line is not None and line < len(network._table.entries):
+            entry = network._table.entries[line]
+            message.locate(entry.index, entry.tag, entry.written)
+        raise message from None
+    return config, names
+
+
+def _short(value) -> str:
+    text = repr(value)
+    if "\n" in text:
+        text = f"{type(value).__name__}(...)" if isinstance(value, nn.Module) else " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tensors_of(network: nn.Module) -> dict[str, torch.Tensor]:
+    tensors, storages = {}, set()
+    for key, value in network.state_dict().items():
+        if not isinstance(value, torch.Tensor):
+            raise PretrainedError(f"state_dict key {key!r} holds a {type(value).__name__}, not a tensor")
+        if value.is_meta:
+            raise PretrainedError(f"state_dict key {key!r} is on the meta device: it has no values to save")
+        value = value.detach().to("cpu").contiguous()
+        storage = (value.untyped_storage().data_ptr(), value.untyped_storage().nbytes())
+        if storage in storages and value.numel():
+            value = value.clone()  # safetensors writes no shared memory (tied weights): one copy each
+        storages.add(storage)
+        tensors[key] = value
+    return tensors
+
+
+def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> None:
+    """The definition, read back as from_pretrained would, must make this network's modules and tensors."""
+    trusted = tuple({name.partition(":")[0] for name in names})
+    try:
+        again = _build(config, trusted, "meta")
+    except PretrainedError as error:
+        raise PretrainedError(f"the definition does not build again: {error}") from None
+    if _layout(again) != _layout(network):
+        raise PretrainedError(
+            "the network no longer matches its definition (a module was replaced or added after the build):"
+            " its modules or the shapes of its tensors differ from those the definition makes",
+            allowed="save a network as built (changing weights is fine), or build the changed definition",
+        )
+
+
+def _layout(network: nn.Module) -> tuple:
+    modules = [(name, type(module)) for name, module in network.named_modules()]
+    tensors = [(key, tuple(value.shape)) for key, value in network.state_dict().items()]
+    return modules, tensors
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def from_pretrained(directory: str | os.PathLike, *, trusted=(), device: torch.device | str | None = None) -> nn.Module:
+    """Build the network saved in ``directory`` by ``save_pretrained`` and load its weights, strictly.
+
+    ``directory`` may also be a Hugging Face Hub repository id (``"user/repo"`` that is not a
+    directory here), fetched with ``huggingface_hub.snapshot_download`` when that is installed.
+    Classes and functions are imported only from neurlink, torch and the modules listed in
+    ``trusted`` (the modules of your own nerves). The network is returned in eval mode, on
+    ``device``, with the saved dtype. Every problem is a :class:`~neurlink.errors.NeurlinkError`
+    naming the file: nothing half-loaded is returned.
+    """
+    trusted = _names.trusted_roots(trusted)
+    folder = _locate(directory)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    config = _read_config(config_path)
+    header = _read_header(weights_path)
+    try:
+        _build(config, trusted, None, check_only=True)  # every name passes the rule before anything is imported
+        meta = _build(config, trusted, "meta")
+        fake = {key: torch.empty(shape, dtype=dtype, device="meta") for key, (dtype, shape) in header.items()}
+        check_state_dict(meta, fake)  # a changed definition, line by line, before any memory is spent
+        network = _build(config, trusted, device)
+    except CheckpointError as error:
+        raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
+    except NeurlinkError as error:
+        raise PretrainedError(f"{config_path}: {error}") from None
+    if torch.device(device or "cpu").type == "meta":
+        return network.eval()  # checked against the file's shapes above; there are no values to load
+    state_dict = _read_weights(weights_path, device)
+    try:
+        network.load_state_dict(state_dict)
+    except (CheckpointError, RuntimeError) as error:
+        raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
+    return network.eval()
+
+
+def _locate(directory) -> Path:
+    if not isinstance(directory, (str, os.PathLike)):
+        raise PretrainedError(f"{directory!r} is not a path", allowed="a directory written by save_pretrained")
+    folder = Path(directory)
+    if folder.is_dir():
+        return folder
+    text = os.fspath(directory)
+    if isinstance(text, str) and _HUB_ID.fullmatch(text) and ".." not in text and not folder.exists():
+        return _from_hub(text)
+    raise PretrainedError(f"{folder}: no such directory", allowed="a directory written by save_pretrained")
+
+
+def _from_hub(repo_id: str) -> Path:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise PretrainedError(
+            f"{repo_id}: no such directory, and huggingface_hub, which would read it as a Hub repository id,"
+            " is not installed",
+            allowed="a directory written by save_pretrained, or pip install huggingface_hub",
+        ) from None
+    try:
+        folder = huggingface_hub.snapshot_download(repo_id=repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+    except Exception as error:
+        raise PretrainedError(
+            f"{repo_id}: no such directory, and the Hugging Face Hub gives no repository of that id"
+            f" ({type(error).__name__}: {error})"
+        ) from None
+    return Path(folder)
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise PretrainedError(f"{path}: no such file (save_pretrained writes {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if path.stat().st_size > _MAX_CONFIG_BYTES:
+        raise PretrainedError(f"{path}: {path.stat().st_size} bytes is too large for a definition")
+    try:
+        config = json.loads(
+            path.read_text(encoding="utf-8"), parse_constant=_no_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PretrainedError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise PretrainedError(f"{path}: a config is a JSON object, not a {type(config).__name__}")
+    unknown = sorted(set(config) - _TOP_KEYS)
+    if unknown:
+        raise PretrainedError(f"{path}: unknown key {unknown[0]!r}", allowed=", ".join(sorted(_TOP_KEYS)))
+    if config.get("format") != FORMAT:
+        raise PretrainedError(f"{path}: not a neurlink config (format {config.get('format')!r}, not {FORMAT!r})")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise PretrainedError(
+            f"{path}: format version {version!r} is not one this neurlink reads",
+            allowed=f"format_version {FORMAT_VERSION}; a newer neurlink reads newer versions",
+        )
+    if ("model" in config) == ("lines" in config):
+        raise PretrainedError(f"{path}: a config has one of 'model' (a zoo model) and 'lines' (a definition)")
+    if config.get("dtype") is not None and (
+        config["dtype"] not in _DTYPES or not _DTYPES[config["dtype"]].is_floating_point
+    ):
+        raise PretrainedError(f"{path}: dtype {config['dtype']!r} is not a floating-point torch dtype")
+    return config
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"the key {key!r} is given twice")
+        result[key] = value
+    return result
+
+
+def _build(config: dict, trusted: tuple[str, ...], device, *, check_only: bool = False) -> nn.Module | None:
+    """The network a config describes, on ``device``; with ``check_only``, only checks it (imports nothing)."""
+    from .models import create_model, list_models
+    from .network import build
+
+    reader = Reader(trusted, resolve=not check_only)
+    if "model" in config:
+        model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
+        name, keywords = model["name"], model.get("keywords", {})
+        if not isinstance(name, str) or name not in list_models():
+            reader.fail("model.name", f"{_short(name)} is not a model of the zoo")
+        if not isinstance(keywords, dict):
+            reader.fail("model.keywords", "expected an object")
+        values = {key: reader.value(value, f"model.keywords.{key}") for key, value in keywords.items()}
+        make = lambda: create_model(name, **values)  # noqa: E731
+    else:
+        lines = reader.lines(config["lines"])
+        outputs = config.get("outputs")
+        outputs = None if outputs is None else reader.value(outputs, "outputs")
+        make = lambda: build(lines, outputs=outputs)  # noqa: E731
+    if check_only:
+        return None
+    dtype = _DTYPES[config["dtype"]] if config.get("dtype") is not None else None
+    try:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            network = make()
+            if dtype is not None and dtype != torch.get_default_dtype():
+                network = network.to(dtype)
+    except NeurlinkError as error:
+        raise PretrainedError(f"the definition does not build: {error}") from None
+    except (Exception, RecursionError) as error:
+        raise PretrainedError(f"the definition does not build: {type(error).__name__}: {error}") from None
+    return network
+
+
+def _read_header(path: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise PretrainedError(f"{path}: no such file (save_pretrained writes {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            header = {}
+            for key in file.keys():
+                part = file.get_slice(key)
+                header[key] = (_DTYPES[_SAFETENSORS_DTYPES[part.get_dtype()]], tuple(part.get_shape()))
+    except Exception as error:  # safetensors' SafetensorError, or a dtype torch does not have
+        raise PretrainedError(f"{path}: not a readable safetensors file: {type(error).__name__}: {error}") from None
+    return header
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
+def _read_weights(path: Path, device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(torch.device(device)) if device is not None else "cpu")
+    except Exception as error:
+        raise PretrainedError(f"{path}: not a readable safetensors file: {type(error).__name__}: {error}") from None
