@@ -465,3 +465,29 @@ def test_blocks_are_2d(block: str) -> None:
     cls = getattr(neurlink.models, block)
     with pytest.raises(neurlink.DimsError, match=f"{block} is 2d, but its input line 1 is 1d"):
         nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv1d(3)), ((8, 2), cls())])
+
+
+@pytest.mark.parametrize(
+    ("builder", "keywords", "message"),
+    [
+        (
+            "mobilenet_v2",
+            {"width_multiplier": 0.5},
+            r"mobilenet_v2\(\) got unexpected keyword argument\(s\) 'width_multiplier'",
+        ),
+        (
+            "efficientnet_b0",
+            {"width_mult": 1.2},
+            r"efficientnet_b0\(\) got unexpected keyword argument\(s\) 'width_mult'",
+        ),
+        (
+            "convnext_tiny",
+            {"drop_path_rate": 0.1},
+            r"convnext_tiny\(\) got unexpected keyword argument\(s\) 'drop_path_rate'",
+        ),
+        ("mobilenet_v3_small", {"pretrained": True}, r"'pretrained' \(published weights: weights='DEFAULT'\)"),
+    ],
+)
+def test_builders_name_keywords_they_do_not_take(builder: str, keywords: dict, message: str) -> None:
+    with pytest.raises(neurlink.NerveArgumentError, match=message), torch.device("meta"):
+        getattr(neurlink, builder)(**keywords)

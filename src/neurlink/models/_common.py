@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from torch import nn
 from .. import nerves as nv
 from ..errors import NerveArgumentError
 
-__all__ = ["stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
+__all__ = ["check_keywords", "stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
 
 
 def stage_lines(blocks: list[tuple[tuple[int, object], type, dict]], tag: str = "stage") -> list:
@@ -59,3 +60,18 @@ def positive_number(name: str, value, owner: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise NerveArgumentError(f"{owner}: {name}={value!r} is not a positive number", allowed=f"{name} > 0")
     return value
+
+
+def check_keywords(builder: str, keywords: dict, blocks: tuple[type, ...], own: tuple[str, ...]) -> None:
+    """Name a keyword that neither the builder nor its blocks take, at the builder rather than deep
+    in its first block; ``own`` are the builder's own keywords, the rest go to ``blocks``."""
+    takes = {name for block in blocks for name in inspect.signature(block.__init__).parameters if name != "self"}
+    unknown = sorted(key for key in keywords if key not in takes and key not in own)
+    if not unknown:
+        return
+    hint = " (published weights: weights='DEFAULT')" if "pretrained" in unknown else ""
+    blocks_text = ", ".join(f"{block.__name__}'s: {', '.join(sorted(takes))}" for block in blocks[:1])
+    raise NerveArgumentError(
+        f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}{hint}",
+        allowed=f"{builder}'s own ({', '.join(own)}) and its blocks' ({blocks_text})",
+    )

@@ -36,7 +36,7 @@ from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import positive_int
 from ..nn.channels import LayerNorm2d as _LayerNorm2d
-from ._common import init_weights
+from ._common import check_keywords, init_weights
 from ._published import torchvision_weights
 from ._registry import register_model
 
@@ -93,7 +93,10 @@ class ConvNeXtBlock(nv.Nerve):
         self.add(lines)
 
 
-def _convnext(widths: tuple[int, ...], depths: tuple[int, ...], num_classes: int, keywords: dict) -> nv.Network:
+def _convnext(
+    builder: str, widths: tuple[int, ...], depths: tuple[int, ...], num_classes: int, keywords: dict
+) -> nv.Network:
+    check_keywords(builder, keywords, (ConvNeXtBlock,), ("num_classes", "stochastic_depth_prob"))
     stochastic_depth_prob = keywords.pop("stochastic_depth_prob")
     if not isinstance(stochastic_depth_prob, (int, float)) or not 0.0 <= stochastic_depth_prob < 1.0:
         raise NerveArgumentError(
@@ -140,25 +143,25 @@ def convnext_tiny(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.1
     (``layer_scale``, ``kernel_size``, ``expansion``, ``eps``, ``act``).
     """
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
-    return _convnext((96, 192, 384, 768), (3, 3, 9, 3), num_classes, keywords)
+    return _convnext("convnext_tiny", (96, 192, 384, 768), (3, 3, 9, 3), num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def convnext_small(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.4, **keywords: Any) -> nv.Network:
     """ConvNeXt-S (torchvision's ``convnext_small``): widths 96 ... 768, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
-    return _convnext((96, 192, 384, 768), (3, 3, 27, 3), num_classes, keywords)
+    return _convnext("convnext_small", (96, 192, 384, 768), (3, 3, 27, 3), num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def convnext_base(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.5, **keywords: Any) -> nv.Network:
     """ConvNeXt-B (torchvision's ``convnext_base``): widths 128 ... 1024, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
-    return _convnext((128, 256, 512, 1024), (3, 3, 27, 3), num_classes, keywords)
+    return _convnext("convnext_base", (128, 256, 512, 1024), (3, 3, 27, 3), num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def convnext_large(num_classes: int = 1000, *, stochastic_depth_prob: float = 0.5, **keywords: Any) -> nv.Network:
     """ConvNeXt-L (torchvision's ``convnext_large``): widths 192 ... 1536, depths 3, 3, 27, 3."""
     keywords["stochastic_depth_prob"] = stochastic_depth_prob
-    return _convnext((192, 384, 768, 1536), (3, 3, 27, 3), num_classes, keywords)
+    return _convnext("convnext_large", (192, 384, 768, 1536), (3, 3, 27, 3), num_classes, keywords)

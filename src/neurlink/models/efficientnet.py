@@ -36,7 +36,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
-from ._common import init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
+from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
 from ._published import torchvision_weights
 from ._registry import register_model
 from .mobilenet import InvertedBottleneck, _head, _keywords, make_divisible
@@ -94,8 +94,15 @@ _STAGES += [(6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
 
 
 def _efficientnet(
-    width_mult: float, depth_mult: float, dropout: float, num_classes: int, keywords: dict, norm=nn.BatchNorm2d
+    builder: str,
+    width_mult: float,
+    depth_mult: float,
+    dropout: float,
+    num_classes: int,
+    keywords: dict,
+    norm=nn.BatchNorm2d,
 ) -> nv.Network:
+    check_keywords(builder, keywords, (MBConv,), ("num_classes", "dropout", "stochastic_depth_prob", "norm"))
     stochastic_depth_prob = keywords.pop("stochastic_depth_prob", 0.2)
     if not isinstance(stochastic_depth_prob, (int, float)) or not 0.0 <= stochastic_depth_prob < 1.0:
         raise NerveArgumentError(
@@ -133,46 +140,46 @@ def efficientnet_b0(num_classes: int = 1000, *, dropout: float = 0.2, **keywords
 
     Keywords: ``dropout``, ``stochastic_depth_prob`` (0.2), ``norm``, and block keywords (``act``, ``se_ratio``).
     """
-    return _efficientnet(1.0, 1.0, dropout, num_classes, keywords)
+    return _efficientnet("efficientnet_b0", 1.0, 1.0, dropout, num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b1(num_classes: int = 1000, *, dropout: float = 0.2, **keywords: Any) -> nv.Network:
     """EfficientNet-B1 (torchvision's ``efficientnet_b1``): width x1.0, depth x1.1, dropout 0.2."""
-    return _efficientnet(1.0, 1.1, dropout, num_classes, keywords)
+    return _efficientnet("efficientnet_b1", 1.0, 1.1, dropout, num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b2(num_classes: int = 1000, *, dropout: float = 0.3, **keywords: Any) -> nv.Network:
     """EfficientNet-B2 (torchvision's ``efficientnet_b2``): width x1.1, depth x1.2, dropout 0.3."""
-    return _efficientnet(1.1, 1.2, dropout, num_classes, keywords)
+    return _efficientnet("efficientnet_b2", 1.1, 1.2, dropout, num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b3(num_classes: int = 1000, *, dropout: float = 0.3, **keywords: Any) -> nv.Network:
     """EfficientNet-B3 (torchvision's ``efficientnet_b3``): width x1.2, depth x1.4, dropout 0.3."""
-    return _efficientnet(1.2, 1.4, dropout, num_classes, keywords)
+    return _efficientnet("efficientnet_b3", 1.2, 1.4, dropout, num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b4(num_classes: int = 1000, *, dropout: float = 0.4, **keywords: Any) -> nv.Network:
     """EfficientNet-B4 (torchvision's ``efficientnet_b4``): width x1.4, depth x1.8, dropout 0.4."""
-    return _efficientnet(1.4, 1.8, dropout, num_classes, keywords)
+    return _efficientnet("efficientnet_b4", 1.4, 1.8, dropout, num_classes, keywords)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b5(num_classes: int = 1000, *, dropout: float = 0.4, **keywords: Any) -> nv.Network:
     """EfficientNet-B5 (torchvision's ``efficientnet_b5``): width x1.6, depth x2.2, dropout 0.4, BatchNorm eps 1e-3, momentum 0.01."""
-    return _efficientnet(1.6, 2.2, dropout, num_classes, keywords, _BN_EPS_1E3)
+    return _efficientnet("efficientnet_b5", 1.6, 2.2, dropout, num_classes, keywords, _BN_EPS_1E3)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b6(num_classes: int = 1000, *, dropout: float = 0.5, **keywords: Any) -> nv.Network:
     """EfficientNet-B6 (torchvision's ``efficientnet_b6``): width x1.8, depth x2.6, dropout 0.5, BatchNorm eps 1e-3, momentum 0.01."""
-    return _efficientnet(1.8, 2.6, dropout, num_classes, keywords, _BN_EPS_1E3)
+    return _efficientnet("efficientnet_b6", 1.8, 2.6, dropout, num_classes, keywords, _BN_EPS_1E3)
 
 
 @register_model(weights=torchvision_weights)
 def efficientnet_b7(num_classes: int = 1000, *, dropout: float = 0.5, **keywords: Any) -> nv.Network:
     """EfficientNet-B7 (torchvision's ``efficientnet_b7``): width x2.0, depth x3.1, dropout 0.5, BatchNorm eps 1e-3, momentum 0.01."""
-    return _efficientnet(2.0, 3.1, dropout, num_classes, keywords, _BN_EPS_1E3)
+    return _efficientnet("efficientnet_b7", 2.0, 3.1, dropout, num_classes, keywords, _BN_EPS_1E3)

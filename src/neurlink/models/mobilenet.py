@@ -35,7 +35,7 @@ from torch import nn
 from .. import nerves as nv
 from ..errors import NerveArgumentError
 from ..nerves._args import positive_int, probability
-from ._common import init_weights, kaiming_fan_out, positive_number, stage_lines
+from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines
 from ._published import torchvision_weights
 from ._registry import register_model
 
@@ -198,6 +198,7 @@ def mobilenet_v2(
 ) -> nv.Network:
     """MobileNetV2 (torchvision's ``mobilenet_v2``). ``width_mult`` scales the channels (rounded to
     multiples of 8, as torchvision does); other keywords (``act``, ``norm``) go to every block."""
+    check_keywords("mobilenet_v2", block_keywords, (InvertedResidual,), ("num_classes", "width_mult", "dropout"))
     positive_number("width_mult", width_mult, "mobilenet_v2")
     norm, act = block_keywords.get("norm", nn.BatchNorm2d), block_keywords.setdefault("act", nn.ReLU6)
     stem = make_divisible(32 * width_mult)
@@ -216,8 +217,11 @@ def mobilenet_v2(
     return _init(nv.build(lines), 1)
 
 
-def _mobilenet_v3(setting, last_channel: int, num_classes: int, width_mult, dropout, block_keywords: dict):
-    positive_number("width_mult", width_mult, "mobilenet_v3")
+def _mobilenet_v3(
+    builder: str, setting, last_channel: int, num_classes: int, width_mult, dropout, block_keywords: dict
+):
+    check_keywords(builder, block_keywords, (InvertedResidual,), ("num_classes", "width_mult", "dropout"))
+    positive_number("width_mult", width_mult, builder)
     norm = block_keywords.pop("norm", functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01))
     blocks, ratio = [], 2
     for kernel, expanded, channels, se, hardswish, stride in setting:
@@ -245,7 +249,7 @@ def mobilenet_v3_large(
 ) -> nv.Network:
     """MobileNetV3-Large (torchvision's ``mobilenet_v3_large``): BatchNorm eps 1e-3, momentum 0.01;
     the classifier's hidden Linear + Hardswish is a 1x1 conv at ``"(1, 1)"``."""
-    return _mobilenet_v3(_V3_LARGE, 1280, num_classes, width_mult, dropout, dict(block_keywords))
+    return _mobilenet_v3("mobilenet_v3_large", _V3_LARGE, 1280, num_classes, width_mult, dropout, dict(block_keywords))
 
 
 @register_model(weights=torchvision_weights)
@@ -253,4 +257,4 @@ def mobilenet_v3_small(
     num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
 ) -> nv.Network:
     """MobileNetV3-Small (torchvision's ``mobilenet_v3_small``)."""
-    return _mobilenet_v3(_V3_SMALL, 1024, num_classes, width_mult, dropout, dict(block_keywords))
+    return _mobilenet_v3("mobilenet_v3_small", _V3_SMALL, 1024, num_classes, width_mult, dropout, dict(block_keywords))

@@ -32,6 +32,7 @@ from torch import nn
 from .. import nerves as nv
 from ..errors import NerveArgumentError
 from ..nerves._args import make_act, positive_int
+from ._common import check_keywords
 from ._published import torchvision_weights
 from ._registry import register_model
 
@@ -185,7 +186,10 @@ def _stage(block: type[_ResidualBlock], channels: int, ratio: int, depth: int, t
     return [((channels, ratio), block(**keywords))] * (depth - 1) + [((channels, ratio), block[-1, tag](**keywords))]
 
 
-def _resnet(block: type[_ResidualBlock], depths: tuple[int, int, int, int], num_classes: int, keywords: dict):
+def _resnet(
+    builder: str, block: type[_ResidualBlock], depths: tuple[int, int, int, int], num_classes: int, keywords: dict
+):
+    check_keywords(builder, keywords, (block,), ("num_classes",))
     expansion = keywords.get("expansion", block.default_expansion)
     positive_int("expansion", expansion, block.__name__)  # before it multiplies the channels
     c = 64 * expansion
@@ -231,52 +235,56 @@ def _init_like_torchvision(net: nv.Network) -> None:
 @register_model(weights=torchvision_weights)
 def resnet18(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNet-18 (torchvision's ``resnet18``): BasicBlocks 2, 2, 2, 2. Keywords go to every block."""
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, block_keywords)
+    return _resnet("resnet18", BasicBlock, (2, 2, 2, 2), num_classes, block_keywords)
 
 
 @register_model(weights=torchvision_weights)
 def resnet34(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNet-34 (torchvision's ``resnet34``): BasicBlocks 3, 4, 6, 3."""
-    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, block_keywords)
+    return _resnet("resnet34", BasicBlock, (3, 4, 6, 3), num_classes, block_keywords)
 
 
 @register_model(weights=torchvision_weights)
 def resnet50(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNet-50 v1.5 (torchvision's ``resnet50``): Bottlenecks 3, 4, 6, 3."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, block_keywords)
+    return _resnet("resnet50", Bottleneck, (3, 4, 6, 3), num_classes, block_keywords)
 
 
 @register_model(weights=torchvision_weights)
 def resnet101(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNet-101 v1.5 (torchvision's ``resnet101``): Bottlenecks 3, 4, 23, 3."""
-    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, block_keywords)
+    return _resnet("resnet101", Bottleneck, (3, 4, 23, 3), num_classes, block_keywords)
 
 
 @register_model(weights=torchvision_weights)
 def resnet152(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNet-152 v1.5 (torchvision's ``resnet152``): Bottlenecks 3, 8, 36, 3."""
-    return _resnet(Bottleneck, (3, 8, 36, 3), num_classes, block_keywords)
+    return _resnet("resnet152", Bottleneck, (3, 8, 36, 3), num_classes, block_keywords)
 
 
 @register_model(weights=torchvision_weights)
 def resnext50_32x4d(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNeXt-50 32x4d (torchvision's ``resnext50_32x4d``): 32 groups of 4 channels per 64 planes."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, {"groups": 32, "width": 4 / 64, **block_keywords})
+    return _resnet(
+        "resnext50_32x4d", Bottleneck, (3, 4, 6, 3), num_classes, {"groups": 32, "width": 4 / 64, **block_keywords}
+    )
 
 
 @register_model(weights=torchvision_weights)
 def resnext101_32x8d(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """ResNeXt-101 32x8d (torchvision's ``resnext101_32x8d``): 32 groups of 8 channels per 64 planes."""
-    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, {"groups": 32, "width": 8 / 64, **block_keywords})
+    return _resnet(
+        "resnext101_32x8d", Bottleneck, (3, 4, 23, 3), num_classes, {"groups": 32, "width": 8 / 64, **block_keywords}
+    )
 
 
 @register_model(weights=torchvision_weights)
 def wide_resnet50_2(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """Wide ResNet-50-2 (torchvision's ``wide_resnet50_2``): bottlenecks twice as wide inside."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, {"width": 2.0, **block_keywords})
+    return _resnet("wide_resnet50_2", Bottleneck, (3, 4, 6, 3), num_classes, {"width": 2.0, **block_keywords})
 
 
 @register_model(weights=torchvision_weights)
 def wide_resnet101_2(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
     """Wide ResNet-101-2 (torchvision's ``wide_resnet101_2``): bottlenecks twice as wide inside."""
-    return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, {"width": 2.0, **block_keywords})
+    return _resnet("wide_resnet101_2", Bottleneck, (3, 4, 23, 3), num_classes, {"width": 2.0, **block_keywords})
