@@ -302,7 +302,10 @@ HOSTILE = [
     ("tоrch.nn:ReLU", r"is malformed"),  # a Cyrillic o
     ("torch.nn:" + "A" * 600, r"is malformed"),
     ("torch.nn:ReLU", r"lines\[1\].nerve.class: 'torch.nn:ReLU' is not a nerve class"),
-    ("torch.nonexistent_module:X", r"module 'torch.nonexistent_module' cannot be imported"),
+    (
+        "torch.nonexistent_module:X",
+        r"names module 'torch.nonexistent_module', which torch and neurlink do not load themselves",
+    ),
     ("neurlink.nerves:NoSuchNerve", r"has no attribute path 'NoSuchNerve'"),
 ]
 
@@ -312,8 +315,64 @@ def test_names_in_a_config_are_checked_before_anything_is_imported(tmp_path, nam
     before = set(sys.modules)
     with pytest.raises(PretrainedError, match=message):
         neurlink.from_pretrained(_write(tmp_path, _with(_line(name))))
-    if "not trusted" in message or "private" in message:
+    if "not trusted" in message or "private" in message or "do not load themselves" in message:
         assert set(sys.modules) == before
+
+
+@pytest.mark.parametrize("module", ["torch.utils.tensorboard", "torch.utils.cpp_extension", "torch.utils.bottleneck"])
+def test_a_torch_submodule_torch_has_not_loaded_is_not_imported(tmp_path, module):
+    """Importing it would run its code (and load third-party packages): refused before any import."""
+    if module in sys.modules:
+        pytest.skip(f"{module} was imported by an earlier test")
+    with pytest.raises(PretrainedError, match="which torch and neurlink do not load themselves"):
+        neurlink.from_pretrained(_write(tmp_path, _with(_line(f"{module}:Anything"))))
+    assert module not in sys.modules
+
+
+def test_modules_in_a_config_are_made_on_the_meta_device_first(tmp_path):
+    """A 4-terabyte Linear written in a config: its shapes are checked before any memory is spent."""
+    config = {
+        "format": "neurlink",
+        "format_version": 1,
+        "dtype": "float32",
+        "lines": [
+            {"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Input"}},
+            {"dims": [[3, 1]], "module": {"class": "torch.nn:Linear", "args": [1_000_000, 1_000_000]}},
+        ],
+    }
+    with pytest.raises(CheckpointError, match="does not fit"):
+        neurlink.from_pretrained(_write(tmp_path, config), device="meta")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        neurlink.from_pretrained(_write(tmp_path, config))
+
+
+def test_a_saved_zoo_model_never_downloads_weights(tmp_path):
+    config = {
+        "format": "neurlink",
+        "format_version": 1,
+        "dtype": "float32",
+        "model": {"name": "resnet18", "keywords": {"weights": "DEFAULT"}},
+    }
+    with pytest.raises(
+        PretrainedError, match="model.keywords.weights: a saved model takes its weights from its own file"
+    ):
+        neurlink.from_pretrained(_write(tmp_path, config))
+
+
+def test_weights_of_another_dtype_are_not_cast_silently(tmp_path):
+    net = nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d(1))])
+    net.save_pretrained(tmp_path)
+    save_file(
+        {key: value.to(torch.int8) for key, value in net.state_dict().items()}, str(tmp_path / "model.safetensors")
+    )
+    with pytest.raises(
+        CheckpointError, match=r"tensor '1.conv.(weight|bias)' is torch.int8, but the definition's is torch.float32"
+    ):
+        neurlink.from_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "dtype": [1]}))
+    with pytest.raises(PretrainedError, match=r"dtype \[1\] is not a floating-point torch dtype"):
+        neurlink.from_pretrained(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -584,3 +643,16 @@ def test_the_command_line_takes_a_saved_directory(saved, capsys):
     assert main(["summary", str(saved), "--input", "1x3x16x16"]) in (0, None)
     out = capsys.readouterr().out
     assert "Conv2d_BN_ReLU[-1, 'stem'](3)" in out and "(1, 8, 8, 8)" in out
+
+
+def test_weights_by_name_without_cache_or_network_say_where_the_file_goes(tmp_path, monkeypatch):
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(NeurlinkError, match="is not in torch hub's cache and cannot be downloaded") as raised:
+        neurlink.resnet18(weights="DEFAULT")
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(raised.value)

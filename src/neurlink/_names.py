@@ -86,6 +86,14 @@ def check(name, trusted: tuple[str, ...]) -> tuple[str, list[str]]:
             " unless the caller lists a module in trusted=",
             allowed=f"from_pretrained(path, trusted=[{module.split('.')[0]!r}]) imports it, if you trust its code",
         )
+    if _within(module, _BUILT_IN_ROOTS) and not _within(module, trusted) and module not in sys.modules:
+        # importing a torch submodule runs its code and may load third-party packages: only reach
+        # those torch and neurlink have already loaded (torch.nn, neurlink.models, ...)
+        raise PretrainedError(
+            f"{shown} names module {module!r}, which torch and neurlink do not load themselves",
+            allowed="names in modules already imported (torch.nn, torch.nn.functional, neurlink...), or"
+            f" from_pretrained(path, trusted=[{module!r}]) if you trust it",
+        )
     return module, attributes.split(".")
 
 

@@ -175,6 +175,7 @@ def from_pretrained(directory: str | os.PathLike, *, trusted=(), device: torch.d
         meta = _build(config, trusted, "meta")
         fake = {key: torch.empty(shape, dtype=dtype, device="meta") for key, (dtype, shape) in header.items()}
         check_state_dict(meta, fake)  # a changed definition, line by line, before any memory is spent
+        _check_dtypes(meta, header, config)
         network = _build(config, trusted, device)
     except CheckpointError as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
@@ -188,6 +189,16 @@ def from_pretrained(directory: str | os.PathLike, *, trusted=(), device: torch.d
     except (CheckpointError, RuntimeError) as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     return network.eval()
+
+
+def _check_dtypes(meta: nn.Module, header: dict, config: dict) -> None:
+    """A network of one dtype takes tensors of that dtype: nothing is cast silently (int8 into float32)."""
+    if config.get("dtype") is None:
+        return  # a network of several dtypes: the state_dict's own checks apply
+    own = meta.state_dict()
+    for key, (dtype, _) in header.items():
+        if key in own and own[key].dtype != dtype:
+            raise CheckpointError(f"tensor {key!r} is {dtype}, but the definition's is {own[key].dtype}")
 
 
 def _locate(directory) -> Path:
@@ -248,7 +259,9 @@ def _read_config(path: Path) -> dict:
     if ("model" in config) == ("lines" in config):
         raise PretrainedError(f"{path}: a config has one of 'model' (a zoo model) and 'lines' (a definition)")
     if config.get("dtype") is not None and (
-        config["dtype"] not in _DTYPES or not _DTYPES[config["dtype"]].is_floating_point
+        not isinstance(config["dtype"], str)
+        or config["dtype"] not in _DTYPES
+        or not _DTYPES[config["dtype"]].is_floating_point
     ):
         raise PretrainedError(f"{path}: dtype {config['dtype']!r} is not a floating-point torch dtype")
     return config
@@ -273,26 +286,34 @@ def _build(config: dict, trusted: tuple[str, ...], device, *, check_only: bool =
     from .network import build
 
     reader = Reader(trusted, resolve=not check_only)
-    if "model" in config:
-        model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
-        name, keywords = model["name"], model.get("keywords", {})
-        if not isinstance(name, str) or name not in list_models():
-            reader.fail("model.name", f"{_short(name)} is not a model of the zoo")
-        if not isinstance(keywords, dict):
-            reader.fail("model.keywords", "expected an object")
-        values = {key: reader.value(value, f"model.keywords.{key}") for key, value in keywords.items()}
-        make = lambda: create_model(name, **values)  # noqa: E731
-    else:
+
+    def read():
+        """The config's values (modules in it made on the current device), and how to build the network."""
+        if "model" in config:
+            model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
+            name, keywords = model["name"], model.get("keywords", {})
+            if not isinstance(name, str) or name not in list_models():
+                reader.fail("model.name", f"{_short(name)} is not a model of the zoo")
+            if not isinstance(keywords, dict):
+                reader.fail("model.keywords", "expected an object")
+            if "weights" in keywords:  # a saved model's weights are its model.safetensors: never a download
+                reader.fail("model.keywords.weights", "a saved model takes its weights from its own file")
+            values = {key: reader.value(value, f"model.keywords.{key}") for key, value in keywords.items()}
+            return lambda: create_model(name, **values)
         lines = reader.lines(config["lines"])
         outputs = config.get("outputs")
         outputs = None if outputs is None else reader.value(outputs, "outputs")
-        make = lambda: build(lines, outputs=outputs)  # noqa: E731
+        return lambda: build(lines, outputs=outputs)
+
     if check_only:
+        read()
         return None
     dtype = _DTYPES[config["dtype"]] if config.get("dtype") is not None else None
     try:
+        # modules written in the config are made inside the device context too: on the meta device
+        # first, so that a config cannot spend memory before its shapes are checked against the weights
         with torch.device(device) if device is not None else contextlib.nullcontext():
-            network = make()
+            network = read()()
             if dtype is not None and dtype != torch.get_default_dtype():
                 network = network.to(dtype)
     except NeurlinkError as error:

@@ -45,7 +45,19 @@ def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: d
             f"{name}: {enum.__name__}.{chosen.name} has {classes} classes, but num_classes={wanted}",
             allowed=f"num_classes={classes} (the default) with these weights; replace the head afterwards to fine-tune",
         )
-    state_dict = chosen.get_state_dict(progress=False, check_hash=True)  # what torchvision's builders call
+    try:
+        state_dict = chosen.get_state_dict(progress=False, check_hash=True)  # what torchvision's builders call
+    except OSError as error:  # no network (URLError), or a cache that cannot be written
+        import os
+
+        from torch.hub import get_dir
+
+        file = os.path.join(get_dir(), "checkpoints", os.path.basename(chosen.url))
+        raise NeurlinkError(
+            f"{name}: {enum.__name__}.{chosen.name} is not in torch hub's cache and cannot be downloaded"
+            f" ({type(error).__name__}: {error})",
+            allowed=f"a network, or the file {chosen.url} placed at {file} (TORCH_HOME sets the cache)",
+        ) from None
     return load_torchvision(network, state_dict)
 
 
