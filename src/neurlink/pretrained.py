@@ -138,18 +138,30 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> None:
         again = _build(config, trusted, "meta")
     except PretrainedError as error:
         raise PretrainedError(f"the definition does not build again: {error}") from None
-    if _layout(again) != _layout(network):
+    difference = _first_difference(_layout(again), _layout(network))
+    if difference is not None:
         raise PretrainedError(
             "the network no longer matches its definition (a module was replaced or added after the build):"
-            " its modules or the shapes of its tensors differ from those the definition makes",
-            allowed="save a network as built (changing weights is fine), or build the changed definition",
+            f" {difference}",
+            allowed="save a network as built (changing weights is fine); to fine-tune on other classes, build"
+            " with num_classes=... and load the other weights into it, or build the changed definition",
         )
 
 
-def _layout(network: nn.Module) -> tuple:
-    modules = [(name, type(module)) for name, module in network.named_modules()]
-    tensors = [(key, tuple(value.shape)) for key, value in network.state_dict().items()]
-    return modules, tensors
+def _layout(network: nn.Module) -> dict:
+    """Each module's class and each tensor's shape, by name."""
+    layout: dict = {
+        f"module {name or '(the network)'!r}": type(module).__name__ for name, module in network.named_modules()
+    }
+    layout.update({f"tensor {key!r}": tuple(value.shape) for key, value in network.state_dict().items()})
+    return layout
+
+
+def _first_difference(built: dict, given: dict) -> str | None:
+    for key in [*given, *(key for key in built if key not in given)]:  # in the network's order
+        if built.get(key) != given.get(key):
+            return f"{key} is {given.get(key, 'missing')}, the definition makes {built.get(key, 'none')}"
+    return None
 
 
 # --- loading ------------------------------------------------------------------------------------
