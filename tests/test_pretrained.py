@@ -656,3 +656,18 @@ def test_weights_by_name_without_cache_or_network_say_where_the_file_goes(tmp_pa
     with pytest.raises(NeurlinkError, match="is not in torch hub's cache and cannot be downloaded") as raised:
         neurlink.resnet18(weights="DEFAULT")
     assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(raised.value)
+
+
+def test_the_command_line_trusts_a_module_beside_the_user(tmp_path):
+    (tmp_path / "beside_nerves.py").write_text(
+        "import neurlink.nerves as nv\n\n\nclass Twice(nv.Nerve):\n    def __init__(self):\n"
+        "        super().__init__()\n\n    def forward(self, x):\n        return x * 2\n"
+    )
+    make = "import neurlink.nerves as nv, beside_nerves\nnv.build([((3, 1), nv.Input()), ((3, 1), beside_nerves.Twice())]).save_pretrained('saved')"
+    subprocess.run([sys.executable, "-c", make], cwd=tmp_path, check=True)
+    command = [str(Path(sys.executable).parent / "neurlink"), "summary", "saved", "--input", "1x3x8x8"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 1 and "allowed: --trust beside_nerves imports it" in refused.stderr
+    trusted = subprocess.run([*command, "--trust", "beside_nerves"], cwd=tmp_path, capture_output=True, text=True)
+    assert trusted.returncode == 0, trusted.stderr
+    assert "Twice()" in trusted.stdout

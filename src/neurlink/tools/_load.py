@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 import traceback
@@ -56,10 +57,16 @@ def load_network(
 def _from_directory(path: str, device, keywords: dict, trusted) -> nn.Module:
     if keywords:
         raise CommandError(f"{path}: a saved network takes no builder keywords (--arg): its config.json has them")
+    if trusted and os.getcwd() not in sys.path and "" not in sys.path:
+        # `--trust my_nerves` names a module beside the user, as `python -m neurlink` would find it
+        sys.path.insert(0, os.getcwd())
     try:
         return from_pretrained(path, device=device, trusted=trusted)
     except NeurlinkError as error:
-        raise CommandError(str(error)) from None
+        # the Python advice (from_pretrained(path, trusted=['m'])) as the command line's (--trust m)
+        raise CommandError(
+            re.sub(r"from_pretrained\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))
+        ) from None
 
 
 def _from_zoo(name: str, keywords: dict) -> nn.Module:
