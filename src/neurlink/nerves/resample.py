@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import DimsError, NerveArgumentError
-from ..shapes import dims_text
 from ..nerve import Nerve
+from ..shapes import dims_text
 from . import _runtime
 from ._geometry import ratio_pairs
 
