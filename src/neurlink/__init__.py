@@ -63,6 +63,9 @@ from .models import resnet101 as resnet101
 from .models import resnet152 as resnet152
 from .models import resnext50_32x4d as resnext50_32x4d
 from .models import resnext101_32x8d as resnext101_32x8d
+from .models import unet_resnet18 as unet_resnet18
+from .models import unet_resnet34 as unet_resnet34
+from .models import unet_resnet50 as unet_resnet50
 from .models import wide_resnet50_2 as wide_resnet50_2
 from .models import wide_resnet101_2 as wide_resnet101_2
 from .nerve import Input as Input

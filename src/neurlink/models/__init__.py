@@ -61,3 +61,7 @@ from .segmentation import deeplabv3_resnet101 as deeplabv3_resnet101
 from .segmentation import fcn_resnet50 as fcn_resnet50
 from .segmentation import fcn_resnet101 as fcn_resnet101
 from .segmentation import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
+from .unet import UnetDecoderBlock as UnetDecoderBlock
+from .unet import unet_resnet18 as unet_resnet18
+from .unet import unet_resnet34 as unet_resnet34
+from .unet import unet_resnet50 as unet_resnet50
