@@ -7,6 +7,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 import torchvision
+from networks import SEGMENTATION_PARAMETERS as PARAMETERS
 from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock as SmpDecoderBlock
 from torch import nn
 from torchvision.models import segmentation as tv_segmentation
@@ -20,17 +21,6 @@ from neurlink.models import _registry
 from neurlink.models.segmentation import ASPP, DeepLabHead, FCNHead, LRASPPHead, Multiply
 from neurlink.models.unet import UnetDecoderBlock
 
-PARAMETERS = {  # torchvision's (weights=None, weights_backbone=None) and smp's (encoder_weights=None)
-    "fcn_resnet50": 32_957_013,
-    "fcn_resnet101": 51_949_141,
-    "deeplabv3_resnet50": 39_638_869,
-    "deeplabv3_resnet101": 58_630_997,
-    "deeplabv3_mobilenet_v3_large": 11_025_477,
-    "lraspp_mobilenet_v3_large": 3_221_538,
-    "unet_resnet18": 14_328_209,
-    "unet_resnet34": 24_436_369,
-    "unet_resnet50": 32_521_105,
-}
 TORCHVISION = [
     pytest.param(name, marks=pytest.mark.slow) if "101" in name else name
     for name in PARAMETERS
@@ -85,6 +75,15 @@ def test_parameter_count(name: str) -> None:
     assert getattr(neurlink, name) is getattr(neurlink.models, name) is _registry._BUILDERS[name]
 
 
+@pytest.mark.parametrize("name", [name for name in PARAMETERS if not name.startswith("unet")])
+def test_keys_and_shapes_match_the_references(name: str) -> None:
+    with torch.device("meta"):  # every mapping, the largest included, without memory
+        ours = to_torchvision_state_dict(neurlink.create_model(name))
+        theirs = getattr(tv_segmentation, name)(weights=None, weights_backbone=None).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[key].shape == theirs[key].shape for key in theirs)
+
+
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_outputs(name: str) -> None:
     theirs = randomize(getattr(tv_segmentation, name)(weights=None, weights_backbone=None))
@@ -122,6 +121,7 @@ def test_smp_outputs(depth: int) -> None:
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
             assert_close(ours(x), theirs(x))
+    assert list(to_smp_state_dict(ours)) == list(theirs.state_dict())  # smp's keys, in smp's order
     theirs.load_state_dict(to_smp_state_dict(ours))
 
 
