@@ -94,3 +94,15 @@ FAMILY_PARAMETERS = {
     "convnext_base": 88_591_464,
     "convnext_large": 197_767_336,
 }
+
+SEGMENTATION_PARAMETERS = {  # torchvision's (weights=None, weights_backbone=None) and smp's (encoder_weights=None)
+    "fcn_resnet50": 32_957_013,
+    "fcn_resnet101": 51_949_141,
+    "deeplabv3_resnet50": 39_638_869,
+    "deeplabv3_resnet101": 58_630_997,
+    "deeplabv3_mobilenet_v3_large": 11_025_477,
+    "lraspp_mobilenet_v3_large": 3_221_538,
+    "unet_resnet18": 14_328_209,
+    "unet_resnet34": 24_436_369,
+    "unet_resnet50": 32_521_105,
+}

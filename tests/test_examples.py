@@ -26,3 +26,11 @@ def test_hand_written_resnet18_prints_the_seed_shapes(capsys):
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in torchvision.models.resnet18().parameters()
     )
+
+
+def test_train_segmentation_runs_briefly(capsys):
+    example = load("train_segmentation")
+    score = example.main(["--epochs", "1", "--steps", "2", "--batch-size", "2", "--size", "24"])
+    printed = capsys.readouterr().out
+    assert "epoch 1: loss" in printed and "IoU" in printed and "validation IoU" in printed
+    assert 0.0 <= score <= 1.0

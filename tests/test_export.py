@@ -66,7 +66,7 @@ def make(name):
     return net.eval()
 
 
-# the ResNets, and one model of each other family (their blocks are what the others repeat);
+# the ResNets, and one model of each other family (two of segmentation: a head on two lines, a decoder) (their blocks are what the others repeat);
 # the three deepest ResNets take minutes per export path on 2 cores: slow, run with -m slow
 MODELS = (
     ["every_nerve_kind"]
@@ -76,6 +76,7 @@ MODELS = (
         if "resnet" in name or "resnext" in name
     ]
     + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small"]
+    + ["lraspp_mobilenet_v3_large", "unet_resnet18"]  # segmentation: resized to the input's size
 )
 
 

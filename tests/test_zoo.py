@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from networks import FAMILY_PARAMETERS, SEED_SHAPES  # shared with test_examples.py, test_families.py
+from networks import FAMILY_PARAMETERS, SEED_SHAPES, SEGMENTATION_PARAMETERS  # shared with other tests
 from torch import nn
 
 import neurlink
@@ -190,7 +190,9 @@ def test_builder_keywords() -> None:
 
 
 def test_list_models() -> None:
-    assert neurlink.list_models() == sorted([*PARAMETERS, *FAMILY_PARAMETERS, *neurlink.list_models("hrnet*")])
+    assert neurlink.list_models() == sorted(
+        [*PARAMETERS, *FAMILY_PARAMETERS, *SEGMENTATION_PARAMETERS, *neurlink.list_models("hrnet*")]
+    )
     assert neurlink.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
     assert neurlink.list_models("*_2") == ["wide_resnet101_2", "wide_resnet50_2"]
     assert neurlink.list_models("vgg*") == []

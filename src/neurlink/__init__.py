@@ -30,6 +30,9 @@ from .models import convnext_large as convnext_large
 from .models import convnext_small as convnext_small
 from .models import convnext_tiny as convnext_tiny
 from .models import create_model as create_model
+from .models import deeplabv3_mobilenet_v3_large as deeplabv3_mobilenet_v3_large
+from .models import deeplabv3_resnet50 as deeplabv3_resnet50
+from .models import deeplabv3_resnet101 as deeplabv3_resnet101
 from .models import efficientnet_b0 as efficientnet_b0
 from .models import efficientnet_b1 as efficientnet_b1
 from .models import efficientnet_b2 as efficientnet_b2
@@ -38,6 +41,8 @@ from .models import efficientnet_b4 as efficientnet_b4
 from .models import efficientnet_b5 as efficientnet_b5
 from .models import efficientnet_b6 as efficientnet_b6
 from .models import efficientnet_b7 as efficientnet_b7
+from .models import fcn_resnet50 as fcn_resnet50
+from .models import fcn_resnet101 as fcn_resnet101
 from .models import hrnet_w18 as hrnet_w18
 from .models import hrnet_w18_small as hrnet_w18_small
 from .models import hrnet_w18_small_v2 as hrnet_w18_small_v2
@@ -48,6 +53,7 @@ from .models import hrnet_w44 as hrnet_w44
 from .models import hrnet_w48 as hrnet_w48
 from .models import hrnet_w64 as hrnet_w64
 from .models import list_models as list_models
+from .models import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
 from .models import mobilenet_v2 as mobilenet_v2
 from .models import mobilenet_v3_large as mobilenet_v3_large
 from .models import mobilenet_v3_small as mobilenet_v3_small
@@ -58,6 +64,9 @@ from .models import resnet101 as resnet101
 from .models import resnet152 as resnet152
 from .models import resnext50_32x4d as resnext50_32x4d
 from .models import resnext101_32x8d as resnext101_32x8d
+from .models import unet_resnet18 as unet_resnet18
+from .models import unet_resnet34 as unet_resnet34
+from .models import unet_resnet50 as unet_resnet50
 from .models import wide_resnet50_2 as wide_resnet50_2
 from .models import wide_resnet101_2 as wide_resnet101_2
 from .nerve import Input as Input

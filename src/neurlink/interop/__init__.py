@@ -1,6 +1,9 @@
 """Weights from and to other libraries' models: torchvision's (``load_torchvision``,
-``to_torchvision_state_dict``) and timm's (``load_timm``, ``to_timm_state_dict``)."""
+``to_torchvision_state_dict``), timm's (``load_timm``, ``to_timm_state_dict``) and
+segmentation_models_pytorch's (``load_smp``, ``to_smp_state_dict``)."""
 
+from .smp import load_smp as load_smp
+from .smp import to_smp_state_dict as to_smp_state_dict
 from .timm import load_timm as load_timm
 from .timm import to_timm_state_dict as to_timm_state_dict
 from .torchvision import load_torchvision as load_torchvision

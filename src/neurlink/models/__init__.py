@@ -1,5 +1,5 @@
 """The model zoo: torchvision's ResNet, MobileNet, EfficientNet and ConvNeXt families and timm's
-HRNets written in the grammar, and a registry of builders.
+HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and a registry of builders.
 
 >>> import neurlink
 >>> neurlink.list_models("wide_*")
@@ -51,3 +51,17 @@ from .resnet import resnext50_32x4d as resnext50_32x4d
 from .resnet import resnext101_32x8d as resnext101_32x8d
 from .resnet import wide_resnet50_2 as wide_resnet50_2
 from .resnet import wide_resnet101_2 as wide_resnet101_2
+from .segmentation import ASPP as ASPP
+from .segmentation import DeepLabHead as DeepLabHead
+from .segmentation import FCNHead as FCNHead
+from .segmentation import LRASPPHead as LRASPPHead
+from .segmentation import deeplabv3_mobilenet_v3_large as deeplabv3_mobilenet_v3_large
+from .segmentation import deeplabv3_resnet50 as deeplabv3_resnet50
+from .segmentation import deeplabv3_resnet101 as deeplabv3_resnet101
+from .segmentation import fcn_resnet50 as fcn_resnet50
+from .segmentation import fcn_resnet101 as fcn_resnet101
+from .segmentation import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
+from .unet import UnetDecoderBlock as UnetDecoderBlock
+from .unet import unet_resnet18 as unet_resnet18
+from .unet import unet_resnet34 as unet_resnet34
+from .unet import unet_resnet50 as unet_resnet50

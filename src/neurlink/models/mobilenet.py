@@ -39,7 +39,14 @@ from ._common import check_keywords, init_weights, kaiming_fan_out, positive_num
 from ._published import torchvision_weights
 from ._registry import register_model
 
-__all__ = ["InvertedResidual", "make_divisible", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+__all__ = [
+    "InvertedResidual",
+    "make_divisible",
+    "v3_features",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -64,7 +71,9 @@ class InvertedBottleneck(nv.Nerve):
 
     spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
 
-    def _add_lines(self, hidden: int, kernel_size, act, norm, squeeze, se_act, se_scale_act, stochastic_depth) -> None:
+    def _add_lines(
+        self, hidden: int, kernel_size, act, norm, squeeze, se_act, se_scale_act, stochastic_depth, dilation=1
+    ) -> None:
         name = type(self).__name__
         positive_int("hidden_channels", hidden, name)
         probability("stochastic_depth", stochastic_depth, name)  # checked even where no sum uses it
@@ -73,7 +82,8 @@ class InvertedBottleneck(nv.Nerve):
         lines = []
         if hidden != dims_in.channels:  # line 0 is the block's input
             lines.append(((hidden, dims_in.shape), nv.Conv2d_BN_ReLU(1, **conv)))
-        lines.append(((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, groups=hidden, **conv)))
+        depthwise = {"dilation": dilation} if dilation != 1 else {}
+        lines.append(((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, groups=hidden, **depthwise, **conv)))
         if squeeze is not None:
             excite = _keywords(act=se_act, scale_act=se_scale_act, defaults={"act": nn.ReLU, "scale_act": nn.Sigmoid})
             lines.append(((hidden, dims_out.shape), nv.SqueezeExcitation(squeeze, **excite)))
@@ -92,7 +102,8 @@ class InvertedResidual(InvertedBottleneck):
     expansion (equal widths) there is no 1x1 expand conv. ``squeeze_channels`` adds a
     ``SqueezeExcitation`` after the depthwise conv (``se_act``, ``se_scale_act``: MobileNetV3's
     ReLU and Hardsigmoid); ``act`` and ``norm`` go to every conv (MobileNetV2: ReLU6, V3: ReLU or
-    Hardswish); ``stochastic_depth`` drops the residual branch (0: no such line).
+    Hardswish); ``stochastic_depth`` drops the residual branch (0: no such line); ``dilation``
+    dilates the depthwise conv (torchvision's ``dilated=True`` last stage, its padding derived).
     """
 
     def __init__(
@@ -107,6 +118,7 @@ class InvertedResidual(InvertedBottleneck):
         se_act=nn.ReLU,
         se_scale_act=nn.Hardsigmoid,
         stochastic_depth: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.expect_links(1)
@@ -117,7 +129,7 @@ class InvertedResidual(InvertedBottleneck):
         if squeeze_channels is not None:
             positive_int("squeeze_channels", squeeze_channels, name)
         self._add_lines(
-            hidden_channels, kernel_size, act, norm, squeeze_channels, se_act, se_scale_act, stochastic_depth
+            hidden_channels, kernel_size, act, norm, squeeze_channels, se_act, se_scale_act, stochastic_depth, dilation
         )
 
 
@@ -217,44 +229,82 @@ def mobilenet_v2(
     return _init(nv.build(lines), 1)
 
 
-def _mobilenet_v3(
-    builder: str, setting, last_channel: int, num_classes: int, width_mult, dropout, block_keywords: dict
-):
-    check_keywords(builder, block_keywords, (InvertedResidual,), ("num_classes", "width_mult", "dropout"))
-    positive_number("width_mult", width_mult, builder)
+def v3_features(
+    setting, width_mult: float, block_keywords: dict, *, dilated: bool = False, tags: dict | None = None
+) -> tuple[list, int, object]:
+    """MobileNetV3's ``features`` as lines (the Input, the stem, the blocks, the last 1x1 conv tagged
+    ``features``), with its ratio and norm. ``dilated`` keeps the last stage at ratio 16, its
+    depthwise convs dilated by 2 (torchvision's ``dilated=True``); ``tags`` names blocks by their
+    index in torchvision's ``features`` (``{4: "low"}``) where no stage tag is."""
+    positive_number("width_mult", width_mult, "mobilenet_v3")
     norm = block_keywords.pop("norm", functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01))
     blocks, ratio = [], 2
-    for kernel, expanded, channels, se, hardswish, stride in setting:
-        ratio *= stride
-        hidden = make_divisible(expanded * width_mult)
-        keywords = {"hidden_channels": hidden, "kernel_size": kernel, "act": nn.Hardswish if hardswish else nn.ReLU}
+    for index, (kernel, expanded, channels, se, hardswish, stride) in enumerate(setting):
+        last_stage = index >= len(setting) - 3  # torchvision's C4 stage, which dilated=True dilates
+        keywords = {"hidden_channels": make_divisible(expanded * width_mult), "kernel_size": kernel}
+        keywords["act"] = nn.Hardswish if hardswish else nn.ReLU
         if se:
-            keywords["squeeze_channels"] = make_divisible(hidden // 4)
+            keywords["squeeze_channels"] = make_divisible(keywords["hidden_channels"] // 4)
+        if dilated and last_stage:
+            keywords["dilation"] = 2
+        else:
+            ratio *= stride
         blocks.append(((make_divisible(channels * width_mult), ratio), InvertedResidual, {**keywords, "norm": norm}))
     stem = make_divisible(16 * width_mult)
+    blocks = [(dims, block, {**keywords, **block_keywords}) for dims, block, keywords in blocks]
+    stages = stage_lines(blocks)
+    for index, tag in (tags or {}).items():  # index in features: 0 is the stem, block k is k
+        dims, block, keywords = blocks[index - 1]
+        stages[index - 1] = (dims, block[-1, tag](**keywords))
     last = 6 * blocks[-1][0][0]
-    hidden = make_divisible(last_channel * width_mult)
     lines = [
         ((3, 1), nv.Input()),
         ((stem, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, norm=norm, act=nn.Hardswish)),
-        stage_lines([(dims, block, {**keywords, **block_keywords}) for dims, block, keywords in blocks]),
-        _head(last, ratio, nn.Hardswish, norm, hidden, dropout, num_classes),
+        stages,
+        ((last, ratio), nv.Conv2d_BN_ReLU[-1, "features"](1, **_keywords(norm=norm, act=nn.Hardswish))),
     ]
+    return lines, ratio, norm
+
+
+def _mobilenet_v3(
+    builder: str, setting, last_channel: int, num_classes: int, width_mult, dropout, block_keywords: dict, dilated
+):
+    check_keywords(builder, block_keywords, (InvertedResidual,), ("num_classes", "width_mult", "dropout", "dilated"))
+    positive_number("width_mult", width_mult, builder)
+    features, ratio, norm = v3_features(setting, width_mult, block_keywords, dilated=dilated)
+    last, _ = features[-1][0]
+    hidden = make_divisible(last_channel * width_mult)
+    lines = [features[:-1], _head(last, ratio, nn.Hardswish, norm, hidden, dropout, num_classes)]
     return _init(nv.build(lines), 3)  # the hidden 1x1 conv, the dropout and the classifier
 
 
 @register_model(weights=torchvision_weights)
 def mobilenet_v3_large(
-    num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
+    num_classes: int = 1000,
+    *,
+    width_mult: float = 1.0,
+    dropout: float = 0.2,
+    dilated: bool = False,
+    **block_keywords: Any,
 ) -> nv.Network:
     """MobileNetV3-Large (torchvision's ``mobilenet_v3_large``): BatchNorm eps 1e-3, momentum 0.01;
-    the classifier's hidden Linear + Hardswish is a 1x1 conv at ``"(1, 1)"``."""
-    return _mobilenet_v3("mobilenet_v3_large", _V3_LARGE, 1280, num_classes, width_mult, dropout, dict(block_keywords))
+    the classifier's hidden Linear + Hardswish is a 1x1 conv at ``"(1, 1)"``. ``dilated=True`` keeps
+    the last stage at ratio 16, dilated (torchvision's ``dilated=True``, DeepLabV3's backbone)."""
+    return _mobilenet_v3(
+        "mobilenet_v3_large", _V3_LARGE, 1280, num_classes, width_mult, dropout, dict(block_keywords), dilated
+    )
 
 
 @register_model(weights=torchvision_weights)
 def mobilenet_v3_small(
-    num_classes: int = 1000, *, width_mult: float = 1.0, dropout: float = 0.2, **block_keywords: Any
+    num_classes: int = 1000,
+    *,
+    width_mult: float = 1.0,
+    dropout: float = 0.2,
+    dilated: bool = False,
+    **block_keywords: Any,
 ) -> nv.Network:
     """MobileNetV3-Small (torchvision's ``mobilenet_v3_small``)."""
-    return _mobilenet_v3("mobilenet_v3_small", _V3_SMALL, 1024, num_classes, width_mult, dropout, dict(block_keywords))
+    return _mobilenet_v3(
+        "mobilenet_v3_small", _V3_SMALL, 1024, num_classes, width_mult, dropout, dict(block_keywords), dilated
+    )

@@ -25,6 +25,7 @@ stage, so ``net(x, outputs=["layer1", "layer2", "layer3", "layer4"])`` is a feat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from torch import nn
@@ -40,6 +41,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "BottleNeck",
+    "backbone_lines",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -99,7 +101,8 @@ class BasicBlock(_ResidualBlock):
     ``((128, 8), BasicBlock())`` after a line at ``(64, 4)`` is torchvision's downsampling
     ``BasicBlock``: the first conv has stride 2 and the skip a strided 1x1 conv + norm.
     The hidden width is ``int(out_channels / expansion * width) * groups`` (torchvision:
-    ``expansion=1, width=1, groups=1``); ``groups`` applies to both convs.
+    ``expansion=1, width=1, groups=1``); ``groups`` and ``dilation`` apply to both convs
+    (torchvision's ``BasicBlock`` refuses a dilation above 1).
     """
 
     default_expansion = 1
@@ -112,6 +115,7 @@ class BasicBlock(_ResidualBlock):
         norm=nn.BatchNorm2d,
         act=nn.ReLU,
         expansion: int = 1,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         hidden = self._hidden_channels(width, groups, expansion)
@@ -119,8 +123,8 @@ class BasicBlock(_ResidualBlock):
         self._add_residual(
             [
                 # line 0 is the block's input; this conv is strided when the line's ratio grows
-                ((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, act, groups))),
-                (dims_out, nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, None, groups))),
+                ((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, act, groups, dilation))),
+                (dims_out, nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, None, groups, dilation))),
             ],
             norm,
             act,
@@ -133,6 +137,8 @@ class Bottleneck(_ResidualBlock):
     As in torchvision (ResNet v1.5), the stride sits on the middle conv, and ``groups`` only
     there. The hidden width is ``int(out_channels / expansion * width) * groups``: ResNet-50 is
     ``width=1, groups=1``, ResNeXt-50 32x4d ``width=4 / 64, groups=32``, Wide ResNet-50-2 ``width=2``.
+    ``dilation`` dilates the middle conv (its padding is derived: ``dilation`` on each side), as in
+    torchvision's dilated stages (``replace_stride_with_dilation``).
     """
 
     default_expansion = 4
@@ -145,6 +151,7 @@ class Bottleneck(_ResidualBlock):
         norm=nn.BatchNorm2d,
         act=nn.ReLU,
         expansion: int = 4,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         hidden = self._hidden_channels(width, groups, expansion)
@@ -152,7 +159,7 @@ class Bottleneck(_ResidualBlock):
         self._add_residual(
             [
                 ((hidden, dims_in.shape), nv.Conv2d_BN_ReLU(1, **_conv(norm, act))),  # line 0 is the input
-                ((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, act, groups))),
+                ((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, **_conv(norm, act, groups, dilation))),
                 (dims_out, nv.Conv2d_BN_ReLU(1, **_conv(norm, None))),
             ],
             norm,
@@ -163,11 +170,13 @@ class Bottleneck(_ResidualBlock):
 BottleNeck = Bottleneck  # the spelling of the original neurlink README
 
 
-def _conv(norm, act, groups: int = 1) -> dict:
+def _conv(norm, act, groups: int = 1, dilation: int = 1) -> dict:
     """Keywords for ``Conv2d_BN_ReLU``, leaving out its defaults so that ``print(net)`` stays short."""
     keywords: dict = {}
     if groups != 1:
         keywords["groups"] = groups
+    if dilation != 1:
+        keywords["dilation"] = dilation
     if norm is not nn.BatchNorm2d:
         keywords["norm"] = norm
     if act is not nn.ReLU:
@@ -178,33 +187,83 @@ def _conv(norm, act, groups: int = 1) -> dict:
 # --- the networks ----------------------------------------------------------------------------
 
 
-def _stage(block: type[_ResidualBlock], channels: int, ratio: int, depth: int, tag: str, keywords: dict) -> list:
+def _stage(
+    block: type[_ResidualBlock], channels: int, ratio: int, depth: int, tag: str, keywords: dict, dilations: tuple
+) -> list:
     """``depth`` block lines at ``(channels, ratio)``; the last one carries the stage's tag.
 
     Only the first block changes dims (stride, channels); the others keep them, so their skips are identities.
+    ``dilations`` is (first block's, the others'): torchvision's first block of a dilated stage keeps
+    the previous stage's dilation (``_make_layer``'s ``previous_dilation``).
     """
-    return [((channels, ratio), block(**keywords))] * (depth - 1) + [((channels, ratio), block[-1, tag](**keywords))]
+
+    def make(dilation, selector=None):
+        extra = {"dilation": dilation} if dilation != 1 else {}
+        nerve = block if selector is None else block[selector]
+        return nerve(**extra, **keywords)
+
+    first, rest = dilations
+    lines = [((channels, ratio), make(first, None if depth > 1 else (-1, tag)))]
+    lines += [((channels, ratio), make(rest))] * max(depth - 2, 0)
+    if depth > 1:
+        lines.append(((channels, ratio), make(rest, (-1, tag))))
+    return lines
 
 
-def _resnet(
-    builder: str, block: type[_ResidualBlock], depths: tuple[int, int, int, int], num_classes: int, keywords: dict
-):
-    check_keywords(builder, keywords, (block,), ("num_classes",))
+def backbone_lines(
+    block: type[_ResidualBlock],
+    depths: tuple[int, int, int, int],
+    keywords: dict,
+    replace_stride_with_dilation=None,
+) -> list:
+    """The lines of a ResNet up to ``layer4`` (the Input, the stem and four tagged stages).
+
+    ``replace_stride_with_dilation`` (three bools, torchvision's keyword) keeps ``layer2``,
+    ``layer3``, ``layer4`` at the previous ratio and doubles the dilation instead: ``[False, True,
+    True]`` keeps ``layer3`` and ``layer4`` at ratio 8 with dilations 2 and 4 (DeepLabV3, FCN).
+    """
+    flags = [False, False, False] if replace_stride_with_dilation is None else replace_stride_with_dilation
+    if not isinstance(flags, (list, tuple)) or len(flags) != 3 or not all(isinstance(flag, bool) for flag in flags):
+        raise NerveArgumentError(
+            f"replace_stride_with_dilation={replace_stride_with_dilation!r}",
+            allowed="None or three bools, one for each of layer2, layer3 and layer4 (DeepLabV3: [False, True, True])",
+        )
     expansion = keywords.get("expansion", block.default_expansion)
     positive_int("expansion", expansion, block.__name__)  # before it multiplies the channels
     c = 64 * expansion
     # the blocks' norm and act also make the stem's, as torchvision's norm_layer does
     stem = _conv(keywords.get("norm", nn.BatchNorm2d), keywords.get("act", nn.ReLU))
+    stages, ratio, dilation = [], 4, 1
+    for k, (depth, dilate) in enumerate(zip(depths, (False, *flags))):
+        previous = dilation
+        if k and dilate:
+            dilation *= 2
+        elif k:
+            ratio *= 2
+        stages.append(_stage(block, c * 2**k, ratio, depth, f"layer{k + 1}", keywords, (previous, dilation)))
+    return [
+        ((3, 1), nv.Input()),
+        ((64, 2), nv.Conv2d_BN_ReLU[-1, "stem"](7, **stem)),  # 7x7, stride 2, padding 3
+        ((64, 4), nv.MaxPool2d(3)),  # 3x3, stride 2, padding 1
+        stages,
+    ]
+
+
+def _resnet(
+    builder: str,
+    block: type[_ResidualBlock],
+    depths: tuple[int, int, int, int],
+    num_classes: int,
+    keywords: dict,
+    dilation=None,
+):
+    check_keywords(builder, keywords, (block,), ("num_classes", "replace_stride_with_dilation"))
+    features = backbone_lines(block, depths, keywords, dilation)
+    channels = 8 * 64 * keywords.get("expansion", block.default_expansion)  # layer4's
     net = nv.build(
         [
-            ((3, 1), nv.Input()),
-            ((64, 2), nv.Conv2d_BN_ReLU[-1, "stem"](7, **stem)),  # 7x7, stride 2, padding 3
-            ((64, 4), nv.MaxPool2d(3)),  # 3x3, stride 2, padding 1
-            _stage(block, c, 4, depths[0], "layer1", keywords),
-            _stage(block, 2 * c, 8, depths[1], "layer2", keywords),
-            _stage(block, 4 * c, 16, depths[2], "layer3", keywords),
-            _stage(block, 8 * c, 32, depths[3], "layer4", keywords),
-            ((8 * c, "(1, 1)"), nv.AvgPool2d()),  # adaptive average pooling
+            features,
+            ((channels, "(1, 1)"), nv.AvgPool2d()),  # adaptive average pooling
             ((num_classes, "(1, 1)"), nv.Conv2d(1)),  # the classifier: torchvision's fc, as a 1x1 conv
         ]
     )
@@ -212,16 +271,17 @@ def _resnet(
     return net
 
 
-def _init_like_torchvision(net: nv.Network) -> None:
+def _init_like_torchvision(net: nv.Network, head_lines: int = 1) -> None:
     """torchvision's ResNet init: He-normal (fan_out) convs, norms at weight 1 and bias 0.
 
-    The head keeps PyTorch's default conv init, which for a 1x1 conv is nn.Linear's default,
-    what torchvision's ``fc`` gets.
+    The last ``head_lines`` lines keep PyTorch's default init, which for a 1x1 conv is nn.Linear's
+    default, what torchvision's ``fc`` gets (and what its segmentation heads get).
     """
     if next(net.parameters()).is_meta:
         return  # no values to set (and torch's init functions on meta tensors import torch._dynamo: seconds)
-    head = net.get_submodule(str(len(net.lines) - 1))
-    skip = {id(module) for module in head.modules()}
+    skip = set()
+    for index in range(len(net.lines) - head_lines, len(net.lines)):
+        skip.update(id(module) for module in net.get_submodule(str(index)).modules())
     for module in net.modules():
         if id(module) in skip:
             continue
@@ -233,58 +293,101 @@ def _init_like_torchvision(net: nv.Network) -> None:
 
 
 @register_model(weights=torchvision_weights)
-def resnet18(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
-    """ResNet-18 (torchvision's ``resnet18``): BasicBlocks 2, 2, 2, 2. Keywords go to every block."""
-    return _resnet("resnet18", BasicBlock, (2, 2, 2, 2), num_classes, block_keywords)
+def resnet18(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
+    """ResNet-18 (torchvision's ``resnet18``): BasicBlocks 2, 2, 2, 2. Keywords go to every block;
+    ``replace_stride_with_dilation`` (three bools) keeps layer2/3/4 at the previous ratio, dilated."""
+    return _resnet("resnet18", BasicBlock, (2, 2, 2, 2), num_classes, block_keywords, replace_stride_with_dilation)
 
 
 @register_model(weights=torchvision_weights)
-def resnet34(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnet34(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNet-34 (torchvision's ``resnet34``): BasicBlocks 3, 4, 6, 3."""
-    return _resnet("resnet34", BasicBlock, (3, 4, 6, 3), num_classes, block_keywords)
+    return _resnet("resnet34", BasicBlock, (3, 4, 6, 3), num_classes, block_keywords, replace_stride_with_dilation)
 
 
 @register_model(weights=torchvision_weights)
-def resnet50(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnet50(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNet-50 v1.5 (torchvision's ``resnet50``): Bottlenecks 3, 4, 6, 3."""
-    return _resnet("resnet50", Bottleneck, (3, 4, 6, 3), num_classes, block_keywords)
+    return _resnet("resnet50", Bottleneck, (3, 4, 6, 3), num_classes, block_keywords, replace_stride_with_dilation)
 
 
 @register_model(weights=torchvision_weights)
-def resnet101(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnet101(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNet-101 v1.5 (torchvision's ``resnet101``): Bottlenecks 3, 4, 23, 3."""
-    return _resnet("resnet101", Bottleneck, (3, 4, 23, 3), num_classes, block_keywords)
+    return _resnet("resnet101", Bottleneck, (3, 4, 23, 3), num_classes, block_keywords, replace_stride_with_dilation)
 
 
 @register_model(weights=torchvision_weights)
-def resnet152(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnet152(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNet-152 v1.5 (torchvision's ``resnet152``): Bottlenecks 3, 8, 36, 3."""
-    return _resnet("resnet152", Bottleneck, (3, 8, 36, 3), num_classes, block_keywords)
+    return _resnet("resnet152", Bottleneck, (3, 8, 36, 3), num_classes, block_keywords, replace_stride_with_dilation)
 
 
 @register_model(weights=torchvision_weights)
-def resnext50_32x4d(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnext50_32x4d(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNeXt-50 32x4d (torchvision's ``resnext50_32x4d``): 32 groups of 4 channels per 64 planes."""
     return _resnet(
-        "resnext50_32x4d", Bottleneck, (3, 4, 6, 3), num_classes, {"groups": 32, "width": 4 / 64, **block_keywords}
+        "resnext50_32x4d",
+        Bottleneck,
+        (3, 4, 6, 3),
+        num_classes,
+        {"groups": 32, "width": 4 / 64, **block_keywords},
+        replace_stride_with_dilation,
     )
 
 
 @register_model(weights=torchvision_weights)
-def resnext101_32x8d(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def resnext101_32x8d(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """ResNeXt-101 32x8d (torchvision's ``resnext101_32x8d``): 32 groups of 8 channels per 64 planes."""
     return _resnet(
-        "resnext101_32x8d", Bottleneck, (3, 4, 23, 3), num_classes, {"groups": 32, "width": 8 / 64, **block_keywords}
+        "resnext101_32x8d",
+        Bottleneck,
+        (3, 4, 23, 3),
+        num_classes,
+        {"groups": 32, "width": 8 / 64, **block_keywords},
+        replace_stride_with_dilation,
     )
 
 
 @register_model(weights=torchvision_weights)
-def wide_resnet50_2(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def wide_resnet50_2(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """Wide ResNet-50-2 (torchvision's ``wide_resnet50_2``): bottlenecks twice as wide inside."""
-    return _resnet("wide_resnet50_2", Bottleneck, (3, 4, 6, 3), num_classes, {"width": 2.0, **block_keywords})
+    return _resnet(
+        "wide_resnet50_2",
+        Bottleneck,
+        (3, 4, 6, 3),
+        num_classes,
+        {"width": 2.0, **block_keywords},
+        replace_stride_with_dilation,
+    )
 
 
 @register_model(weights=torchvision_weights)
-def wide_resnet101_2(num_classes: int = 1000, **block_keywords: Any) -> nv.Network:
+def wide_resnet101_2(
+    num_classes: int = 1000, *, replace_stride_with_dilation: Sequence[bool] | None = None, **block_keywords: Any
+) -> nv.Network:
     """Wide ResNet-101-2 (torchvision's ``wide_resnet101_2``): bottlenecks twice as wide inside."""
-    return _resnet("wide_resnet101_2", Bottleneck, (3, 4, 23, 3), num_classes, {"width": 2.0, **block_keywords})
+    return _resnet(
+        "wide_resnet101_2",
+        Bottleneck,
+        (3, 4, 23, 3),
+        num_classes,
+        {"width": 2.0, **block_keywords},
+        replace_stride_with_dilation,
+    )

@@ -1,4 +1,5 @@
-"""torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt.
+"""torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
+and the segmentation models FCN, DeepLabV3 and LR-ASPP (``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
 blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
@@ -28,6 +29,7 @@ from torch import nn
 from .._state_dict import Pair, export_pairs, load_pairs
 from ._features import features_pairs, is_features_family
 from ._resnet import resnet_pairs
+from ._segmentation import is_segmentation, segmentation_pairs
 
 __all__ = ["load_torchvision", "to_torchvision_state_dict"]
 
@@ -36,6 +38,7 @@ Model = TypeVar("Model", bound=nn.Module)
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
     """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet or ConvNeXt family
+    or of a segmentation model (FCN, DeepLabV3, LR-ASPP)
     (or the torchvision model itself) into ``model``.
 
     Strict: every tensor of ``state_dict`` is used and every parameter and buffer of ``model``
@@ -61,6 +64,8 @@ def to_torchvision_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor
 
 def _pairs(model: nn.Module) -> list[Pair]:
     """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
+    if is_segmentation(model):
+        return segmentation_pairs(model)
     if is_features_family(model):
         return features_pairs(model)
     return resnet_pairs(model)

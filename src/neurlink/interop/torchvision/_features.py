@@ -35,12 +35,17 @@ def is_features_family(model: nn.Module) -> bool:
     return any(isinstance(module, _BLOCKS) for module in model.children())
 
 
-def features_pairs(model: nn.Module) -> list[Pair]:
-    """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
-    lines = list(model.named_children())
+def features_pairs(model: nn.Module, lines: list | None = None, family: str | None = None) -> list[Pair]:
+    """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order.
+
+    ``lines`` ((name, module) pairs) walks only those lines, a backbone's ``features`` (of
+    ``family``), and leaves the check that every tensor is mapped to the caller.
+    """
+    backbone = lines is not None
+    lines = list(model.named_children()) if lines is None else lines
     pool = max((k for k, (_, module) in enumerate(lines) if isinstance(module, AvgPoolNd)), default=len(lines))
     blocks = [module for _, module in lines if isinstance(module, _BLOCKS)]
-    family = _family(blocks, lines[pool + 1 :])
+    family = family or _family(blocks, lines[pool + 1 :])
     pairs: list[Pair] = []
     item, stage_dims, in_stage, norm = -1, None, 0, None
     for name, module in lines[:pool]:
@@ -80,7 +85,8 @@ def features_pairs(model: nn.Module) -> list[Pair]:
     if norm is not None:
         raise StateDictError(f"line {norm[0]} (LayerNorm2d) is not followed by a conv, as in ConvNeXt's downsampling")
     pairs.extend(_classifier_pairs(lines[pool + 1 :], family))
-    check_complete(model, pairs, "torchvision", family)
+    if not backbone:
+        check_complete(model, pairs, "torchvision", family)
     return pairs
 
 

@@ -16,12 +16,16 @@ from ...nerves import ConvNd
 from .._state_dict import Pair, block_pairs, check_complete, conv_pairs, has_state, is_block, linear_pairs
 
 
-def resnet_pairs(model: nn.Module) -> list[Pair]:
-    """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
+def resnet_pairs(model: nn.Module, lines: list | None = None) -> list[Pair]:
+    """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order.
+
+    ``lines`` ((name, module) pairs) walks only those lines, a backbone's, and leaves the check that
+    every tensor is mapped to the caller.
+    """
     pairs: list[Pair] = []
     stem = head = None
     stage, block, stage_dims = 0, -1, None
-    for name, module in model.named_children():
+    for name, module in model.named_children() if lines is None else lines:
         if not has_state(module):  # Input, pooling, activations
             continue
         where = f"line {name} ({type(module).__name__})"
@@ -46,5 +50,6 @@ def resnet_pairs(model: nn.Module) -> list[Pair]:
             raise StateDictError(
                 f"{where} has weights, but torchvision's ResNet has only a stem conv, residual blocks and an fc here"
             )
-    check_complete(model, pairs, "torchvision", "ResNet")
+    if lines is None:
+        check_complete(model, pairs, "torchvision", "ResNet")
     return pairs

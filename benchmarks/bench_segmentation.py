@@ -1,0 +1,152 @@
+"""neurlink's segmentation models against torchvision's and smp's, side by side in one process.
+
+Every case runs both models with the same weights, interleaved round by round (the order
+alternates), and reports medians and the neurlink / reference ratio:
+
+    python benchmarks/bench_segmentation.py [--quick] [--json results_segmentation.json]
+
+Targets (issue 13, 2 CPU threads): eager inference at 224x224 batch 1 <= 1.03 for deeplabv3_resnet50
+and lraspp_mobilenet_v3_large (vs torchvision, ``model(x)["out"]``) and unet_resnet34 (vs
+``smp.Unet("resnet34")``); a training step (forward, backward, SGD; 128x128 batch 4) <= 1.03 for
+lraspp_mobilenet_v3_large and unet_resnet34; peak inference memory (``no_grad``, 224x224) <= 1.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+import torchvision
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_vs_torchvision import interleaved  # noqa: E402
+from memory_meter import PeakMemory  # noqa: E402
+
+import neurlink  # noqa: E402
+from neurlink.interop import load_smp, load_torchvision  # noqa: E402
+
+
+class Out(nn.Module):
+    """torchvision's segmentation model returning its ``["out"]`` tensor, as ours returns it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)["out"]
+
+
+def pair(name: str) -> tuple[nn.Module, nn.Module]:
+    """A reference model and the neurlink model with the same weights."""
+    if name.startswith("unet_"):
+        reference = smp.Unet(name.removeprefix("unet_"), encoder_weights=None, classes=1)
+        return load_smp(getattr(neurlink, name)(), reference), reference
+    reference = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
+    return load_torchvision(getattr(neurlink, name)(), reference), Out(reference)
+
+
+def inference(name: str, size: int, batch: int, rounds: int):
+    model, reference = pair(name)
+    model.eval(), reference.eval()
+    x = torch.randn(batch, 3, size, size)
+
+    def run(m):
+        def call():
+            with torch.inference_mode():
+                m(x)
+
+        return call
+
+    return interleaved(run(model), run(reference), rounds)
+
+
+def training_step(name: str, size: int, batch: int, rounds: int):
+    model, reference = pair(name)
+    x = torch.randn(batch, 3, size, size)
+
+    def run(m):
+        optimizer = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            m(x).square().mean().backward()
+            optimizer.step()
+
+        return step
+
+    return interleaved(run(model), run(reference), rounds, warmup=2)
+
+
+def peak_memory(name: str, size: int, batch: int):
+    model, reference = pair(name)
+    model.eval(), reference.eval()
+    peaks = []
+    for m in (model, reference):
+        x = torch.randn(batch, 3, size, size)
+        with torch.no_grad():
+            m(x)  # neurlink checks every line's output on the first call of a size; measure the calls after it
+        gc.collect()
+        with torch.no_grad(), PeakMemory(x, *m.parameters(), *m.buffers()) as meter:
+            m(x)
+        peaks.append(meter.peak)
+    return tuple(peaks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # random weights make subnormal floats: slow and erratic on CPUs
+    scale = 0.2 if args.quick else 1.0
+
+    def rounds(n: int) -> int:
+        return max(3, int(n * scale))
+
+    rows = []
+
+    def report(case: str, unit: str, ours: float, theirs: float, target: float, baseline: str):
+        ratio = ours / theirs
+        rows.append({"case": case, "unit": unit, "neurlink": ours, baseline: theirs, "ratio": ratio, "target": target})
+        status = f"(<= {target})  " + ("ok" if ratio <= target else "MISSED")
+        print(f"{case:<48} {ours:>10.4g} {theirs:>10.4g} {unit:<3} {ratio:>6.3f}  {status}  vs {baseline}", flush=True)
+
+    print(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, smp {smp.__version__},"
+        f" {args.threads} threads, {platform.processor() or platform.machine()}"
+    )
+    print(f"{'case':<48} {'neurlink':>10} {'reference':>10}     {'ratio':>6}")
+    for name, n, baseline in (
+        ("deeplabv3_resnet50", 20, "torchvision"),
+        ("lraspp_mobilenet_v3_large", 100, "torchvision"),
+        ("unet_resnet34", 40, "smp"),
+    ):
+        a, b = inference(name, 224, 1, rounds(n))
+        report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03, baseline)
+    for name, n, baseline in (("lraspp_mobilenet_v3_large", 30, "torchvision"), ("unet_resnet34", 16, "smp")):
+        a, b = training_step(name, 128, 4, rounds(n))
+        report(f"training step {name} 128x128 b4", "ms", a * 1e3, b * 1e3, 1.03, baseline)
+    for name, batch, baseline in (
+        ("deeplabv3_resnet50", 2, "torchvision"),
+        ("lraspp_mobilenet_v3_large", 8, "torchvision"),
+        ("unet_resnet34", 4, "smp"),
+    ):
+        a, b = peak_memory(name, 224, batch)
+        report(f"peak inference memory {name} 224 b{batch}", "MB", a / 2**20, b / 2**20, 1.05, baseline)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
