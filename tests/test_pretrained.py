@@ -93,6 +93,8 @@ def _round_trip(net, directory, x, **keywords):
         ("mobilenet_v3_small", 32),
         ("efficientnet_b0", 32),
         ("convnext_tiny", 32),
+        ("lraspp_mobilenet_v3_large", 33),
+        ("unet_resnet18", 37),
     ],
 )
 def test_every_zoo_family_round_trips_bit_exactly(tmp_path, name, size):
