@@ -281,3 +281,42 @@ def test_loaders_are_strict() -> None:
         load_torchvision(lraspp, reference.state_dict())
     with pytest.raises(neurlink.StateDictError, match="no UnetDecoderBlock line"):
         load_smp(lraspp, {})
+
+
+# --- what a review found ----------------------------------------------------------------------
+
+
+def test_the_aux_head_is_the_one_feeding_the_aux_line_in_any_order() -> None:
+    from neurlink.models.resnet import Bottleneck, backbone_lines
+
+    torch.manual_seed(0)
+    reference = tv_segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=4, aux_loss=True)
+    reference.eval()
+
+    def up(tag):
+        return ((4, 1), nv.Interpolate[-1, tag]("bilinear", align_corners=False))
+
+    net = nv.build(
+        [
+            backbone_lines(Bottleneck, (3, 4, 6, 3), {}, [False, True, True]),
+            ((4, 8), FCNHead["layer3"]()),  # the aux head written first
+            up("aux"),
+            ((4, 8), DeepLabHead["layer4"]()),
+            up("out"),
+        ],
+        outputs=["out", "aux"],
+    )
+    load_torchvision(net, reference).eval()
+    assert list(to_torchvision_state_dict(net)) == list(reference.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out, aux = net(x)
+        expected = reference(x)
+    torch.testing.assert_close(out, expected["out"])
+    torch.testing.assert_close(aux, expected["aux"])
+
+
+def test_dilation_and_dilated_stages_are_not_given_together() -> None:
+    with pytest.raises(neurlink.NerveArgumentError, match="each dilated stage sets its blocks' dilation"):
+        with torch.device("meta"):
+            neurlink.resnet50(dilation=2, replace_stride_with_dilation=[False, True, True])

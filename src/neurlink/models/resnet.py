@@ -228,6 +228,12 @@ def backbone_lines(
             f"replace_stride_with_dilation={replace_stride_with_dilation!r}",
             allowed="None or three bools, one for each of layer2, layer3 and layer4 (DeepLabV3: [False, True, True])",
         )
+    if "dilation" in keywords and any(flags):
+        raise NerveArgumentError(
+            f"dilation={keywords['dilation']!r} with replace_stride_with_dilation={list(flags)}: each dilated stage"
+            " sets its blocks' dilation",
+            allowed="replace_stride_with_dilation alone (torchvision's keyword), or dilation without it",
+        )
     expansion = keywords.get("expansion", block.default_expansion)
     positive_int("expansion", expansion, block.__name__)  # before it multiplies the channels
     c = 64 * expansion

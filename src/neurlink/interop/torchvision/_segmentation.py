@@ -3,8 +3,8 @@
 The lines before the first head nerve (:class:`~neurlink.models.segmentation.FCNHead`,
 ``DeepLabHead``, ``LRASPPHead``) are the ``backbone``, mapped as a ResNet (``backbone.conv1``,
 ``backbone.layer1.0.conv1``) or as MobileNetV3's ``features`` (``backbone.0.0``,
-``backbone.1.block.0.0``); the first head is the ``classifier``, a second one the
-``aux_classifier``. Inside ``FCNHead`` and ``DeepLabHead`` the sub-lines are the items of
+``backbone.1.block.0.0``); the head feeding the line tagged ``aux`` is the ``aux_classifier``
+(without that tag, the second head), the other the ``classifier``. Inside ``FCNHead`` and ``DeepLabHead`` the sub-lines are the items of
 torchvision's ``Sequential`` (a conv line is its conv, norm and activation; an ASPP is one item);
 ASPP and LR-ASPP record which sub-line is which branch.
 """
@@ -42,7 +42,7 @@ def segmentation_pairs(model: nn.Module) -> list[Pair]:
     else:
         pairs = [Pair(pair.neurlink, f"backbone.{pair.reference}") for pair in resnet_pairs(model, backbone)]
         architecture = "ResNet segmentation model"
-    heads = 0
+    heads = []
     for name, module in lines[first:]:
         if not isinstance(module, _HEADS):
             if has_state(module):
@@ -51,19 +51,43 @@ def segmentation_pairs(model: nn.Module) -> list[Pair]:
                     " models end with a classifier (and an aux_classifier)"
                 )
             continue
-        if heads == 2:
+        if len(heads) == 2:
             raise StateDictError(
                 f"line {name} ({type(module).__name__}) is a third head; torchvision has a classifier and an"
                 " aux_classifier"
             )
-        target = ("classifier.", "aux_classifier.")[heads]
-        heads += 1
+        heads.append((name, module))
+    # the aux_classifier is the head that feeds the line tagged "aux" (as the zoo's builders tag it),
+    # whatever the order of the lines; without that tag, the second head
+    aux = _feeding(model, "aux", {name for name, _ in heads})
+    if aux is not None:
+        heads.sort(key=lambda head: head[0] == aux)
+    for number, (name, module) in enumerate(heads):
+        target = ("classifier.", "aux_classifier.")[number]
         if isinstance(module, LRASPPHead):
             pairs.extend(_lraspp_pairs(module, f"{name}.", target))
         else:
             pairs.extend(_sequential_pairs(module, f"{name}.", target))
     check_complete(model, pairs, "torchvision", architecture)
     return pairs
+
+
+def _feeding(model: nn.Module, tag: str, heads: set[str]) -> str | None:
+    """The head line whose output reaches the line tagged ``tag``, walking selections back from it."""
+    entries = getattr(model, "lines", None)
+    tagged = [entry for entry in entries or () if entry.tag == tag]
+    if not tagged:
+        return None
+    todo, seen = [tagged[0].index], set()
+    while todo:
+        index = todo.pop()
+        if index in seen:
+            continue
+        seen.add(index)
+        if entries[index].name in heads:
+            return entries[index].name
+        todo.extend(ref.line for ref in entries[index].refs)
+    return None
 
 
 def _sequential_pairs(head: nn.Module, prefix: str, target: str) -> Iterator[Pair]:
