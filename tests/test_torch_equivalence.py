@@ -142,3 +142,22 @@ def test_skip_connect_without_projection_is_a_plain_add():
     assert single(net).project is None
     x = torch.randn(1, 8, 5, 5)
     torch.testing.assert_close(net(x), x + net(x, outputs=[1])[0])
+
+
+def test_a_head_on_a_pooled_map_is_a_linear_layer_with_a_conv_weight():
+    """The 1x1 conv of a "(1, 1)" line runs as F.linear (faster on CPU), equal to nn.Conv2d and nn.Linear."""
+    import torch.nn.utils.prune as prune
+
+    from neurlink.nn.pointwise import Conv2dOnPoints
+
+    net = nv.build([((8, "(1, 1)"), nv.Input()), ((5, "(1, 1)"), nv.Conv2d(1))])
+    head = net[1].conv
+    assert isinstance(head, Conv2dOnPoints) and isinstance(head, torch.nn.Conv2d)
+    x = torch.randn(3, 8, 1, 1, requires_grad=True)
+    y = net(x)
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, head.weight, head.bias))
+    y.sum().backward()
+    torch.testing.assert_close(head.weight.grad.flatten(1), torch.ones(3, 5).T @ x.detach().flatten(1))
+    prune.l1_unstructured(head, "weight", amount=0.5)  # pruning reads self.weight in forward, as for any conv
+    torch.testing.assert_close(net(x), torch.nn.functional.conv2d(x, head.weight, head.bias))
+    assert int((head.weight == 0).sum()) == 20

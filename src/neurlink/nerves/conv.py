@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import NerveArgumentError
 from ..nerve import Nerve
-from ..nn import to_size
+from ..nn import pointwise, to_size
 from ..table import torch_rank
 from . import _runtime
 from ._args import DEFAULT, check_shape_ranks, make_act, make_norm, ntuple, positive_int
@@ -143,10 +143,13 @@ class ConvNd(Nerve):
             symmetric = geometry.kind == "static" and all(left == right for left, right in geometry.padding)
             padding = tuple(left for left, _ in geometry.padding) if symmetric else 0
             self._pad_first = not symmetric
-            self.conv = _TORCH_CONV[rank](
-                *channels, kernel, geometry.stride, padding, dilation, groups, bias,
-                padding_mode if symmetric else "zeros",
-            )  # fmt: skip
+            if _on_points(rank, dims_in.shape, kernel, geometry.stride, padding, dilation, groups):
+                self.conv = pointwise.Conv2dOnPoints(*channels, bias=bias)  # a classifier on a pooled map
+            else:
+                self.conv = _TORCH_CONV[rank](
+                    *channels, kernel, geometry.stride, padding, dilation, groups, bias,
+                    padding_mode if symmetric else "zeros",
+                )  # fmt: skip
         self._kernel, self._dilation = kernel, dilation
         self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
 
@@ -170,6 +173,22 @@ class ConvNd(Nerve):
             if self._modules[name] is not None:
                 x = ops.module(name, x)
         return x
+
+
+def _on_points(rank: int, shape, kernel, stride, padding, dilation, groups: int) -> bool:
+    """A plain 1x1 conv reading a line of 1x1 maps (``"(1, 1)"``): a Linear layer, computed as one."""
+    ones = (1,) * rank
+    return (
+        rank == 2
+        and shape.is_absolute
+        and not shape.is_vector
+        and shape.absolute_for(rank) == ones
+        and tuple(kernel) == ones
+        and tuple(stride) == ones
+        and tuple(dilation) == ones
+        and padding in (0, (0,) * rank)
+        and groups == 1
+    )
 
 
 class Conv1d(ConvNd):
