@@ -167,8 +167,8 @@ class HRModule(_Branches):
     is timm's ``HighResolutionModule`` with four ``BasicBlock``\\ s per branch (``blocks`` may be a
     tuple, one count per branch; ``block`` any block nerve, ``block_keywords`` go to each). Output
     branch ``i`` is ``act(sum over j)`` of input branch ``j`` brought to branch ``i``'s dims: itself for
-    ``j == i``; a 1x1 conv -> norm, resized (``mode``, nearest by default) to branch ``i``'s declared
-    ratio, for a lower-resolution branch; 3x3 stride-2 convs for a higher-resolution one, with
+    ``j == i``; a 1x1 conv -> norm, resized (``mode``, nearest by default) to the size of branch ``i``
+    (its declared ratio, so the module needs no base shape), for a lower-resolution branch; 3x3 stride-2 convs for a higher-resolution one, with
     ``act`` between them. A branch's blocks may change its channels (the first one projects its skip).
     """
 
