@@ -14,7 +14,6 @@ lraspp_mobilenet_v3_large and unet_resnet34; peak inference memory (``no_grad``,
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import sys
@@ -27,8 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_vs_torchvision import interleaved  # noqa: E402
-from memory_meter import PeakMemory  # noqa: E402
+from side_by_side import inference, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 from neurlink.interop import load_smp, load_torchvision  # noqa: E402
@@ -54,51 +52,9 @@ def pair(name: str) -> tuple[nn.Module, nn.Module]:
     return load_torchvision(getattr(neurlink, name)(), reference), Out(reference)
 
 
-def inference(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    x = torch.randn(batch, 3, size, size)
-
-    def run(m):
-        def call():
-            with torch.inference_mode():
-                m(x)
-
-        return call
-
-    return interleaved(run(model), run(reference), rounds)
-
-
-def training_step(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    x = torch.randn(batch, 3, size, size)
-
-    def run(m):
-        optimizer = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            m(x).square().mean().backward()
-            optimizer.step()
-
-        return step
-
-    return interleaved(run(model), run(reference), rounds, warmup=2)
-
-
-def peak_memory(name: str, size: int, batch: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    peaks = []
-    for m in (model, reference):
-        x = torch.randn(batch, 3, size, size)
-        with torch.no_grad():
-            m(x)  # neurlink checks every line's output on the first call of a size; measure the calls after it
-        gc.collect()
-        with torch.no_grad(), PeakMemory(x, *m.parameters(), *m.buffers()) as meter:
-            m(x)
-        peaks.append(meter.peak)
-    return tuple(peaks)
+def _mean_square(output: torch.Tensor) -> torch.Tensor:
+    """The training objective of the segmentation cases: the mean of the squared logits."""
+    return output.square().mean()
 
 
 def main() -> None:
@@ -132,17 +88,17 @@ def main() -> None:
         ("lraspp_mobilenet_v3_large", 100, "torchvision"),
         ("unet_resnet34", 40, "smp"),
     ):
-        a, b = inference(name, 224, 1, rounds(n))
+        a, b = inference(*pair(name), 224, 1, rounds(n))
         report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03, baseline)
     for name, n, baseline in (("lraspp_mobilenet_v3_large", 30, "torchvision"), ("unet_resnet34", 16, "smp")):
-        a, b = training_step(name, 128, 4, rounds(n))
+        a, b = training_step(*pair(name), 128, 4, rounds(n), objective=_mean_square)
         report(f"training step {name} 128x128 b4", "ms", a * 1e3, b * 1e3, 1.03, baseline)
     for name, batch, baseline in (
         ("deeplabv3_resnet50", 2, "torchvision"),
         ("lraspp_mobilenet_v3_large", 8, "torchvision"),
         ("unet_resnet34", 4, "smp"),
     ):
-        a, b = peak_memory(name, 224, batch)
+        a, b = peak_memory(*pair(name), 224, batch)
         report(f"peak inference memory {name} 224 b{batch}", "MB", a / 2**20, b / 2**20, 1.05, baseline)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

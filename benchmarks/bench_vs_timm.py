@@ -13,7 +13,6 @@ Targets (issue 11, 2 CPU threads): inference at 224, batch 1, for hrnet_w18_smal
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import sys
@@ -24,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_vs_torchvision import interleaved  # noqa: E402
-from memory_meter import PeakMemory  # noqa: E402
+from side_by_side import inference, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 from neurlink.interop import load_timm  # noqa: E402
@@ -36,54 +34,6 @@ def pair(name: str):
     reference = timm.create_model(name)
     model = load_timm(getattr(neurlink, name)(), reference)
     return model, reference
-
-
-def inference(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    x = torch.randn(batch, 3, size, size)
-
-    def run(m):
-        def call():
-            with torch.inference_mode():
-                m(x)
-
-        return call
-
-    return interleaved(run(model), run(reference), rounds)
-
-
-def training_step(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    x, target = torch.randn(batch, 3, size, size), torch.randint(0, 1000, (batch,))
-    loss = torch.nn.CrossEntropyLoss()
-
-    def run(m):
-        optimizer = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            loss(m(x).flatten(1), target).backward()
-            optimizer.step()
-
-        return step
-
-    return interleaved(run(model), run(reference), rounds, warmup=2)
-
-
-def peak_memory(name: str, size: int, batch: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    peaks = []
-    for m in (model, reference):
-        x = torch.randn(batch, 3, size, size)
-        with torch.no_grad():
-            m(x)  # neurlink checks every line's output on the first call of a size; measure the calls after it
-        gc.collect()
-        with torch.no_grad(), PeakMemory(x, *m.parameters(), *m.buffers()) as meter:
-            m(x)
-        peaks.append(meter.peak)
-    return tuple(peaks)
 
 
 def main() -> None:
@@ -110,13 +60,13 @@ def main() -> None:
     print(f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, {platform.machine()}")
     print(f"{'case':<44} {'neurlink':>10} {'timm':>10}     {'ratio':>6}")
     for name in ("hrnet_w18_small", "hrnet_w18"):
-        a, b = inference(name, 224, 1, rounds(40))
+        a, b = inference(*pair(name), 224, 1, rounds(40))
         report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
     for name in ("hrnet_w18_small", "hrnet_w18"):
-        a, b = training_step(name, 128, 4, rounds(15))
+        a, b = training_step(*pair(name), 128, 4, rounds(15))
         report(f"training step {name} 128x128 b4", "ms", a * 1e3, b * 1e3, 1.03)
     for name in ("hrnet_w18_small", "hrnet_w18"):
-        a, b = peak_memory(name, 224, 8)
+        a, b = peak_memory(*pair(name), 224, 8)
         report(f"peak inference memory {name} 224 b8", "MB", a / 2**20, b / 2**20, 1.05)
     if args.json:
         payload = {"torch": torch.__version__, "timm": timm.__version__, "threads": args.threads, "rows": rows}

@@ -20,10 +20,8 @@ and building convnext_large <= 1.2 (vs torchvision's constructor).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from memory_meter import PeakMemory  # noqa: E402
+from side_by_side import inference, interleaved, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 import neurlink.nerves as nv  # noqa: E402
@@ -47,67 +45,6 @@ def pair(name: str, **kwargs):
     model = getattr(neurlink, name)(**kwargs)
     load_torchvision(model, reference.state_dict())
     return model, reference
-
-
-def interleaved(fn_a, fn_b, rounds: int, warmup: int = 3) -> tuple[float, float]:
-    """Median seconds of two callables timed in alternating order, round by round."""
-    for _ in range(warmup):
-        fn_a(), fn_b()
-    times_a, times_b = [], []
-    for i in range(rounds):
-        for fn, times in ((fn_a, times_a), (fn_b, times_b)) if i % 2 == 0 else ((fn_b, times_b), (fn_a, times_a)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
-
-
-def inference(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    x = torch.randn(batch, 3, size, size)
-
-    def run(m):
-        def call():
-            with torch.inference_mode():
-                m(x)
-
-        return call
-
-    return interleaved(run(model), run(reference), rounds)
-
-
-def training_step(name: str, size: int, batch: int, rounds: int):
-    model, reference = pair(name)
-    x, target = torch.randn(batch, 3, size, size), torch.randint(0, 1000, (batch,))
-    loss = torch.nn.CrossEntropyLoss()
-
-    def run(m):
-        optimizer = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            loss(m(x).flatten(1), target).backward()
-            optimizer.step()
-
-        return step
-
-    return interleaved(run(model), run(reference), rounds, warmup=2)
-
-
-def peak_memory(name: str, size: int, batch: int):
-    model, reference = pair(name)
-    model.eval(), reference.eval()
-    peaks = []
-    for m in (model, reference):
-        x = torch.randn(batch, 3, size, size)
-        with torch.no_grad():
-            m(x)  # neurlink checks every line's output on the first call of a size; measure the calls after it
-        gc.collect()
-        with torch.no_grad(), PeakMemory(x, *m.parameters(), *m.buffers()) as meter:
-            m(x)
-        peaks.append(meter.peak)
-    return tuple(peaks)
 
 
 def build_time(name: str, rounds: int):
@@ -159,13 +96,13 @@ def main() -> None:
     )
     print(f"{'case':<44} {'neurlink':>10} {'reference':>10}     {'ratio':>6}")
     if args.only != "families":
-        a, b = inference("resnet50", 224, 1, rounds(60))
+        a, b = inference(*pair("resnet50"), 224, 1, rounds(60))
         report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
-        a, b = inference("resnet18", 32, 1, rounds(400))
+        a, b = inference(*pair("resnet18"), 32, 1, rounds(400))
         report("inference resnet18 32x32 b1", "ms", a * 1e3, b * 1e3, 1.03)
-        a, b = training_step("resnet50", 128, 8, rounds(20))
+        a, b = training_step(*pair("resnet50"), 128, 8, rounds(20))
         report("training step resnet50 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
-        a, b = peak_memory("resnet50", 224, 16)
+        a, b = peak_memory(*pair("resnet50"), 224, 16)
         report("peak inference memory resnet50 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
         a, b = build_time("resnet152", rounds(6))
         report("build resnet152", "ms", a * 1e3, b * 1e3, 1.2)
@@ -188,13 +125,13 @@ def main() -> None:
     if args.only != "resnet":
         families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
         for name in families:
-            a, b = inference(name, 224, 1, rounds(60))
+            a, b = inference(*pair(name), 224, 1, rounds(60))
             report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
         for name in families:
-            a, b = training_step(name, 128, 8, rounds(12))
+            a, b = training_step(*pair(name), 128, 8, rounds(12))
             report(f"training step {name} 128x128 b8", "ms", a * 1e3, b * 1e3, 1.03)
         for name in families:
-            a, b = peak_memory(name, 224, 16)
+            a, b = peak_memory(*pair(name), 224, 16)
             report(f"peak inference memory {name} 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
         a, b = build_time("convnext_large", rounds(4))
         report("build convnext_large", "ms", a * 1e3, b * 1e3, 1.2)
