@@ -1,5 +1,8 @@
 """Definitions and reference figures shared by several test files."""
 
+import torch
+from torch import nn
+
 import neurlink.nerves as nv
 
 
@@ -106,3 +109,37 @@ SEGMENTATION_PARAMETERS = {  # torchvision's (weights=None, weights_backbone=Non
     "unet_resnet34": 24_436_369,
     "unet_resnet50": 32_521_105,
 }
+
+
+# --- comparing zoo models with their references -----------------------------------------------
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def randomize_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
+    """Random affine parameters and real, per-channel running statistics, so that a wrong
+    mapping (a swapped norm, mean for var) changes the outputs, which still stay well scaled:
+    the statistics are those of a batch through the model (momentum 1)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for norm in norms:
+            norm.weight.copy_(torch.rand(norm.weight.shape, generator=generator) + 0.5)
+            norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator) * 0.2)
+            norm.momentum = 1.0  # the running statistics become those of the next batch
+        model.train()
+        model(torch.randn(2, 3, 64, 64, generator=generator))
+        for norm in norms:
+            norm.momentum = 0.1
+            norm.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=generator)))
+    model.eval()
+
+
+def assert_same_outputs(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    """Classifier logits equal to 1e-5 relative. Everything up to the head is bitwise equal; the head
+    is a 1x1 conv here and a Linear in the reference, which may sum in different orders, so an output
+    near zero can differ by 1e-5 of the output's scale (deep networks reach tens) rather than of its own value."""
+    assert ours.shape == (*theirs.shape, 1, 1)
+    scale = max(1.0, theirs.abs().max().item())
+    torch.testing.assert_close(ours.flatten(1), theirs, rtol=1e-5, atol=1e-5 * scale)

@@ -80,12 +80,7 @@ MODELS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def flush_denormals():
-    """Random-weight zoo models make many subnormal floats, on which CPUs are 10-100x slower."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random-weight zoo models, flushed
 
 
 def close(a, b, tol=1e-5):

@@ -8,7 +8,7 @@ import functools
 import pytest
 import torch
 import torchvision
-from networks import FAMILY_PARAMETERS
+from networks import FAMILY_PARAMETERS, assert_same_outputs, count
 from torch import nn
 from torchvision.ops import SqueezeExcitation as TorchvisionSE
 from torchvision.ops import StochasticDepth as TorchvisionStochasticDepth
@@ -21,23 +21,13 @@ from neurlink.models.convnext import ConvNeXtBlock
 from neurlink.models.efficientnet import MBConv
 from neurlink.models.mobilenet import InvertedResidual, make_divisible
 
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
+
 # Building and running these takes more than a few seconds each on a small CI machine.
 SLOW = {"efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "convnext_small", "convnext_base", "convnext_large"}
 BUILDERS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in FAMILY_PARAMETERS]
 # compared output for output with torchvision's, in the default run
 COMPARED = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b3"]
-
-
-@pytest.fixture(autouse=True)
-def flush_denormals():
-    """Random-weight networks make many subnormal floats, on which CPUs are 10-100x slower."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def randomize(model: nn.Module, generator: torch.Generator) -> None:
@@ -58,13 +48,6 @@ def randomize(model: nn.Module, generator: torch.Generator) -> None:
             if isinstance(getattr(module, "layer_scale", None), nn.Parameter):
                 module.layer_scale.copy_(torch.rand(module.layer_scale.shape, generator=generator) * 0.5)
     model.eval()
-
-
-def assert_same_outputs(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    """Equal to 1e-5 relative to the output's scale (the heads sum in another order: 1x1 conv, addmm)."""
-    assert ours.shape == (*theirs.shape, 1, 1)
-    scale = max(1.0, theirs.abs().max().item())
-    torch.testing.assert_close(ours.flatten(1), theirs, rtol=1e-5, atol=1e-5 * scale)
 
 
 def reference(name: str, generator: torch.Generator) -> tuple[nn.Module, nn.Module]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from networks import assert_same_outputs, count, randomize_batchnorm
 from torch import nn
 
 import neurlink
@@ -13,6 +14,8 @@ from neurlink.interop import load_timm, to_timm_state_dict
 from neurlink.interop.timm import _pairs
 from neurlink.models.hrnet import HRModule, HRTransition
 from neurlink.models.resnet import Bottleneck
+
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
 
 # timm's parameter counts (timm.create_model(name), timm 1.0.31).
 PARAMETERS = {
@@ -28,43 +31,6 @@ PARAMETERS = {
 }
 # the four models whose outputs are compared with timm's at 224 and 256
 COMPARED = ["hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w32"]
-
-
-@pytest.fixture(autouse=True)
-def flush_denormals():
-    """Random-weight networks make many subnormal floats, on which CPUs are 10-100x slower."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
-    """Random affine parameters and running statistics, so that a wrong mapping changes the outputs.
-
-    The statistics are those of a batch through the model (momentum 1), so activations stay well scaled."""
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for norm in norms:
-            norm.weight.copy_(torch.rand(norm.weight.shape, generator=generator) + 0.5)
-            norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator) * 0.2)
-            norm.momentum = 1.0
-        model.train()
-        model(torch.randn(2, 3, 64, 64, generator=generator))
-        for norm in norms:
-            norm.momentum = 0.1
-            norm.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=generator)))
-    model.eval()
-
-
-def assert_same_outputs(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    """Equal to 1e-5 of the output's scale: the head is a 1x1 conv here and an addmm in timm."""
-    assert ours.shape == (*theirs.shape, 1, 1)
-    scale = max(1.0, theirs.abs().max().item())
-    torch.testing.assert_close(ours.flatten(1), theirs, rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("name", list(PARAMETERS))

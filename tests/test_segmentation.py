@@ -8,6 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 import torchvision
 from networks import SEGMENTATION_PARAMETERS as PARAMETERS
+from networks import count
 from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock as SmpDecoderBlock
 from torch import nn
 from torchvision.models import segmentation as tv_segmentation
@@ -21,24 +22,14 @@ from neurlink.models import _registry
 from neurlink.models.segmentation import ASPP, DeepLabHead, FCNHead, LRASPPHead, Multiply
 from neurlink.models.unet import UnetDecoderBlock
 
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
+
 TORCHVISION = [
     pytest.param(name, marks=pytest.mark.slow) if "101" in name else name
     for name in PARAMETERS
     if not name.startswith("unet")
 ]
 SIZES = [(224, 224), (193, 161)]
-
-
-@pytest.fixture(autouse=True)
-def flush_denormals():
-    """Random-weight networks make many subnormal floats, on which CPUs are 10-100x slower."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from networks import FAMILY_PARAMETERS, SEED_SHAPES, SEGMENTATION_PARAMETERS  # shared with other tests
+from networks import (  # shared with other tests
+    FAMILY_PARAMETERS,
+    SEED_SHAPES,
+    SEGMENTATION_PARAMETERS,
+    assert_same_outputs,
+    count,
+    randomize_batchnorm,
+)
 from torch import nn
 
 import neurlink
 from neurlink.interop import load_torchvision, to_torchvision_state_dict
 from neurlink.models import _registry
+
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
 
 # torchvision's parameter counts (torchvision.models.<name>(weights=None)).
 PARAMETERS = {
@@ -27,45 +36,6 @@ PARAMETERS = {
 # The largest models take most of the time on a small CI machine.
 SLOW = {"resnet152", "resnext101_32x8d", "wide_resnet101_2"}
 BUILDERS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in PARAMETERS]
-
-
-@pytest.fixture(autouse=True)
-def flush_denormals():
-    """Random-weight networks make many subnormal floats, on which CPUs are 10-100x slower
-    (a ResNet-50 step: 6 s instead of 0.1 s); both sides of every comparison run flushed."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
-    """Random affine parameters and real, per-channel running statistics, so that a wrong
-    mapping (a swapped norm, mean for var) changes the outputs, which still stay well scaled."""
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for norm in norms:
-            norm.weight.copy_(torch.rand(norm.weight.shape, generator=generator) + 0.5)
-            norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator) * 0.2)
-            norm.momentum = 1.0  # the running statistics become those of the next batch
-        model.train()
-        model(torch.randn(2, 3, 64, 64, generator=generator))
-        for norm in norms:
-            norm.momentum = 0.1
-            norm.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=generator)))
-    model.eval()
-
-
-def assert_same_outputs(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    """Equal to 1e-5 relative. Everything up to the head is bitwise equal; the head is a 1x1 conv
-    here and an addmm in torchvision, which sum in different orders, so an output near zero can
-    differ by 1e-5 of the output's scale (deep ResNets reach tens) rather than of its own value."""
-    assert ours.shape == (*theirs.shape, 1, 1)
-    scale = max(1.0, theirs.abs().max().item())
-    torch.testing.assert_close(ours.flatten(1), theirs, rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("name", BUILDERS)
