@@ -34,12 +34,17 @@ class Pair:
     linear: bool = False  # a Linear's [N, C] weight is our 1x1 conv's [N, C, 1, 1]
 
 
-def load_pairs(model: nn.Module, state_dict: Mapping[str, torch.Tensor], pairs: list[Pair], library: str) -> None:
-    """Load ``state_dict`` (keys of ``library``) into ``model`` through ``pairs``, strictly.
+def load_pairs(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn.Module, pairs: list[Pair], library: str
+) -> None:
+    """Load ``state_dict`` (keys of ``library``, or the library's model itself) into ``model`` through
+    ``pairs``, strictly.
 
     BatchNorm's ``num_batches_tracked``, which checkpoints saved before PyTorch 0.4.1 lack, is set
     to 0 when missing, as ``BatchNorm`` itself does.
     """
+    if isinstance(state_dict, nn.Module):
+        state_dict = state_dict.state_dict()
     own = model.state_dict()
     used = {pair.reference: pair.neurlink for pair in pairs}
     unused = [key for key in state_dict if key not in used]

@@ -45,8 +45,6 @@ def load_smp(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the smp and the neurlink key
     of each problem, with ``model`` unchanged.
     """
-    if isinstance(state_dict, nn.Module):
-        state_dict = state_dict.state_dict()
     load_pairs(model, state_dict, _pairs(model), "smp")
     return model
 

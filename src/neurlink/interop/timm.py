@@ -47,8 +47,6 @@ def load_timm(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) 
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the timm and the neurlink
     key of each problem, with ``model`` unchanged.
     """
-    if isinstance(state_dict, nn.Module):
-        state_dict = state_dict.state_dict()
     _load_pairs(model, state_dict, _pairs(model), "timm")
     return model
 

@@ -47,8 +47,6 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
     one exception is BatchNorm's ``num_batches_tracked``, which checkpoints saved before
     PyTorch 0.4.1 lack: as ``BatchNorm`` itself does, it is then set to 0. Returns ``model``.
     """
-    if isinstance(state_dict, nn.Module):
-        state_dict = state_dict.state_dict()
     load_pairs(model, state_dict, _pairs(model), "torchvision")
     return model
 
