@@ -132,6 +132,11 @@ def main(argv=None) -> None:
         if args.save:
             torch.save(model.state_dict(), args.save)  # the plain network's keys, no "module." prefix
     if distributed:
+        # Every rank reaches the same point before the process group goes: without this, rank 1 tore
+        # its group down and exited while rank 0 was still validating, and under load gloo's threads
+        # aborted that exit ("terminate called without an active exception"). On an exception no
+        # rank gets here: the others' next collective fails, and torchrun stops them all.
+        dist.barrier()
         dist.destroy_process_group()
 
 

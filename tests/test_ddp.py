@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -31,64 +31,58 @@ WORLD = 2
 STEPS = 8
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def probe() -> torch.Tensor:
     return torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(123))
 
 
-def worker(rank: int, port: int, out: str) -> None:
+def worker(rank: int, out: str) -> None:
     """One replica; what the parent checks is written to ``out`` (an exception fails the spawn)."""
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)  # two processes on a small CI machine: no oversubscription
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
-        model = neurlink.resnet18(num_classes=10)
-        ddp = DistributedDataParallel(model)
-        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.02, momentum=0.9)
-        data = torch.Generator().manual_seed(1000 + rank)  # each rank its own batch
-        x = torch.randn(8, 3, 32, 32, generator=data)
-        y = torch.randint(0, 10, (8,), generator=data)
-        losses = []
-        for _ in range(STEPS):
-            loss = F.cross_entropy(ddp(x).flatten(1), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            mean = loss.detach().clone()
-            dist.all_reduce(mean)
-            losses.append(mean.item() / WORLD)
+    # The ranks meet through a file in the test's own folder, not a TCP port picked beforehand (which
+    # another process could take in between); a rank that waits 5 minutes for the other fails the test
+    # instead of hanging it for gloo's default 30.
+    store = f"file://{os.path.join(out, 'rendezvous')}"
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=WORLD, timeout=timedelta(minutes=5))
+    torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
+    model = neurlink.resnet18(num_classes=10)
+    ddp = DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.02, momentum=0.9)
+    data = torch.Generator().manual_seed(1000 + rank)  # each rank its own batch
+    x = torch.randn(8, 3, 32, 32, generator=data)
+    y = torch.randint(0, 10, (8,), generator=data)
+    losses = []
+    for _ in range(STEPS):
+        loss = F.cross_entropy(ddp(x).flatten(1), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        mean = loss.detach().clone()
+        dist.all_reduce(mean)
+        losses.append(mean.item() / WORLD)
 
-        # identical replicas: every rank's parameters, gathered everywhere
-        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-        # DDP broadcasts rank 0's buffers at the start of each forward, so after the last one every
-        # rank's batch-norm statistics have seen its own batch: make them rank 0's before saving
-        for buffer in model.buffers():
-            dist.broadcast(buffer, src=0)
-        gathered = [torch.empty_like(flat) for _ in range(WORLD)]
-        dist.all_gather(gathered, flat)
-        differences = [(g - gathered[0]).abs().max().item() for g in gathered]
+    # identical replicas: every rank's parameters, gathered everywhere
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    # DDP broadcasts rank 0's buffers at the start of each forward, so after the last one every
+    # rank's batch-norm statistics have seen its own batch: make them rank 0's before saving
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+    gathered = [torch.empty_like(flat) for _ in range(WORLD)]
+    dist.all_gather(gathered, flat)
+    differences = [(g - gathered[0]).abs().max().item() for g in gathered]
 
-        # both ways of saving a checkpoint from a run: rank 0's state_dict, and DCP (every rank writes)
-        model.eval()
-        dcp.save(model.state_dict(), checkpoint_id=os.path.join(out, "dcp"))
-        if rank == 0:
-            with torch.no_grad():
-                expected = model(probe())
-            torch.save(model.state_dict(), os.path.join(out, "model.pt"))
-            torch.save(ddp.state_dict(), os.path.join(out, "ddp.pt"))  # keys start with "module."
-            torch.save(
-                {"losses": losses, "differences": differences, "expected": expected}, os.path.join(out, "run.pt")
-            )
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    # both ways of saving a checkpoint from a run: rank 0's state_dict, and DCP (every rank writes)
+    model.eval()
+    dcp.save(model.state_dict(), checkpoint_id=os.path.join(out, "dcp"))
+    if rank == 0:
+        with torch.no_grad():
+            expected = model(probe())
+        torch.save(model.state_dict(), os.path.join(out, "model.pt"))
+        torch.save(ddp.state_dict(), os.path.join(out, "ddp.pt"))  # keys start with "module."
+        torch.save({"losses": losses, "differences": differences, "expected": expected}, os.path.join(out, "run.pt"))
+    # every rank reaches this point before the group goes (rank 0 saves while rank 1 would be done);
+    # after an exception the spawn's join stops the other rank, so no teardown is attempted then
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 @pytest.mark.filterwarnings(
@@ -98,7 +92,7 @@ def worker(rank: int, port: int, out: str) -> None:
 def test_resnet18_under_distributed_data_parallel(tmp_path, monkeypatch):
     # spawned processes import this module by name (tests.test_ddp) from the parent's sys.path
     monkeypatch.syspath_prepend(str(ROOT))
-    mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
 
     run = torch.load(tmp_path / "run.pt")
     losses = run["losses"]
