@@ -133,7 +133,7 @@ def test_the_example_trains_under_torchrun(tmp_path):
     command = [torchrun, "--standalone", "--nproc_per_node", "2", str(ROOT / "examples" / "train_ddp.py")]
     command += ["--epochs", "2", "--steps", "3", "--save", str(tmp_path / "model.pt")]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2, result.stdout  # printed once, by rank 0
@@ -144,6 +144,6 @@ def test_the_example_trains_under_torchrun(tmp_path):
 def test_the_example_runs_in_one_process_without_torchrun(tmp_path):
     command = [sys.executable, str(ROOT / "examples" / "train_ddp.py"), "--epochs", "1", "--steps", "2"]
     environment = {key: value for key, value in os.environ.items() if key not in ("WORLD_SIZE", "RANK")}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "on 1 process, cpu" in result.stdout and "epoch 1: loss" in result.stdout
