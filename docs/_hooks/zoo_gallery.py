@@ -183,13 +183,14 @@ def _svg(net) -> bytes:
         return path.read_bytes()
 
 
-def _row(name: str) -> str:
+def _row(name: str) -> tuple[int, str]:
+    """The model's table row, and its parameter count to order the rows by."""
     summary = neurlink.summary(_meta_model(name), INPUT_SIZE)
     node, checks = proof(name)
-    slow = " (slow)" if name in _SLOW else ""
-    return (
+    slow = ", slow" if name in _SLOW else ""
+    return summary.total_params, (
         f"| `{name}` | {summary.total_params:,} | {summary.total_macs / 1e9:.2f} | `{reference(name)}` "
-        f"| `{node}`{slow} | {checks} |"
+        f"| `{node}`<br>{checks}{slow} |"
     )
 
 
@@ -208,9 +209,9 @@ def _family_section(family: Family, names: list[str], images: dict[str, bytes]) 
         "",
         family.about,
         "",
-        "| model | parameters | GMACs at 224x224 | equals | proved by | what the test compares |",
-        "|---|--:|--:|---|---|---|",
-        *(_row(name) for name in names),
+        "| model | parameters | GMACs at 224x224 | equals | proved by (what the test compares) |",
+        "|---|--:|--:|---|---|",
+        *(row for _, row in sorted(_row(name) for name in names)),
         "",
         f"`{family.shown}` as written in the grammar (its built lines; equal lines in a row as `[line] * n`):",
         "",
@@ -244,6 +245,10 @@ def zoo_page() -> tuple[str, dict[str, bytes]]:
         members[family_of(name).title].append(name)
     images: dict[str, bytes] = {}
     head = [
+        "---",
+        "hide: [toc]",  # the tables need the width; the navigation lists the families
+        "---",
+        "",
         "# Model zoo",
         "",
         f"The {len(names)} models of `neurlink.list_models()`, each `neurlink.create_model(name, **keywords)`"
