@@ -1,0 +1,281 @@
+"""An mkdocs hook that writes the model zoo page from the registry, at every build.
+
+Nothing of it is committed: the table (parameters and MACs counted on the meta device), the
+diagrams (drawn by ``neurlink.graph``, what ``neurlink graph`` runs) and each family's lines (the
+built network's own lines, as written) come from the code the page describes, so they cannot go
+stale. What the registry cannot say, the reference each model equals and the test that proves
+it, is the table below; ``tests/test_zoo_gallery.py`` checks that every test it names exists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import neurlink
+from neurlink.models import convnext, efficientnet, hrnet, mobilenet, resnet, segmentation, unet
+from neurlink.tools._lines import table_of
+
+PAGE = "zoo.md"
+IMAGES = "images/zoo"
+INPUT_SIZE = (1, 3, 224, 224)
+
+
+@dataclass(frozen=True)
+class Family:
+    title: str
+    patterns: tuple[str, ...]  # fnmatch patterns of the registered names it holds
+    shown: str  # the model whose lines and diagram the page shows
+    sources: tuple  # the functions that write its lines, builder first
+    about: str
+
+
+FAMILIES = (
+    Family(
+        "ResNet, ResNeXt and Wide ResNet",
+        ("resnet*", "resnext*", "wide_resnet*"),
+        "resnet50",
+        (resnet.resnet50, resnet._resnet, resnet.backbone_lines, resnet._stage),
+        "torchvision's ResNet family. Blocks: `BasicBlock` and `Bottleneck` (`neurlink.models.resnet`).",
+    ),
+    Family(
+        "MobileNetV2 and V3",
+        ("mobilenet*",),
+        "mobilenet_v3_large",
+        (mobilenet.mobilenet_v3_large, mobilenet._mobilenet_v3, mobilenet.v3_features),
+        "torchvision's MobileNets. Block: `InvertedResidual` (`neurlink.models.mobilenet`).",
+    ),
+    Family(
+        "EfficientNet",
+        ("efficientnet*",),
+        "efficientnet_b0",
+        (efficientnet.efficientnet_b0, efficientnet._efficientnet),
+        "torchvision's EfficientNet B0 to B7. Block: `MBConv` (`neurlink.models.efficientnet`).",
+    ),
+    Family(
+        "ConvNeXt",
+        ("convnext*",),
+        "convnext_tiny",
+        (convnext.convnext_tiny, convnext._convnext),
+        "torchvision's ConvNeXt. Block: `ConvNeXtBlock` (`neurlink.models.convnext`). torchvision's unpadded"
+        " 4x4 and 2x2 convs floor odd sizes, so the two agree at multiples of 32.",
+    ),
+    Family(
+        "HRNet",
+        ("hrnet*",),
+        "hrnet_w18_small",
+        (hrnet.hrnet_w18_small, hrnet._hrnet),
+        "timm's ImageNet HRNets. Nerves: `HRTransition` and `HRModule` (`neurlink.models.hrnet`); each line"
+        " declares every branch it carries.",
+    ),
+    Family(
+        "Segmentation: FCN, DeepLabV3, LR-ASPP",
+        ("fcn_*", "deeplabv3_*", "lraspp_*"),
+        "deeplabv3_resnet50",
+        (segmentation.deeplabv3_resnet50, segmentation._resnet_segmentation, segmentation._build),
+        "torchvision's segmentation models, `(num_classes=21)`, logits at the input's size. Heads:"
+        " `ASPP`, `DeepLabHead`, `FCNHead`, `LRASPPHead` (`neurlink.models.segmentation`).",
+    ),
+    Family(
+        "U-Net",
+        ("unet_*",),
+        "unet_resnet34",
+        (unet.unet_resnet34, unet._unet),
+        "segmentation_models_pytorch 0.6.0's `Unet` on a ResNet encoder, `(num_classes=1)`. Block:"
+        " `UnetDecoderBlock` (`neurlink.models.unet`).",
+    ),
+)
+
+# Which test proves a model equal to its reference. The fast run compares outputs for some models
+# of a family and round-trips the weights of the others; "slow" tests run with `pytest -m slow`.
+_SLOW = {
+    "resnet152",
+    "resnext101_32x8d",
+    "wide_resnet101_2",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+    "convnext_small",
+    "convnext_base",
+    "convnext_large",
+    "fcn_resnet101",
+    "deeplabv3_resnet101",
+    "unet_resnet50",
+}
+_OUTPUTS_COMPARED = {
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "efficientnet_b3",
+    "hrnet_w18_small",
+    "hrnet_w18_small_v2",
+    "hrnet_w18",
+    "hrnet_w32",
+}
+
+
+def reference(name: str) -> str:
+    """The reference implementation ``name`` equals, as its library spells it."""
+    if name.startswith("hrnet"):
+        return f'timm.create_model("{name}")'
+    if name.startswith("unet_"):
+        return f'smp.Unet("{name.removeprefix("unet_")}")'
+    if name.startswith(("fcn_", "deeplabv3_", "lraspp_")):
+        return f"torchvision.models.segmentation.{name}"
+    return f"torchvision.models.{name}"
+
+
+def proof(name: str) -> tuple[str, str]:
+    """The pytest node id of the test that holds ``name`` to its reference, and what it checks."""
+    if name.startswith(("resnet", "resnext", "wide_resnet")):
+        return f"tests/test_zoo.py::test_builder_is_torchvision[{name}]", "outputs and weights both ways"
+    if name == "convnext_tiny":
+        return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
+    if name in _OUTPUTS_COMPARED and name.startswith("hrnet"):
+        return f"tests/test_hrnet.py::test_timm_weights_give_timm_outputs[{name}]", "outputs"
+    if name in _OUTPUTS_COMPARED:
+        return f"tests/test_families.py::test_mobile_families_are_torchvision[{name}]", "outputs"
+    if name.startswith("hrnet"):
+        node = f"tests/test_hrnet.py::test_every_builder_trains_and_round_trips_through_timm[{name}]"
+        return node, "weights both ways"
+    if name.startswith(("efficientnet", "convnext")):
+        return f"tests/test_families.py::test_weights_round_trip[{name}]", "weights both ways"
+    if name.startswith("unet_resnet"):
+        return f"tests/test_segmentation.py::test_smp_outputs[{name.removeprefix('unet_resnet')}]", "outputs"
+    return f"tests/test_segmentation.py::test_torchvision_outputs[{name}]", "outputs and weights both ways"
+
+
+def family_of(name: str) -> Family:
+    for family in FAMILIES:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in family.patterns):
+            return family
+    raise ValueError(f"the registered model {name!r} belongs to no family of {__file__}: add it there")
+
+
+def _meta_model(name: str) -> torch.nn.Module:
+    with torch.device("meta"):  # counted and drawn without memory or weights
+        return neurlink.create_model(name)
+
+
+def grammar_lines(net) -> str:
+    """The network's own lines as written, runs of equal lines as ``[line] * n``."""
+    written = [entry.written for entry in table_of(net).entries]
+    out, k = [], 0
+    while k < len(written):
+        run = 1
+        while k + run < len(written) and written[k + run] == written[k]:
+            run += 1
+        out.append(f"    [{written[k]}] * {run}," if run > 1 else f"    {written[k]},")
+        k += run
+    return "[\n" + "\n".join(out) + "\n]"
+
+
+def _svg(net) -> bytes:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory, "net.svg")
+        neurlink.graph(net, depth=1).render(str(path))  # without Graphviz: an error saying how to install it
+        return path.read_bytes()
+
+
+def _row(name: str) -> tuple[int, str]:
+    """The model's table row, and its parameter count to order the rows by."""
+    summary = neurlink.summary(_meta_model(name), INPUT_SIZE)
+    node, checks = proof(name)
+    slow = ", slow" if name in _SLOW else ""
+    return summary.total_params, (
+        f"| `{name}` | {summary.total_params:,} | {summary.total_macs / 1e9:.2f} | `{reference(name)}` "
+        f"| `{node}`<br>{checks}{slow} |"
+    )
+
+
+def _source(function) -> str:
+    return inspect.getsource(inspect.unwrap(function)).rstrip()
+
+
+def _family_section(family: Family, names: list[str], images: dict[str, bytes]) -> list[str]:
+    net = _meta_model(family.shown)
+    image = f"{IMAGES}/{family.shown}.svg"
+    images[image] = _svg(net)
+    module = inspect.unwrap(family.sources[0]).__module__
+    sources = "\n\n".join(_source(function) for function in family.sources)
+    return [
+        f"## {family.title}",
+        "",
+        family.about,
+        "",
+        '<div class="zoo-table" markdown>',
+        "",
+        "| model | parameters | GMACs at 224x224 | equals | proved by (what the test compares) |",
+        "|---|--:|--:|---|---|",
+        *(row for _, row in sorted(_row(name) for name in names)),
+        "",
+        "</div>",
+        "",
+        f"`{family.shown}` as written in the grammar (its built lines; equal lines in a row as `[line] * n`):",
+        "",
+        "```python",
+        grammar_lines(net),
+        "```",
+        "",
+        f'??? note "The builder that writes these lines (`{module}`)"',
+        "",
+        "    ```python",
+        *(("    " + line).rstrip() for line in sources.splitlines()),
+        "    ```",
+        "",
+        f"The diagram of `{family.shown}` (`neurlink graph {family.shown} -o {family.shown}.svg`;"
+        " click to open it full size):",
+        "",
+        '<div class="zoo-diagram" markdown>',
+        "",
+        f"[![the lines of {family.shown}]({image})]({image})",
+        "",
+        "</div>",
+        "",
+    ]
+
+
+def zoo_page() -> tuple[str, dict[str, bytes]]:
+    """The zoo page's Markdown and its diagrams (path -> SVG bytes)."""
+    names = neurlink.list_models()
+    members: dict[str, list[str]] = {family.title: [] for family in FAMILIES}
+    for name in names:
+        members[family_of(name).title].append(name)
+    images: dict[str, bytes] = {}
+    head = [
+        "---",
+        "hide: [toc]",  # the tables need the width; the navigation lists the families
+        "---",
+        "",
+        "# Model zoo",
+        "",
+        f"The {len(names)} models of `neurlink.list_models()`, each `neurlink.create_model(name, **keywords)`"
+        " or `neurlink.<name>(...)`. This page is generated from the registry when the site is built:"
+        f" parameters and multiply-accumulates (MACs, as `neurlink.summary` counts them, at {INPUT_SIZE[2]}x"
+        f"{INPUT_SIZE[3]}, batch 1) are counted on the meta device, the diagrams are drawn by `neurlink.graph`"
+        " and the lines are those of the built network. Each model names the reference it equals, layer for"
+        " layer, and the pytest node id of the test that proves it (those marked slow run with"
+        " `pytest -m slow`; every model's parameter count is checked in the default run).",
+        "",
+    ]
+    body = []
+    for family in FAMILIES:
+        body += _family_section(family, members[family.title], images)
+    return "\n".join(head + body), images
+
+
+def on_files(files, config):
+    """mkdocs: add the generated page and its diagrams to the site's files."""
+    from mkdocs.structure.files import File
+
+    page, images = zoo_page()
+    files.append(File.generated(config, PAGE, content=page))
+    for path, svg in images.items():
+        files.append(File.generated(config, path, content=svg))
+    return files
