@@ -30,6 +30,7 @@ from torch import nn
 
 from . import _names
 from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
+from ._version import __version__
 from .checkpoint import check_state_dict
 from .errors import CheckpointError, NeurlinkError, PretrainedError
 
@@ -67,8 +68,6 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
 
 
 def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
-    from . import __version__
-
     config: dict = {"format": FORMAT, "format_version": FORMAT_VERSION, "neurlink_version": __version__}
     dtypes = {t.dtype for t in network.state_dict().values() if isinstance(t, torch.Tensor) and t.is_floating_point()}
     config["dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None
