@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -142,3 +143,12 @@ def test_the_readme_main_command_prints_no_warning(tmp_path):
     done = run(neurlink_command, "summary", "resnet50", cwd=tmp_path)
     assert done.stderr == ""
     assert "Total params:         25,557,032" in done.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    """CI (.ci/run) runs the README's test command, the Quick start's second, type check included."""
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^python3 -m venv \.venv && .*$", readme, flags=re.MULTILINE)
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert commands[1] == ci
+    assert "&& .venv/bin/mypy &&" in ci
