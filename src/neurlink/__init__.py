@@ -13,6 +13,7 @@ from . import nerves as nerves
 from . import nerves as nv  # noqa: F401 - the short name the grammar is written with
 from . import nn as nn
 from . import tools as tools
+from ._version import __version__ as __version__
 from .errors import CheckpointError as CheckpointError
 from .errors import DefinitionError as DefinitionError
 from .errors import DimsError as DimsError
@@ -76,5 +77,3 @@ from .network import build as build
 from .pretrained import from_pretrained as from_pretrained
 from .tools import graph as graph
 from .tools import summary as summary
-
-__version__ = "0.3.0"

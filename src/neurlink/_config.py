@@ -26,7 +26,9 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Set
 from fractions import Fraction
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -50,9 +52,10 @@ _DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in vars(torch).val
 class NotData(Exception):
     """A value that cannot be written as data: ``where`` it is (``act``, ``args[1]``) and why."""
 
-    def __init__(self, value, reason: str, where: str = "") -> None:
+    def __init__(self, value: Any, reason: str, where: str = "") -> None:
         super().__init__(reason)
         self.value, self.reason, self.where = value, reason, where
+        self.line: int | None = None  # the index of the line it is in, once known
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -197,7 +200,7 @@ class Reader:
 
     # errors name where in the file a value is: lines[3].nerve.kwargs.act
     @staticmethod
-    def fail(where: str, reason: str, allowed: str | None = None):
+    def fail(where: str, reason: str, allowed: str | None = None) -> NoReturn:
         raise PretrainedError(f"{where}: {reason}", allowed=allowed)
 
     def name(self, data, where: str):
@@ -209,7 +212,7 @@ class Reader:
         except PretrainedError as error:
             raise PretrainedError(f"{where}: {error.reason}", allowed=error.allowed) from None
 
-    def obj(self, data, keys: set[str], where: str, required: set[str] = frozenset()) -> dict:
+    def obj(self, data, keys: set[str], where: str, required: Set[str] = frozenset()) -> dict:
         if not isinstance(data, dict):
             self.fail(where, f"expected an object, got {_kind(data)}")
         unknown = sorted(set(data) - keys)

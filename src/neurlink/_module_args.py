@@ -20,6 +20,7 @@ ValueError: Sequential(...) has children: only a module without children is writ
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,7 +74,7 @@ def module_arguments(module: nn.Module) -> tuple[tuple, dict]:
 
 def _fingerprint(module: nn.Module) -> tuple:
     tensors = [(name, tuple(value.shape)) for name, value in module.state_dict(keep_vars=True).items()]
-    public = {}
+    public: dict[str, Any] = {}
     for name, value in vars(module).items():
         if name.startswith("_") or name == "training":
             continue

@@ -104,13 +104,14 @@ def _shape(value) -> str:
 
 def _line_of(network: nn.Module, key: str) -> tuple[tuple, str]:
     """The path of lines a key belongs to, as ``((index, tag, written), ...)``, and the rest of the key."""
-    module, parts, path = network, key.split("."), []
+    module: nn.Module | None = network
+    parts, path = key.split("."), []
     while len(parts) > 1 and isinstance(module, LinesModule) and module._table is not None:
         entry = next((e for e in module._table.entries if e.name == parts[0]), None)
         if entry is None:
             break
         path.append((entry.index, entry.tag, entry.written))
-        module, parts = module._modules.get(entry.name), parts[1:]
+        module, parts = module._modules.get(entry.name or ""), parts[1:]
     return tuple(path), ".".join(parts) if path else key
 
 

@@ -9,6 +9,8 @@ naming the whole path (``line 5 ('layer2') > line 2``) and the line as written.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "did_you_mean",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-def did_you_mean(name, candidates, *, cutoff: float = 0.5) -> str:
+def did_you_mean(name: str, candidates: Iterable[str], *, cutoff: float = 0.5) -> str:
     """``"; did you mean 'a' or 'b'?"`` for the names of ``candidates`` closest to ``name``, or ``""``."""
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=cutoff)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -66,11 +68,11 @@ class NeurlinkError(Exception):
         written = self.where[-1][2]
         return f"{self.path}: {written}\n    {message}"
 
-    def __reduce__(self):  # keep the location when pickled (e.g. across DDP workers)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the location when pickled (e.g. across DDP workers)
         return (_rebuild_error, (type(self), self.reason, self.allowed, self.where))
 
 
-def _rebuild_error(cls, reason, allowed, where):
+def _rebuild_error(cls: type[NeurlinkError], reason: str, allowed: str | None, where: list[Any]) -> NeurlinkError:
     error = cls(reason, allowed=allowed)
     error.where = list(where)
     return error

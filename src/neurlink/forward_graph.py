@@ -18,6 +18,7 @@ one call.
 from __future__ import annotations
 
 import operator
+from typing import Any, cast
 
 import torch
 from torch import fx, nn
@@ -60,11 +61,12 @@ class GraphWriter:
             node = self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
             node.meta["neurlink_where"] = tuple(self.where)
             return node
-        self.inlined.append(module)
-        if module._table is not None:
-            return self.lines(module._table, module, path + ".", list(args), base_shape)[-1]
-        kwargs = {"base_shape": base_shape} if module.uses_base_shape else {}
-        return module._steps(Scope(self, module, path), *args, **kwargs)
+        nerve = cast(Nerve, module)  # inlinable: a nerve
+        self.inlined.append(nerve)
+        if nerve._table is not None:
+            return self.lines(nerve._table, nerve, path + ".", list(args), base_shape)[-1]
+        kwargs = {"base_shape": base_shape} if nerve.uses_base_shape else {}
+        return nerve._steps(Scope(self, nerve, path), *args, **kwargs)
 
     def function(self, function, args: tuple, kwargs: dict | None = None) -> fx.Node:
         node = self.graph.call_function(function, args, kwargs)
@@ -108,7 +110,8 @@ class GraphWriter:
             if entry.name is not None:
                 self.where.append((entry.index, entry.tag, entry.written))
                 args = tuple(value(ref) for ref in entry.refs)
-                values[entry.index] = self.call(owner._modules[entry.name], prefix + entry.name, args, base)
+                child = cast(nn.Module, owner._modules[entry.name])  # a line's child is a module
+                values[entry.index] = self.call(child, prefix + entry.name, args, base)
                 self.where.pop()
         return values
 
@@ -121,8 +124,8 @@ class Scope:
     def __init__(self, writer: GraphWriter, owner: nn.Module, path: str) -> None:
         self.writer, self.owner, self.path = writer, owner, path
 
-    def module(self, name: str, *args, base_shape=None) -> fx.Node:
-        return self.writer.call(self.owner._modules[name], f"{self.path}.{name}", args, base_shape)
+    def module(self, name: str, *args: Any, base_shape: Any = None) -> fx.Node:
+        return self.writer.call(cast(nn.Module, self.owner._modules[name]), f"{self.path}.{name}", args, base_shape)
 
     def function(self, function, *args, **kwargs) -> fx.Node:
         return self.writer.function(function, args, kwargs)
@@ -248,7 +251,7 @@ def flatten_forward(root: nn.Module) -> FlatForward:
     run time (``residual_add``).
     """
     writer = GraphWriter()
-    table = root._table
+    table: LineTable = root.__dict__["_table"]  # a network's
     values = writer.lines(table, root, "", *writer.inputs(table))
     declared = root.__dict__.get("_outputs")  # build(lines, outputs=[...])
     writer.graph.output(values[-1] if declared is None else [values[index] for index in declared])
@@ -257,7 +260,7 @@ def flatten_forward(root: nn.Module) -> FlatForward:
         if node.op == "call_function" and node.target is operator.add:
             fresh = node.args[0]
             if isinstance(fresh, fx.Node) and fresh.op == "call_module" and len(fresh.users) == 1:
-                module = writer.modules[fresh.target]
+                module = writer.modules[str(fresh.target)]
                 if type(module) in _OUTPUT_NOT_SAVED and "forward" not in module.__dict__:
                     node.target = residual_add
                     node.meta["is_wrapped"] = True

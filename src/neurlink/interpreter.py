@@ -13,13 +13,25 @@ Built-in nerves describe their computation once, as ``Nerve._steps(ops, *inputs,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
 import torch
 from torch import nn
 
 from .errors import DimsError, ForwardError, NeurlinkError, OutputError
 from .table import Entry, LineTable
 
-__all__ = ["run_lines", "call_child", "EagerOps", "in_lines"]
+__all__ = ["run_lines", "call_child", "EagerOps", "Ops", "in_lines"]
+
+
+class Ops(Protocol):
+    """What a built-in nerve's ``_steps`` calls: :class:`EagerOps` now, ``forward_graph.Scope`` in a graph.
+    The values are tensors, or fx proxies standing for them."""
+
+    def module(self, name: str, *args: Any, base_shape: Any = None) -> Any: ...
+
+    def function(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 def in_lines(error: Exception, where) -> Exception:
@@ -53,7 +65,7 @@ def _note(error: Exception, where) -> None:
     path = list(where) + previous
     note = "raised in neurlink " + " > ".join(f"line {index}" for index, _, _ in path) + f": {path[-1][2]}"
     try:
-        error._neurlink_where = path
+        error._neurlink_where = path  # type: ignore[attr-defined]  # our own note on any exception
     except AttributeError:  # an exception type with __slots__
         pass
     notes = getattr(error, "__notes__", [])
@@ -87,12 +99,12 @@ def run_lines(
     ``verify``, every line's value is checked against its declared dims (:func:`check_output`).
     """
     entries = table.entries
-    values = [None] * len(entries)
+    values: list[Any] = [None] * len(entries)
     for entry, x in zip(table.input_entries, inputs):
         values[entry.index] = x
     if base_shape is None and not table.nested:
         base_shape = inputs[table.base_entry.input_position].shape[2:]
-    modules = owner._modules
+    modules = cast(dict[str, nn.Module], owner._modules)  # a line's child is a module (torch allows None)
     releases = table.releases(outputs)
     try:
         for entry in entries:
@@ -152,8 +164,8 @@ class EagerOps:
     def __init__(self, owner: nn.Module) -> None:
         self.owner = owner
 
-    def module(self, name: str, *args, base_shape=None):
-        return call_child(self.owner._modules[name], args, base_shape)
+    def module(self, name: str, *args: Any, base_shape: Any = None) -> Any:
+        return call_child(cast(nn.Module, self.owner._modules[name]), args, base_shape)
 
     @staticmethod
     def function(function, *args, **kwargs):

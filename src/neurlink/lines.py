@@ -7,9 +7,9 @@ deferred nerve definition (``Conv2d(3)``, ``Add[[1, 2], "sum"]()``) or a plain
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from torch import nn
 
@@ -35,7 +35,7 @@ class _Previous:
     def __repr__(self) -> str:
         return "PREVIOUS"
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         return "PREVIOUS"
 
 
@@ -47,7 +47,7 @@ class OutputOf:
 
     __slots__ = ("selector", "index")
 
-    def __init__(self, selector, index: int) -> None:
+    def __init__(self, selector: int | str, index: int) -> None:
         if isinstance(selector, (list, slice, OutputOf)) or selector is None:
             raise SelectorError(
                 f"output({selector!r}, {index!r}) must name one line",
@@ -65,7 +65,7 @@ class OutputOf:
         return f"output({self.selector!r}, {self.index})"
 
 
-def output(line, index: int) -> OutputOf:
+def output(line: int | str, index: int) -> OutputOf:
     """Select one output of a multi-output line: ``nv.Add[[nv.output("heads", 1), -1]]()``.
 
     Selecting a multi-output line without ``output`` passes all its outputs together, as a tuple.
@@ -82,7 +82,14 @@ class NerveDef:
 
     __slots__ = ("cls", "args", "kwargs", "selector", "tag")
 
-    def __init__(self, cls, args: tuple, kwargs: dict, selector=PREVIOUS, tag: str | None = None) -> None:
+    def __init__(
+        self,
+        cls: type[nn.Module],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        selector: Any = PREVIOUS,
+        tag: str | None = None,
+    ) -> None:
         self.cls = cls
         self.args = args
         self.kwargs = kwargs
@@ -100,7 +107,7 @@ class NerveDef:
         arguments = [_fmt(a) for a in self.args] + [f"{k}={_fmt(v)}" for k, v in self.kwargs.items()]
         return f"{head}({', '.join(arguments)})"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise NeurlinkError(
             f"{self!r} is a definition, not a layer: it records what a line makes and is built by nv.build."
             f" Put it in a line, e.g. nv.build([((3, 1), nv.Input()), ((16, 2), {self!r})]), and call the network"
@@ -112,7 +119,7 @@ class SelectedNerve:
 
     __slots__ = ("cls", "selector", "tag")
 
-    def __init__(self, cls, key) -> None:
+    def __init__(self, cls: type[nn.Module], key: Any) -> None:
         self.cls = cls
         if isinstance(key, tuple) and len(key) == 2:
             self.selector, self.tag = key
@@ -121,14 +128,14 @@ class SelectedNerve:
         else:
             self.selector, self.tag = key, None
 
-    def __call__(self, *args, **kwargs) -> NerveDef:
+    def __call__(self, *args: Any, **kwargs: Any) -> NerveDef:
         return NerveDef(self.cls, args, kwargs, self.selector, self.tag)
 
     def __repr__(self) -> str:
         return repr(NerveDef(self.cls, (), {}, self.selector, self.tag))[:-2]
 
 
-def _fmt(value) -> str:
+def _fmt(value: Any) -> str:
     """Short source-like text of an argument: classes by name, slices with colons."""
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
         return getattr(value, "__name__", repr(value))
@@ -165,11 +172,11 @@ class LineSpec:
         return self.nerve.tag if isinstance(self.nerve, NerveDef) else None
 
     @property
-    def selector(self):
+    def selector(self) -> Any:
         return self.nerve.selector if isinstance(self.nerve, NerveDef) else PREVIOUS
 
 
-def written(line) -> str:
+def written(line: Any) -> str:
     """The line as the user wrote it (best effort even for a malformed line)."""
     if isinstance(line, tuple):
         inner = ", ".join(_module_text(x) if isinstance(x, nn.Module) else _written_item(x) for x in line)
@@ -177,14 +184,14 @@ def written(line) -> str:
     return _module_text(line) if isinstance(line, nn.Module) else _written_item(line)
 
 
-def _written_item(value) -> str:
+def _written_item(value: Any) -> str:
     return value.__name__ if isinstance(value, type) else repr(value)  # ``nv.Conv2d`` shows as Conv2d
 
 
 _LINE_FORM = "((channels, shape), ..., Nerve(...)), e.g. ((64, 2), nv.Conv2d_BN_ReLU(7))"
 
 
-def parse_line(line) -> LineSpec:
+def parse_line(line: Any) -> LineSpec:
     """Check the form of one line and parse its dims. Raises DefinitionError (not yet located)."""
     text = written(line)
     if not isinstance(line, tuple) or len(line) < 2:
@@ -211,7 +218,7 @@ def parse_line(line) -> LineSpec:
     return LineSpec(tuple(dims), nerve, text)
 
 
-def flatten(lines) -> Iterator:
+def flatten(lines: Iterable[Any]) -> Iterator[Any]:
     """Lines in order, with nested lists expanded (``[line] * 3`` is three lines)."""
     for line in lines:
         if isinstance(line, list):

@@ -67,8 +67,8 @@ class LinesModule(nn.Module):
         return handle
 
     def _line_texts(self, indent: str = "  ") -> list[str]:
-        rows = []
-        for entry in self._table.entries:
+        rows: list[str] = []
+        for entry in self._table.entries if self._table is not None else ():
             rows.append(f"{indent}({entry.index}): {entry.written}")
             child = self._modules.get(entry.name) if entry.name else None
             if isinstance(child, LinesModule) and child._table is not None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast, overload
 
+import torch
 from torch import nn
 
 from . import tree_watch
 from .context import Link, current
 from .errors import DefinitionError, DimsError, NeurlinkError
-from .interpreter import EagerOps, run_lines
+from .interpreter import EagerOps, Ops, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
 from .shapes import Dims, dims_text
@@ -26,16 +28,23 @@ from .table import LineTable
 __all__ = ["Nerve", "Input"]
 
 
-class NerveMeta(type(nn.Module)):
+if TYPE_CHECKING:
+    _ModuleMeta = type
+else:
+    _ModuleMeta = type(nn.Module)  # whatever metaclass torch gives its modules
+
+
+class NerveMeta(_ModuleMeta):
     """Makes ``Cls(...)`` and ``Cls[selector, tag](...)`` record definitions instead of modules."""
 
-    def __call__(cls, *args, **kwargs) -> NerveDef:
-        return NerveDef(cls, args, kwargs)
+    # (cls is a nerve class: the classes this metaclass makes are Nerve and its subclasses)
+    def __call__(cls, *args: Any, **kwargs: Any) -> NerveDef:
+        return NerveDef(cast("type[nn.Module]", cls), args, kwargs)
 
-    def __getitem__(cls, key) -> SelectedNerve:
-        return SelectedNerve(cls, key)
+    def __getitem__(cls, key: Any) -> SelectedNerve:
+        return SelectedNerve(cast("type[nn.Module]", cls), key)
 
-    def __setattr__(cls, name: str, value) -> None:  # e.g. a forward patched on a nerve class
+    def __setattr__(cls, name: str, value: Any) -> None:  # e.g. a forward patched on a nerve class
         super().__setattr__(name, value)
         tree_watch.bump()
 
@@ -71,7 +80,13 @@ class Nerve(LinesModule, metaclass=NerveMeta):
 
     # --- helpers for subclasses ----------------------------------------------------------
 
-    def add(self, lines) -> int | list[int]:
+    @overload
+    def add(self, lines: list[Any]) -> list[int]: ...
+
+    @overload
+    def add(self, lines: tuple[Any, ...]) -> int: ...
+
+    def add(self, lines: list[Any] | tuple[Any, ...]) -> int | list[int]:
         """Add sub-lines (a line or a list); returns the new line index (or indices).
 
         Line ``k`` for ``k < len(self.input_links)`` is the nerve's ``k``-th input, so a
@@ -151,7 +166,7 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     allowed="a selector choosing as many lines as forward() takes inputs",
                 ) from None
 
-    def _steps(self, ops, *inputs, base_shape=None):
+    def _steps(self, ops: Ops, *inputs: Any, **keywords: Any) -> Any:  # each nerve takes its own inputs
         """What a built-in nerve computes, written once for both ways of running it.
 
         ``ops.module(name, *args, base_shape=...)`` calls the child module ``name`` (as a module,
@@ -163,7 +178,7 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         """
         raise NotImplementedError
 
-    def forward(self, *inputs, base_shape=None):
+    def forward(self, *inputs: Any, base_shape: tuple[int, ...] | None = None) -> Any:
         if self._table is not None:
             return run_lines(self, self._table, inputs, base_shape)
         if self.uses_base_shape:
@@ -189,5 +204,5 @@ class Input(Nerve):
 
     is_input = True
 
-    def __init__(self, base_shape=False, dtype=None) -> None:  # only read by the builder
+    def __init__(self, base_shape: bool = False, dtype: torch.dtype | None = None) -> None:  # only read by the builder
         super().__init__()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -18,7 +20,11 @@ from .forward_graph import FlatForward, flatten_forward
 from .interpreter import in_lines, run_lines
 from .lines import flatten
 from .lines_module import LinesModule
+from .shapes import Dims, ShapeSpec
 from .table import Entry, LineTable
+
+# What a network takes: a tensor, one per Input line in a list or tuple, or a dict keyed by their tags.
+Inputs = torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
 
 __all__ = ["Network", "build"]
 
@@ -31,7 +37,10 @@ class Network(LinesModule):
     ``outputs=["tag", 3]`` for the outputs of the named lines.
     """
 
-    def __init__(self, lines: list, outputs: Sequence | None = None) -> None:
+    _table: LineTable  # a network always has its lines
+    _verified: set[Any]  # the input sizes whose every line was checked (set outside nn.Module's attributes)
+
+    def __init__(self, lines: list[Any], outputs: Sequence[int | str] | None = None) -> None:
         super().__init__()
         lines = list(flatten(lines)) if isinstance(lines, list) else lines
         self._table = LineTable()
@@ -42,7 +51,8 @@ class Network(LinesModule):
                 "a network needs at least one nv.Input() line", allowed="((channels, shape), nv.Input()) as line 0"
             )
         base = self._table.base_entry  # known only now: a later Input may be built with base_shape=True
-        if not base.dims[0].shape.is_absolute and set(base.dims[0].shape.ratios) != {1}:
+        ratios = base.dims[0].shape.ratios
+        if ratios is not None and set(ratios) != {1}:
             error = DefinitionError(
                 f"this Input gives the base shape, but it declares ratio {base.dims[0].shape!r}",
                 allowed="ratio 1 (or an absolute shape) for the base Input; another Input can be the base"
@@ -57,7 +67,7 @@ class Network(LinesModule):
         object.__setattr__(self, "_definition", (tuple(lines), None if outputs is None else list(outputs)))
         self._start_checks(as_built=True)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_flat", None)  # generated again on the first call
         state.pop("_first_param", None)
@@ -69,7 +79,7 @@ class Network(LinesModule):
                 state[key] = None
         return state
 
-    def __setstate__(self, state) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         as_built = state.pop("_was_as_built", False)
         super().__setstate__(state)
         self._start_checks(as_built)
@@ -80,7 +90,7 @@ class Network(LinesModule):
         object.__setattr__(self, "_verified", set())
         object.__setattr__(self, "_as_built", tree_watch.TreeSnapshot(self) if as_built else None)
 
-    def _declared_outputs(self, outputs) -> tuple[int, ...]:
+    def _declared_outputs(self, outputs: Sequence[int | str]) -> tuple[int, ...]:
         """``build(lines, outputs=[...])``: the lines whose outputs the network returns, as indices."""
         if isinstance(outputs, (str, int)) or not isinstance(outputs, Sequence) or not outputs:
             raise SelectorError(
@@ -92,7 +102,7 @@ class Network(LinesModule):
         except InputError as error:
             raise SelectorError(f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices") from None
 
-    def dynamic_shapes(self, *, max_size: int = 4096) -> tuple:
+    def dynamic_shapes(self, *, max_size: int = 4096) -> tuple[Any, ...]:
         """The ``dynamic_shapes`` argument of ``torch.export.export`` (and ONNX export) for inputs of
         any size: ``torch.export.export(net, (x,), dynamic_shapes=net.dynamic_shapes())``.
 
@@ -117,13 +127,13 @@ class Network(LinesModule):
             torch.export.Dim(f"size{k}", min=2, max=max(2, max_size // multiple))
             for k, multiple in enumerate(multiples)
         ]
-        specs = []
+        specs: list[dict[int, Any] | None] = []
         for entry in self._table.input_entries:
             shape = entry.dims[0].shape
             if shape.is_absolute:
                 specs.append(None)  # a fixed size
                 continue
-            spec = {}
+            spec: dict[int, Any] = {}
             for k, ratio in enumerate(shape.ratios_for(rank) if rank else ()):
                 spec[2 + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
             specs.append(spec)
@@ -133,35 +143,43 @@ class Network(LinesModule):
         """The number of lines, Input lines included."""
         return len(self._table.entries)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[nn.Module]:
         """The modules of the lines, in order (Input lines have none), as a Sequential's."""
-        return (self._modules[entry.name] for entry in self._table.entries if entry.name is not None)
+        return (self.get_submodule(entry.name) for entry in self._table.entries if entry.name is not None)
 
     def __getitem__(self, line: int | str) -> nn.Module:
         """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``."""
         entry = self._table.entries[self._table.index_of(line)]
         if entry.name is None:
             raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
-        return self._modules[entry.name]
+        return self.get_submodule(entry.name)
 
     @property
     def lines(self) -> list[Entry]:
         """One entry per line: index, tag, dims, the line as written, what it selects."""
         return list(self._table.entries)
 
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         """Write ``config.json`` (the definition, as data) and ``model.safetensors`` (the state_dict)
         into ``directory``: :func:`neurlink.from_pretrained` builds the network again from them."""
         from .pretrained import save_pretrained
 
         save_pretrained(self, directory)
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         # checked first: a changed definition is reported per line (CheckpointError), not as torch's key dump
         check_state_dict(self, state_dict, strict=strict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def forward(self, inputs, *, output_intermediate: bool = False, outputs: Sequence | None = None):
+    # The result is a tensor, or a list of them (outputs=), or a tuple (a multi-output line): Any, as
+    # nn.Module's __call__ gives, so that net(x).shape checks.
+    def forward(
+        self,
+        inputs: Inputs,
+        *,
+        output_intermediate: bool = False,
+        outputs: Sequence[int | str] | None = None,
+    ) -> Any:
         """The last line's output; with ``output_intermediate=True`` every line's, with
         ``outputs=[tag or index, ...]`` those lines'."""
         if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
@@ -196,12 +214,12 @@ class Network(LinesModule):
             raise located from error
 
     @staticmethod
-    def _size_key(inputs):
+    def _size_key(inputs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, torch.Tensor):
             return inputs.shape[2:]
         return tuple(x.shape[2:] for x in inputs)
 
-    def _first_of_its_size(self, inputs) -> bool:
+    def _first_of_its_size(self, inputs: Any) -> bool:
         """Whether to check every line's output on this call: the first call of an input size, while
         the network is as built (after a user changed its modules, what they return is theirs to say)."""
         if self._size_key(inputs) in self._verified:
@@ -227,16 +245,16 @@ class Network(LinesModule):
         flat.checked_at = checked_at
         return flat
 
-    def _selected(self, output_intermediate: bool, outputs) -> tuple[int, ...]:
+    def _selected(self, output_intermediate: bool, outputs: Sequence[int | str] | None) -> tuple[int, ...]:
         if output_intermediate and outputs is not None:
             raise InputError("give output_intermediate=True or outputs=[...], not both")
-        if output_intermediate:
+        if outputs is None:  # output_intermediate
             return tuple(range(len(self._table.entries)))
         if isinstance(outputs, (str, int)):
             raise InputError(f"outputs={outputs!r} must be a list of tags or line indices")
         return tuple(self._table.index_of(name) for name in outputs)
 
-    def _given(self, inputs) -> tuple:
+    def _given(self, inputs: Any) -> tuple[Any, ...]:
         """The inputs as a tuple, one per Input line (a dict is keyed by their tags)."""
         entries = self._table.input_entries
         if isinstance(inputs, dict):
@@ -245,7 +263,7 @@ class Network(LinesModule):
             return (inputs,)
         return tuple(inputs)
 
-    def _first_parameter(self):
+    def _first_parameter(self) -> nn.Parameter | None:
         """The first floating-point parameter (inputs must match its device and dtype), found again
         only when the tree changed: the module holding it is remembered, the parameter read live
         (``.to()`` may replace it)."""
@@ -262,9 +280,10 @@ class Network(LinesModule):
         object.__setattr__(self, "_first_param", None)
         return None
 
-    def _check(self, inputs):
+    def _check(self, inputs: Inputs) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Inputs as the generated forward takes them, after checking them against the Input lines."""
         entries = self._table.input_entries
+        given: tuple[Any, ...]  # checked one by one below
         if isinstance(inputs, torch.Tensor):
             given = (inputs,)
         elif isinstance(inputs, (list, tuple)):
@@ -339,7 +358,7 @@ class Network(LinesModule):
         return given[0] if len(entries) == 1 else given
 
 
-def _size_or_none(shape, base_shape):
+def _size_or_none(shape: ShapeSpec, base_shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The size a shape declares for a base shape; None for a ratio of a base of another rank."""
     try:
         return shape.size(base_shape)
@@ -347,7 +366,7 @@ def _size_or_none(shape, base_shape):
         return None
 
 
-def _tables(module: nn.Module):
+def _tables(module: nn.Module) -> Iterator[LineTable]:
     """The line tables of a network and of every nerve in it."""
     for child in module.modules():
         table = child.__dict__.get("_table")
@@ -355,7 +374,7 @@ def _tables(module: nn.Module):
             yield table
 
 
-def _expected_shape(dims, rank: int | None) -> str:
+def _expected_shape(dims: Dims, rank: int | None) -> str:
     if rank == 0:
         return f"(N, {dims.channels})"
     return f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
@@ -366,7 +385,9 @@ def _input_name(entry: Entry) -> str:
     return f"line {entry.index}{tag} {entry.written}"
 
 
-def build(lines: list, *, outputs: Sequence | None = None, device: torch.device | str | None = None) -> Network:
+def build(
+    lines: list[Any], *, outputs: Sequence[int | str] | None = None, device: torch.device | str | None = None
+) -> Network:
     """Build a network from definition lines.
 
     ``outputs=["tag", 5, -1]`` declares what the network returns: the list of those lines' outputs

@@ -23,15 +23,20 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal, NoReturn, overload
 
 import torch
 from torch import nn
 
 from . import _names
 from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
+from ._version import __version__
 from .checkpoint import check_state_dict
 from .errors import CheckpointError, NeurlinkError, PretrainedError
+
+Device = torch.device | str | None
 
 __all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -67,8 +72,6 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
 
 
 def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
-    from . import __version__
-
     config: dict = {"format": FORMAT, "format_version": FORMAT_VERSION, "neurlink_version": __version__}
     dtypes = {t.dtype for t in network.state_dict().values() if isinstance(t, torch.Tensor) and t.is_floating_point()}
     config["dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None
@@ -100,15 +103,15 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
             allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
             " functools.partial of them, nerve definitions, and torch modules made from their arguments",
         )
-        line = getattr(error, "line", None)
-        if line is not None and line < len(network._table.entries):
-            entry = network._table.entries[line]
+        line, table = error.line, network.__dict__.get("_table")
+        if line is not None and table is not None and line < len(table.entries):
+            entry = table.entries[line]
             message.locate(entry.index, entry.tag, entry.written)
         raise message from None
     return config, names
 
 
-def _short(value) -> str:
+def _short(value: Any) -> str:
     text = repr(value)
     if "\n" in text:
         text = f"{type(value).__name__}(...)" if isinstance(value, nn.Module) else " ".join(text.split())
@@ -167,7 +170,9 @@ def _first_difference(built: dict, given: dict) -> str | None:
 # --- loading ------------------------------------------------------------------------------------
 
 
-def from_pretrained(directory: str | os.PathLike, *, trusted=(), device: torch.device | str | None = None) -> nn.Module:
+def from_pretrained(
+    directory: str | os.PathLike[str], *, trusted: Sequence[str] = (), device: torch.device | str | None = None
+) -> nn.Module:
     """Build the network saved in ``directory`` by ``save_pretrained`` and load its weights, strictly.
 
     ``directory`` may also be a Hugging Face Hub repository id (``"user/repo"`` that is not a
@@ -213,7 +218,7 @@ def _check_dtypes(meta: nn.Module, header: dict, config: dict) -> None:
             raise CheckpointError(f"tensor {key!r} is {dtype}, but the definition's is {own[key].dtype}")
 
 
-def _locate(directory) -> Path:
+def _locate(directory: str | os.PathLike[str]) -> Path:
     if not isinstance(directory, (str, os.PathLike)):
         raise PretrainedError(f"{directory!r} is not a path", allowed="a directory written by save_pretrained")
     folder = Path(directory)
@@ -279,7 +284,7 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
@@ -292,14 +297,24 @@ def _no_duplicate_keys(pairs: list) -> dict:
     return result
 
 
-def _build(config: dict, trusted: tuple[str, ...], device, *, check_only: bool = False) -> nn.Module | None:
+@overload
+def _build(
+    config: dict, trusted: tuple[str, ...], device: Device, *, check_only: Literal[False] = False
+) -> nn.Module: ...
+
+
+@overload
+def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only: Literal[True]) -> None: ...
+
+
+def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only: bool = False) -> nn.Module | None:
     """The network a config describes, on ``device``; with ``check_only``, only checks it (imports nothing)."""
     from .models import create_model, list_models
     from .network import build
 
     reader = Reader(trusted, resolve=not check_only)
 
-    def read():
+    def read() -> Callable[[], nn.Module]:
         """The config's values (modules in it made on the current device), and how to build the network."""
         if "model" in config:
             model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
@@ -365,7 +380,7 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-def _read_weights(path: Path, device) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path, device: Device) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     try:

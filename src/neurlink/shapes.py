@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ast
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
+from typing import Any
 
 from .errors import DimsError
 
@@ -34,12 +35,12 @@ __all__ = [
 _MAX_DENOMINATOR = 1_000_000
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     """A real number that is not a bool: int, float, Fraction, numpy's scalars."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _as_ratio(value, written) -> Fraction:
+def _as_ratio(value: Any, written: Any) -> Fraction:
     if not _is_number(value) or not value > 0 or value != value or value == float("inf"):
         raise DimsError(
             f"shape {written!r}: ratio {value!r} is not a positive number",
@@ -71,17 +72,20 @@ class ShapeSpec:
     """
 
     __slots__ = ("ratios", "absolute", "broadcast", "written")
+    ratios: tuple[Fraction, ...] | None
+    absolute: tuple[int, ...] | None
+    broadcast: bool  # True when one value stands for every spatial dim (``2``, ``"7"``).
+    written: Any
 
-    def __init__(self, written) -> None:
+    def __init__(self, written: Any) -> None:
         if isinstance(written, ShapeSpec):
             self.ratios, self.absolute = written.ratios, written.absolute
             self.broadcast, self.written = written.broadcast, written.written
             return
         self.written = written
-        self.ratios: tuple[Fraction, ...] | None = None
-        self.absolute: tuple[int, ...] | None = None
-        # True when one value stands for every spatial dim (``2``, ``"7"``).
-        self.broadcast: bool = True
+        self.ratios = None
+        self.absolute = None
+        self.broadcast = True
         if isinstance(written, str):
             self.absolute, self.broadcast = _parse_absolute(written)
         elif isinstance(written, tuple) and written:
@@ -99,7 +103,8 @@ class ShapeSpec:
         """Number of spatial dims written out, or None when one value stands for all."""
         if self.broadcast:
             return None
-        return len(self.absolute if self.is_absolute else self.ratios)
+        values = self.absolute if self.absolute is not None else self.ratios
+        return len(values) if values is not None else None
 
     def _expand(self, values: tuple, rank: int) -> tuple:
         if self.broadcast:
@@ -131,7 +136,7 @@ class ShapeSpec:
         rank = len(base_shape)
         if self.is_vector:
             return ()
-        if self.is_absolute and not self.broadcast:
+        if self.absolute is not None and not self.broadcast:
             return self.absolute  # written out: its own rank, whatever the base's
         if self.is_absolute:
             return self.absolute_for(rank)
@@ -155,7 +160,7 @@ class ShapeSpec:
     def _key(self) -> tuple:
         return (self.ratios, self.absolute, self.broadcast)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         """The same declaration: ``2`` (one value for every dim) is not ``(2, 2)``, whose rank is fixed;
         :meth:`same_as` compares what two declarations mean for a given rank."""
         if not isinstance(other, ShapeSpec):
@@ -171,7 +176,7 @@ class ShapeSpec:
     def __repr__(self) -> str:
         return repr(self.written)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (ShapeSpec, (self.written,))
 
 
@@ -202,7 +207,7 @@ class Dims:
 
     __slots__ = ("channels", "shape")
 
-    def __init__(self, channels, shape) -> None:
+    def __init__(self, channels: int, shape: Any) -> None:
         if isinstance(channels, numbers.Integral) and not isinstance(channels, bool):
             channels = int(channels)  # numpy's ints too
         if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
@@ -214,7 +219,7 @@ class Dims:
         self.shape: ShapeSpec = ShapeSpec(shape)
 
     @classmethod
-    def parse(cls, written) -> Dims:
+    def parse(cls, written: Any) -> Dims:
         if isinstance(written, Dims):
             return written
         if not isinstance(written, tuple) or len(written) != 2:
@@ -227,16 +232,16 @@ class Dims:
     def same_as(self, other: Dims, rank: int | None = None) -> bool:
         return self.channels == other.channels and self.shape.same_as(other.shape, rank)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter((self.channels, self.shape))
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         return (self.channels, self.shape)[index]
 
     def __len__(self) -> int:
         return 2
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         try:
             other = Dims.parse(other)
         except DimsError:
@@ -249,11 +254,11 @@ class Dims:
     def __repr__(self) -> str:
         return f"({self.channels}, {self.shape!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (Dims, (self.channels, self.shape))
 
 
-def dims_text(dims) -> str:
+def dims_text(dims: Iterable[Dims]) -> str:
     """Declared dims as written: ``(64, 2)``; several outputs separated by commas."""
     return ", ".join(repr(d) for d in dims)
 

@@ -12,6 +12,7 @@ import copy
 import inspect
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -284,7 +285,7 @@ class LineTable:
                 )
             return [Ref(self.tags[selector])]
         if isinstance(selector, slice):
-            bounds = [
+            bounds: list[Any] = [
                 self._resolve(b, index)[0].line if isinstance(b, str) else b for b in (selector.start, selector.stop)
             ]
             step = selector.step
@@ -294,20 +295,20 @@ class LineTable:
                 )
             if step == 0:
                 raise SelectorError(f"slice [{_fmt(selector)}] has step 0", allowed=_SELECTORS)
-            return [Ref(line) for line in range(index)[slice(*bounds, step)]]
+            return [Ref(line) for line in range(index)[slice(bounds[0], bounds[1], step)]]
         if isinstance(selector, list):
             return [ref for item in selector for ref in self._resolve(item, index)]
         if isinstance(selector, OutputOf):
             refs = self._resolve(selector.selector, index)
-            line = self.entries[refs[0].line]
-            if selector.index >= len(line.dims):
+            selected = self.entries[refs[0].line]
+            if selector.index >= len(selected.dims):
                 raise SelectorError(
-                    f"{selector!r}: line {line.index} has {len(line.dims)} output(s)",
-                    allowed=f"an output index in 0..{len(line.dims) - 1}",
+                    f"{selector!r}: line {selected.index} has {len(selected.dims)} output(s)",
+                    allowed=f"an output index in 0..{len(selected.dims) - 1}",
                 )
-            if len(line.dims) == 1:  # the one output of a line is its value itself
-                return [Ref(line.index)]
-            return [Ref(line.index, selector.index)]
+            if len(selected.dims) == 1:  # the one output of a line is its value itself
+                return [Ref(selected.index)]
+            return [Ref(selected.index, selector.index)]
         raise SelectorError(f"selector {selector!r} of type {type(selector).__name__}", allowed=_SELECTORS)
 
     def _link(self, ref: Ref) -> Link:
@@ -394,7 +395,8 @@ def _bind(nerve: NerveDef) -> None:
     try:
         signature.bind(None, *nerve.args, **nerve.kwargs)
     except TypeError as error:
-        params = [p for name, p in signature.parameters.items() if name != "self"]
+        # as a call is written: the names and defaults, not the type hints
+        params = [p.replace(annotation=p.empty) for name, p in signature.parameters.items() if name != "self"]
         shown = str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))[1:-1]
         reason = f"{cls.__name__}: {error}"
         if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:

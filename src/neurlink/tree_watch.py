@@ -23,6 +23,8 @@ and ``forward`` apply. Global module hooks are looked at on every call (a few di
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.nn.modules import module as _torch_module
 
 __all__ = ["epoch", "bump", "ChildModules", "global_hooks", "TreeSnapshot"]
@@ -74,9 +76,11 @@ class ChildModules(dict):
         bump()
         dict.clear(self)
 
-    def __ior__(self, other):
+    # dict's stub overloads __or__, with which mypy finds no __ior__ of a subclass compatible
+    def __ior__(self, other: Any) -> ChildModules:  # type: ignore[misc]
         bump()
-        return dict.__ior__(self, other)
+        dict.__ior__(self, other)
+        return self
 
     def copy(self) -> ChildModules:  # nn.DataParallel's replicas copy their parent's _modules
         return ChildModules(self)

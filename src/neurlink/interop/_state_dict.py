@@ -12,6 +12,7 @@ import difflib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -48,7 +49,8 @@ def load_pairs(
     own = model.state_dict()
     used = {pair.reference: pair.neurlink for pair in pairs}
     unused = [key for key in state_dict if key not in used]
-    problems, loaded = [], OrderedDict()
+    problems: list[str] = []
+    loaded: OrderedDict[str, torch.Tensor] = OrderedDict()
     for pair in pairs:
         target = own[pair.neurlink]
         if pair.reference not in state_dict:
@@ -73,8 +75,8 @@ def load_pairs(
             continue
         loaded[pair.neurlink] = tensor.reshape(target.shape) if pair.linear else tensor
     for key in unused:
-        close = difflib.get_close_matches(key, list(used), n=1, cutoff=0.6) if _shown(problems) else []
-        hint = f"; the closest mapped key, {close[0]!r}, goes to neurlink key {used[close[0]]!r}" if close else ""
+        matches = difflib.get_close_matches(key, list(used), n=1, cutoff=0.6) if _shown(problems) else []
+        hint = f"; the closest mapped key, {matches[0]!r}, goes to neurlink key {used[matches[0]]!r}" if matches else ""
         problems.append(f"{library} key {key!r} is not used: no neurlink key maps to it{hint}")
     if problems:
         raise error(f"the state_dict does not fit this {type(model).__name__}", _diagnosis(unused, used) + problems)
@@ -107,7 +109,7 @@ def reference_shape(pair: Pair, tensor: torch.Tensor, library: str) -> tuple[int
 # --- pairs of the common parts -----------------------------------------------------------------
 
 
-def conv_pairs(module: ConvNd, prefix: str, conv: str, norm: str) -> Iterator[Pair]:
+def conv_pairs(module: nn.Module, prefix: str, conv: str, norm: str) -> Iterator[Pair]:
     """A conv line's ``conv`` and ``norm`` tensors as the reference's ``conv`` and ``norm`` modules."""
     for key in module.state_dict():
         part, _, rest = key.partition(".")
@@ -116,7 +118,7 @@ def conv_pairs(module: ConvNd, prefix: str, conv: str, norm: str) -> Iterator[Pa
         # anything else (an activation with weights) is reported by check_complete
 
 
-def linear_pairs(module: ConvNd, prefix: str, linear: str) -> Iterator[Pair]:
+def linear_pairs(module: nn.Module, prefix: str, linear: str) -> Iterator[Pair]:
     """A 1x1 conv line (on a ``(1, 1)`` map) as the reference's Linear layer ``linear``."""
     for key in module.state_dict():
         if key in ("conv.weight", "conv.bias"):
@@ -155,7 +157,7 @@ def check_complete(model: nn.Module, pairs: list[Pair], library: str, architectu
         )
 
 
-def is_block(module: nn.Module) -> bool:
+def is_block(module: nn.Module) -> TypeGuard[Nerve]:
     """A nerve made of sub-lines: its children are named by line number (``3.1.conv.weight``)."""
     children = [name for name, _ in module.named_children()]
     return isinstance(module, Nerve) and bool(children) and all(name.isdigit() for name in children)

@@ -60,7 +60,7 @@ def _pairs(model: nn.Module) -> list[Pair]:
     """(neurlink key, timm key) for every tensor of ``model``, walking its lines in order."""
     pairs: list[Pair] = []
     stem = layer1 = stage = module_number = 0
-    incre = []  # the head's blocks
+    incre: list[str] = []  # the head's blocks
     head_convs: list[tuple[str, ConvNd]] = []
     for name, module in model.named_children():
         if not has_state(module) and not isinstance(module, HRTransition):  # Input, pooling, activations, sums

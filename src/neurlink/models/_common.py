@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -14,10 +15,13 @@ from ..errors import NerveArgumentError
 __all__ = ["check_keywords", "stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
 
 
-def stage_lines(blocks: list[tuple[tuple[int, object], type, dict]], tag: str = "stage") -> list:
+def stage_lines(
+    blocks: Sequence[tuple[tuple[int, Any], type[nv.Nerve], dict[str, Any]]], tag: str = "stage"
+) -> list[Any]:
     """Block lines from ``(dims, block class, keywords)``; the last block of every run of equal
     dims (a stage) is tagged ``stage1``, ``stage2``, ..., so ``outputs=[...]`` gives a pyramid."""
-    lines, stage = [], 0
+    lines: list[Any] = []
+    stage = 0
     for index, (dims, block, keywords) in enumerate(blocks):
         if index + 1 == len(blocks) or blocks[index + 1][0] != dims:
             stage += 1
@@ -62,7 +66,9 @@ def positive_number(name: str, value, owner: str) -> float:
     return value
 
 
-def check_keywords(builder: str, keywords: dict, blocks: tuple[type, ...], own: tuple[str, ...]) -> None:
+def check_keywords(
+    builder: str, keywords: dict[str, Any], blocks: tuple[type[nn.Module], ...], own: tuple[str, ...]
+) -> None:
     """Name a keyword that neither the builder nor its blocks take, at the builder rather than deep
     in its first block; ``own`` are the builder's own keywords, the rest go to ``blocks``."""
     takes = {name for block in blocks for name in inspect.signature(block.__init__).parameters if name != "self"}

@@ -14,7 +14,7 @@ import fnmatch
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from torch import nn
 
@@ -40,7 +40,9 @@ def register_model(
 ) -> Callable[[Builder], Builder]: ...
 
 
-def register_model(builder=None, *, name=None, weights=None):
+def register_model(
+    builder: Builder | None = None, *, name: str | None = None, weights: WeightsLoader | None = None
+) -> Builder | Callable[[Builder], Builder]:
     """Register a model builder under its function name (or ``name``): ``@register_model``.
 
     Also usable as ``@register_model(name="my_net")``. A name can be registered once;
@@ -62,7 +64,7 @@ def register_model(builder=None, *, name=None, weights=None):
             raise NeurlinkError(f"a model named {key!r} is already registered ({_describe(_BUILDERS[key])})")
         wrapped = _recording(function, key, weights)
         _BUILDERS[key] = wrapped
-        return wrapped
+        return cast(Builder, wrapped)  # functools.wraps: the builder's signature (with weights= where it loads them)
 
     if builder is None:
         return register
@@ -114,7 +116,7 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
         if keywords is not None and isinstance(network, nn.Module):
             # what save_pretrained writes for a zoo model: the builder's name and keywords
             object.__setattr__(network, "_made_by", (name, keywords, function.__module__))
-        if weights is not None:
+        if weights is not None and load_weights is not None:  # (refused above without a loader)
             network = load_weights(network, name, weights, keywords or {})
         return network
 
@@ -122,7 +124,9 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
         parameters = list(signature.parameters.values())
         weights_parameter = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None)
         at = next((k for k, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_KEYWORD), len(parameters))
-        builder.__signature__ = signature.replace(parameters=[*parameters[:at], weights_parameter, *parameters[at:]])
+        # a function takes any attribute; typeshed's functools._Wrapped does not declare __signature__
+        shown = signature.replace(parameters=[*parameters[:at], weights_parameter, *parameters[at:]])
+        builder.__signature__ = shown  # type: ignore[attr-defined]
     return builder
 
 

@@ -28,13 +28,14 @@ are tagged.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
-from ..nerves._args import positive_int
+from ..nerves._args import Act, positive_int
 from ..nn.channels import LayerNorm2d as _LayerNorm2d
 from ._common import check_keywords, init_weights
 from ._published import torchvision_weights
@@ -59,10 +60,10 @@ class ConvNeXtBlock(nv.Nerve):
         layer_scale: float | None = 1e-6,
         stochastic_depth: float = 0.0,
         *,
-        kernel_size=7,
+        kernel_size: int | Sequence[int] = 7,
         expansion: int = 4,
         eps: float = 1e-6,
-        act=nn.GELU,
+        act: Act = nn.GELU,
     ) -> None:
         super().__init__()
         self.expect_links(1)
@@ -79,7 +80,7 @@ class ConvNeXtBlock(nv.Nerve):
                 f"{name}: layer_scale={layer_scale!r} is not a number", allowed="a float (1e-6) or None"
             )
         channels = dims.channels
-        lines = [
+        lines: list[Any] = [
             (dims, nv.Conv2d(kernel_size, groups=channels)),  # line 0 is the block's input
             (dims, nv.LayerNorm2d(eps)),
             ((expansion * channels, dims.shape), nv.PointwiseLinear(act=act)),

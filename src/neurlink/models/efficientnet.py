@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
+from ..nerves._args import Act, Norm
 from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
 from ._published import torchvision_weights
 from ._registry import register_model
@@ -66,10 +68,10 @@ class MBConv(InvertedBottleneck):
         self,
         expand_ratio: float = 6,
         *,
-        kernel_size=3,
+        kernel_size: int | Sequence[int] = 3,
         se_ratio: float | None = 0.25,
-        act=nn.SiLU,
-        norm=nn.BatchNorm2d,
+        act: Act = nn.SiLU,
+        norm: Norm = nn.BatchNorm2d,
         stochastic_depth: float = 0.0,
     ) -> None:
         super().__init__()
@@ -100,7 +102,7 @@ def _efficientnet(
     dropout: float,
     num_classes: int,
     keywords: dict,
-    norm=nn.BatchNorm2d,
+    norm: Norm = nn.BatchNorm2d,
 ) -> nv.Network:
     check_keywords(builder, keywords, (MBConv,), ("num_classes", "dropout", "stochastic_depth_prob", "norm"))
     stochastic_depth_prob = keywords.pop("stochastic_depth_prob", 0.2)
@@ -112,7 +114,8 @@ def _efficientnet(
     norm = keywords.pop("norm", norm)
     act = keywords.get("act", nn.SiLU)
     depths = [int(math.ceil(n * depth_mult)) for *_, n in _STAGES]
-    total, blocks, ratio = sum(depths), [], 2
+    total, ratio = sum(depths), 2
+    blocks: list[tuple[tuple[int, int], type[nv.Nerve], dict[str, Any]]] = []
     for (expand, kernel, stride, channels, _), depth in zip(_STAGES, depths):
         ratio *= stride
         for _ in range(depth):

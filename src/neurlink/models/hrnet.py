@@ -37,7 +37,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
-from ..nerves._args import make_act, positive_int
+from ..nerves._args import Act, Norm, make_act, positive_int
 from ..shapes import Dims, ShapeSpec
 from ._published import timm_weights
 from ._registry import register_model
@@ -92,11 +92,13 @@ class _Branches(nv.Nerve):
         """The selector of input branch ``k`` inside the sub-lines."""
         return nv.output(0, k) if len(self.input_links[0].dims) > 1 else 0
 
-    def _line(self, line) -> int:
+    def _line(self, line: Any) -> int:
         self._lines.append(line)
         return self._first + len(self._lines) - 1
 
-    def _downsample(self, source, dims_from: Dims, dims_to: Dims, norm, act, last_act) -> list[int]:
+    def _downsample(
+        self, source: Any, dims_from: Dims, dims_to: Dims, norm: Norm, act: Act, last_act: Act
+    ) -> list[int]:
         """Stride-2 3x3 convs (conv -> norm -> act) from ``dims_from`` until ``dims_to``'s ratio.
 
         The chain keeps ``dims_from``'s channels until its last conv, which makes ``dims_to``'s,
@@ -130,7 +132,7 @@ class HRTransition(_Branches):
     The input may be a single-output line (the end of HRNet's stage 1).
     """
 
-    def __init__(self, norm=nn.BatchNorm2d, act=nn.ReLU) -> None:
+    def __init__(self, norm: Norm = nn.BatchNorm2d, act: Act = nn.ReLU) -> None:
         super().__init__()
         inputs, outputs = self._read_branches()
         name = type(self).__name__
@@ -175,9 +177,9 @@ class HRModule(_Branches):
     def __init__(
         self,
         blocks: int | tuple[int, ...] = 4,
-        block=BasicBlock,
-        norm=nn.BatchNorm2d,
-        act=nn.ReLU,
+        block: type[nv.Nerve] = BasicBlock,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
         mode: str = "nearest",
         **block_keywords: Any,
     ) -> None:
@@ -238,7 +240,7 @@ class HRModule(_Branches):
         self._bundle(outputs, ends)
 
 
-def _check_block_keywords(block, keywords: dict, given: dict, name: str) -> None:
+def _check_block_keywords(block: object, keywords: dict[str, Any], given: dict[str, Any], name: str) -> None:
     """Name a keyword neither the module nor its block takes here, rather than deep in the first block."""
     if not (isinstance(block, type) and issubclass(block, nv.Nerve)):
         raise NerveArgumentError(
@@ -275,15 +277,16 @@ def _doublings(source: ShapeSpec, target: ShapeSpec, name: str) -> int:
     return steps
 
 
-def _scaled(shape: ShapeSpec, factor: int):
+def _scaled(shape: ShapeSpec, factor: int) -> Fraction | int | tuple[Fraction | int, ...]:
     """The ratio ``shape * factor``, written as a line writes it (ints where whole)."""
 
-    def plain(ratio: Fraction):
+    def plain(ratio: Fraction) -> Fraction | int:
         return int(ratio) if ratio.denominator == 1 else ratio
 
+    ratios = shape.ratios_for(shape.rank or 1)
     if shape.rank is None:
-        return plain(shape.ratios[0] * factor)
-    return tuple(plain(r * factor) for r in shape.ratios)
+        return plain(ratios[0] * factor)
+    return tuple(plain(r * factor) for r in ratios)
 
 
 # --- the networks ----------------------------------------------------------------------------

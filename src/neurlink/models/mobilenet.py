@@ -28,13 +28,14 @@ The builders tag the stem, the last block of every stage (``stage1`` ...) and th
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
-from ..nerves._args import positive_int, probability
+from ..nerves._args import Act, Norm, positive_int, probability
 from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines
 from ._published import torchvision_weights
 from ._registry import register_model
@@ -72,17 +73,26 @@ class InvertedBottleneck(nv.Nerve):
     spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
 
     def _add_lines(
-        self, hidden: int, kernel_size, act, norm, squeeze, se_act, se_scale_act, stochastic_depth, dilation=1
+        self,
+        hidden: int,
+        kernel_size: int | Sequence[int],
+        act: Act,
+        norm: Norm,
+        squeeze: int | None,
+        se_act: Act,
+        se_scale_act: Act,
+        stochastic_depth: float,
+        dilation: int = 1,
     ) -> None:
         name = type(self).__name__
         positive_int("hidden_channels", hidden, name)
         probability("stochastic_depth", stochastic_depth, name)  # checked even where no sum uses it
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
         conv = _keywords(norm=norm, act=act)
-        lines = []
+        lines: list[Any] = []
         if hidden != dims_in.channels:  # line 0 is the block's input
             lines.append(((hidden, dims_in.shape), nv.Conv2d_BN_ReLU(1, **conv)))
-        depthwise = {"dilation": dilation} if dilation != 1 else {}
+        depthwise: dict[str, Any] = {"dilation": dilation} if dilation != 1 else {}
         lines.append(((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, groups=hidden, **depthwise, **conv)))
         if squeeze is not None:
             excite = _keywords(act=se_act, scale_act=se_scale_act, defaults={"act": nn.ReLU, "scale_act": nn.Sigmoid})
@@ -111,12 +121,12 @@ class InvertedResidual(InvertedBottleneck):
         expand_ratio: float = 6,
         *,
         hidden_channels: int | None = None,
-        kernel_size=3,
-        act=nn.ReLU6,
-        norm=nn.BatchNorm2d,
+        kernel_size: int | Sequence[int] = 3,
+        act: Act = nn.ReLU6,
+        norm: Norm = nn.BatchNorm2d,
         squeeze_channels: int | None = None,
-        se_act=nn.ReLU,
-        se_scale_act=nn.Hardsigmoid,
+        se_act: Act = nn.ReLU,
+        se_scale_act: Act = nn.Hardsigmoid,
         stochastic_depth: float = 0.0,
         dilation: int = 1,
     ) -> None:
@@ -133,7 +143,7 @@ class InvertedResidual(InvertedBottleneck):
         )
 
 
-def _keywords(defaults: dict | None = None, **keywords) -> dict:
+def _keywords(defaults: dict[str, Any] | None = None, **keywords: Any) -> dict[str, Any]:
     """Keywords for a nerve, leaving out its defaults so that ``print(net)`` stays short."""
     defaults = {"norm": nn.BatchNorm2d, "act": nn.ReLU} if defaults is None else defaults
     return {key: value for key, value in keywords.items() if key not in defaults or value is not defaults[key]}
@@ -177,7 +187,9 @@ _V3_SMALL = [
 ]
 
 
-def _head(channels: int, ratio: int, act, norm, hidden: int | None, dropout: float, num_classes: int) -> list:
+def _head(
+    channels: int, ratio: int, act: Act, norm: Norm, hidden: int | None, dropout: float, num_classes: int
+) -> list[Any]:
     """The last 1x1 conv, global pooling, (a hidden layer,) dropout and the classifier, all at "(1, 1)"."""
     dropout = _dropout(dropout)
     lines = [
@@ -192,7 +204,7 @@ def _head(channels: int, ratio: int, act, norm, hidden: int | None, dropout: flo
     return lines
 
 
-def _dropout(dropout) -> float:
+def _dropout(dropout: float) -> float:
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout <= 1.0:
         raise NerveArgumentError(f"dropout={dropout!r} is not a probability", allowed="0 <= dropout <= 1")
     return float(dropout)
@@ -230,8 +242,13 @@ def mobilenet_v2(
 
 
 def v3_features(
-    setting, width_mult: float, block_keywords: dict, *, dilated: bool = False, tags: dict | None = None
-) -> tuple[list, int, object]:
+    setting: Sequence[tuple[int, int, int, bool, bool, int]],
+    width_mult: float,
+    block_keywords: dict[str, Any],
+    *,
+    dilated: bool = False,
+    tags: dict[int, str] | None = None,
+) -> tuple[list[Any], int, Norm]:
     """MobileNetV3's ``features`` as lines (the Input, the stem, the blocks, the last 1x1 conv tagged
     ``features``), with its ratio and norm. ``dilated`` keeps the last stage at ratio 16, its
     depthwise convs dilated by 2 (torchvision's ``dilated=True``); ``tags`` names blocks by their
@@ -241,7 +258,7 @@ def v3_features(
     blocks, ratio = [], 2
     for index, (kernel, expanded, channels, se, hardswish, stride) in enumerate(setting):
         last_stage = index >= len(setting) - 3  # torchvision's C4 stage, which dilated=True dilates
-        keywords = {"hidden_channels": make_divisible(expanded * width_mult), "kernel_size": kernel}
+        keywords: dict[str, Any] = {"hidden_channels": make_divisible(expanded * width_mult), "kernel_size": kernel}
         keywords["act"] = nn.Hardswish if hardswish else nn.ReLU
         if se:
             keywords["squeeze_channels"] = make_divisible(keywords["hidden_channels"] // 4)
@@ -267,8 +284,15 @@ def v3_features(
 
 
 def _mobilenet_v3(
-    builder: str, setting, last_channel: int, num_classes: int, width_mult, dropout, block_keywords: dict, dilated
-):
+    builder: str,
+    setting: Sequence[tuple[int, int, int, bool, bool, int]],
+    last_channel: int,
+    num_classes: int,
+    width_mult: float,
+    dropout: float,
+    block_keywords: dict[str, Any],
+    dilated: bool,
+) -> nv.Network:
     check_keywords(builder, block_keywords, (InvertedResidual,), ("num_classes", "width_mult", "dropout", "dilated"))
     positive_number("width_mult", width_mult, builder)
     features, ratio, norm = v3_features(setting, width_mult, block_keywords, dilated=dilated)

@@ -32,7 +32,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
-from ..nerves._args import make_act, positive_int
+from ..nerves._args import Act, Norm, make_act, positive_int
 from ._common import check_keywords
 from ._published import torchvision_weights
 from ._registry import register_model
@@ -61,7 +61,7 @@ class _ResidualBlock(nv.Nerve):
 
     default_expansion: ClassVar[int]
 
-    def _hidden_channels(self, width, groups, expansion) -> int:
+    def _hidden_channels(self, width: float, groups: int, expansion: int) -> int:
         """torchvision's ``int(planes * base_width / 64) * groups`` with ``planes = out / expansion``."""
         name = type(self).__name__
         self.expect_links(1)
@@ -81,7 +81,7 @@ class _ResidualBlock(nv.Nerve):
             )
         return per_group * groups
 
-    def _add_residual(self, body: list, norm, act) -> None:
+    def _add_residual(self, body: list[Any], norm: Norm, act: Act) -> None:
         """``body`` (whose first line reads line 0, the block's input), then ``input + body``, then ``act``."""
         dims_out = self.target_dims[0]
         lines = [
@@ -109,11 +109,11 @@ class BasicBlock(_ResidualBlock):
 
     def __init__(
         self,
-        kernel_size=3,
+        kernel_size: int | Sequence[int] = 3,
         width: float = 1.0,
         groups: int = 1,
-        norm=nn.BatchNorm2d,
-        act=nn.ReLU,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
         expansion: int = 1,
         dilation: int = 1,
     ) -> None:
@@ -145,11 +145,11 @@ class Bottleneck(_ResidualBlock):
 
     def __init__(
         self,
-        kernel_size=3,
+        kernel_size: int | Sequence[int] = 3,
         width: float = 1.0,
         groups: int = 1,
-        norm=nn.BatchNorm2d,
-        act=nn.ReLU,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
         expansion: int = 4,
         dilation: int = 1,
     ) -> None:
@@ -170,7 +170,7 @@ class Bottleneck(_ResidualBlock):
 BottleNeck = Bottleneck  # the spelling of the original neurlink README
 
 
-def _conv(norm, act, groups: int = 1, dilation: int = 1) -> dict:
+def _conv(norm: Norm, act: Act, groups: int = 1, dilation: int = 1) -> dict[str, Any]:
     """Keywords for ``Conv2d_BN_ReLU``, leaving out its defaults so that ``print(net)`` stays short."""
     keywords: dict = {}
     if groups != 1:
@@ -197,7 +197,7 @@ def _stage(
     the previous stage's dilation (``_make_layer``'s ``previous_dilation``).
     """
 
-    def make(dilation, selector=None):
+    def make(dilation: int, selector: Any = None) -> Any:  # a NerveDef: calling a nerve class records it
         extra = {"dilation": dilation} if dilation != 1 else {}
         nerve = block if selector is None else block[selector]
         return nerve(**extra, **keywords)
@@ -213,9 +213,9 @@ def _stage(
 def backbone_lines(
     block: type[_ResidualBlock],
     depths: tuple[int, int, int, int],
-    keywords: dict,
-    replace_stride_with_dilation=None,
-) -> list:
+    keywords: dict[str, Any],
+    replace_stride_with_dilation: Sequence[bool] | None = None,
+) -> list[Any]:
     """The lines of a ResNet up to ``layer4`` (the Input, the stem and four tagged stages).
 
     ``replace_stride_with_dilation`` (three bools, torchvision's keyword) keeps ``layer2``,
@@ -260,9 +260,9 @@ def _resnet(
     block: type[_ResidualBlock],
     depths: tuple[int, int, int, int],
     num_classes: int,
-    keywords: dict,
-    dilation=None,
-):
+    keywords: dict[str, Any],
+    dilation: Sequence[bool] | None = None,
+) -> nv.Network:
     check_keywords(builder, keywords, (block,), ("num_classes", "replace_stride_with_dilation"))
     features = backbone_lines(block, depths, keywords, dilation)
     channels = 8 * 64 * keywords.get("expansion", block.default_expansion)  # layer4's
@@ -285,7 +285,7 @@ def _init_like_torchvision(net: nv.Network, head_lines: int = 1) -> None:
     """
     if next(net.parameters()).is_meta:
         return  # no values to set (and torch's init functions on meta tensors import torch._dynamo: seconds)
-    skip = set()
+    skip: set[int] = set()
     for index in range(len(net.lines) - head_lines, len(net.lines)):
         skip.update(id(module) for module in net.get_submodule(str(index)).modules())
     for module in net.modules():

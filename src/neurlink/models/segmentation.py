@@ -29,14 +29,17 @@ adds torchvision's auxiliary ``FCNHead`` as a second output: ``out, aux = net(x)
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .. import nerves as nv
+from ..context import Link
 from ..errors import DimsError, NerveArgumentError
-from ..nerves._args import check_shape_ranks, make_act, positive_int, probability
+from ..interpreter import Ops
+from ..nerves._args import Act, Norm, check_shape_ranks, make_act, positive_int, probability
 from ._registry import register_model
 from .mobilenet import _V3_LARGE, v3_features
 from .resnet import Bottleneck, _conv, _init_like_torchvision, backbone_lines
@@ -56,7 +59,7 @@ __all__ = [
 ]
 
 
-def _same_shape(nerve: nv.Nerve, link) -> None:
+def _same_shape(nerve: nv.Nerve, link: Link) -> None:
     """The line declares the shape of ``link``: a head keeps the resolution it reads."""
     declared = nerve.target_dims[0].shape
     if not link.shape.same_as(declared):
@@ -67,7 +70,7 @@ def _same_shape(nerve: nv.Nerve, link) -> None:
         )
 
 
-def _rates(rates, owner: str) -> tuple[int, ...]:
+def _rates(rates: Sequence[int], owner: str) -> tuple[int, ...]:
     if isinstance(rates, int) or not isinstance(rates, (tuple, list)) or not rates:
         raise NerveArgumentError(
             f"{owner}: rates={rates!r} is not a sequence of dilations",
@@ -100,7 +103,7 @@ class Multiply(nv.Nerve):
                 allowed=f'a second line of {x.channels} channels or 1, at the first line\'s shape or "(1, 1)"',
             )
 
-    def _steps(self, ops, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return ops.function(operator.mul, x, scale)
 
 
@@ -119,7 +122,14 @@ class ASPP(nv.Nerve):
 
     spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
 
-    def __init__(self, rates=(12, 24, 36), *, dropout: float = 0.5, norm=nn.BatchNorm2d, act=nn.ReLU) -> None:
+    def __init__(
+        self,
+        rates: Sequence[int] = (12, 24, 36),
+        *,
+        dropout: float = 0.5,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         self.expect_links(1)
@@ -131,7 +141,7 @@ class ASPP(nv.Nerve):
         _same_shape(self, self.input_links[0])
         channels, shape = dims_out.channels, dims_out.shape
         conv = _conv(norm, act)
-        lines = [((channels, shape), nv.Conv2d_BN_ReLU[0](1, **conv))]  # line 0 is the input
+        lines: list[Any] = [((channels, shape), nv.Conv2d_BN_ReLU[0](1, **conv))]  # line 0 is the input
         lines += [((channels, shape), nv.Conv2d_BN_ReLU[0](3, dilation=rate, **conv)) for rate in rates]
         self.branches = list(range(1, len(lines) + 1))
         lines += [
@@ -157,7 +167,12 @@ class FCNHead(nv.Nerve):
     spatial_rank = 2
 
     def __init__(
-        self, hidden_channels: int | None = None, *, dropout: float = 0.1, norm=nn.BatchNorm2d, act=nn.ReLU
+        self,
+        hidden_channels: int | None = None,
+        *,
+        dropout: float = 0.1,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -191,7 +206,13 @@ class DeepLabHead(nv.Nerve):
     spatial_rank = 2
 
     def __init__(
-        self, rates=(12, 24, 36), *, channels: int = 256, dropout: float = 0.5, norm=nn.BatchNorm2d, act=nn.ReLU
+        self,
+        rates: Sequence[int] = (12, 24, 36),
+        *,
+        channels: int = 256,
+        dropout: float = 0.5,
+        norm: Norm = nn.BatchNorm2d,
+        act: Act = nn.ReLU,
     ) -> None:
         super().__init__()
         self.expect_links(1)
@@ -220,7 +241,7 @@ class LRASPPHead(nv.Nerve):
 
     spatial_rank = 2
 
-    def __init__(self, inter_channels: int = 128, *, norm=nn.BatchNorm2d, act=nn.ReLU) -> None:
+    def __init__(self, inter_channels: int = 128, *, norm: Norm = nn.BatchNorm2d, act: Act = nn.ReLU) -> None:
         super().__init__()
         name = type(self).__name__
         self.expect_links(2)
@@ -273,7 +294,9 @@ def _head_lines(aux_loss: bool) -> int:
     return 4 if aux_loss else 2
 
 
-def _resnet_segmentation(head, depths, num_classes: int, aux_loss: bool, keywords: dict) -> nv.Network:
+def _resnet_segmentation(
+    head: type[nv.Nerve], depths: tuple[int, int, int, int], num_classes: int, aux_loss: bool, keywords: dict[str, Any]
+) -> nv.Network:
     if not isinstance(aux_loss, bool):
         raise NerveArgumentError(f"aux_loss={aux_loss!r} is not a bool", allowed="aux_loss=True or False")
     lines = [
@@ -286,7 +309,9 @@ def _resnet_segmentation(head, depths, num_classes: int, aux_loss: bool, keyword
     return net
 
 
-def _mobilenet_segmentation(head, ratio: int, num_classes: int, aux_loss: bool, keywords: dict) -> nv.Network:
+def _mobilenet_segmentation(
+    head: Any, ratio: int, num_classes: int, aux_loss: bool, keywords: dict[str, Any]
+) -> nv.Network:
     if not isinstance(aux_loss, bool):
         raise NerveArgumentError(f"aux_loss={aux_loss!r} is not a bool", allowed="aux_loss=True or False")
     # torchvision's C2 (features[4], the first block at ratio 8) and C5 (the last conv, at ratio 16)

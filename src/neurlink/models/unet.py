@@ -24,15 +24,16 @@ torch.Size([1, 1, 37, 30])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
-from ..nerves._args import check_shape_ranks, make_act, positive_int
+from ..nerves._args import Act, Norm, check_shape_ranks, make_act, positive_int
 from ._registry import register_model
-from .resnet import BasicBlock, Bottleneck, _conv, _init_like_torchvision, backbone_lines
+from .resnet import BasicBlock, Bottleneck, _conv, _init_like_torchvision, _ResidualBlock, backbone_lines
 
 __all__ = ["UnetDecoderBlock", "unet_resnet18", "unet_resnet34", "unet_resnet50"]
 
@@ -50,7 +51,7 @@ class UnetDecoderBlock(nv.Nerve):
 
     spatial_rank = 2
 
-    def __init__(self, mode: str = "nearest", *, norm=nn.BatchNorm2d, act=nn.ReLU) -> None:
+    def __init__(self, mode: str = "nearest", *, norm: Norm = nn.BatchNorm2d, act: Act = nn.ReLU) -> None:
         super().__init__()
         name = type(self).__name__
         if len(self.input_links) not in (1, 2):
@@ -65,7 +66,8 @@ class UnetDecoderBlock(nv.Nerve):
         make_act(act, name)
         dims_out = self.target_dims[0]
         x, shape = self.input_links[0], dims_out.shape
-        lines, channels = [], x.channels
+        lines: list[Any] = []
+        channels = x.channels
         if len(self.input_links) == 2:
             skip = self.input_links[1]
             if not skip.shape.same_as(shape):
@@ -95,7 +97,14 @@ _SKIPS = ("layer3", "layer2", "layer1", "stem", None)
 _RATIOS = (16, 8, 4, 2, 1)
 
 
-def _unet(block, depths, num_classes: int, decoder_channels, decoder_interpolation, keywords: dict) -> nv.Network:
+def _unet(
+    block: type[_ResidualBlock],
+    depths: tuple[int, int, int, int],
+    num_classes: int,
+    decoder_channels: Sequence[int],
+    decoder_interpolation: str,
+    keywords: dict[str, Any],
+) -> nv.Network:
     positive_int("num_classes", num_classes, "unet")
     channels = tuple(decoder_channels) if isinstance(decoder_channels, (tuple, list)) else None
     if channels is None or len(channels) != len(_SKIPS):
@@ -141,7 +150,7 @@ def _init_like_smp(net: nv.Network, head_lines: int) -> None:
 def unet_resnet18(
     num_classes: int = 1,
     *,
-    decoder_channels=(256, 128, 64, 32, 16),
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_interpolation: str = "nearest",
     **block_keywords: Any,
 ) -> nv.Network:
@@ -153,7 +162,7 @@ def unet_resnet18(
 def unet_resnet34(
     num_classes: int = 1,
     *,
-    decoder_channels=(256, 128, 64, 32, 16),
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_interpolation: str = "nearest",
     **block_keywords: Any,
 ) -> nv.Network:
@@ -165,7 +174,7 @@ def unet_resnet34(
 def unet_resnet50(
     num_classes: int = 1,
     *,
-    decoder_channels=(256, 128, 64, 32, 16),
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_interpolation: str = "nearest",
     **block_keywords: Any,
 ) -> nv.Network:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -30,7 +32,14 @@ class _Default:
         return "DEFAULT"
 
 
-DEFAULT = _Default()  # "the value this nerve class is named for" (Conv2d_BN_ReLU: BatchNorm2d, ReLU)
+# "the value this nerve class is named for" (Conv2d_BN_ReLU: BatchNorm2d, ReLU); Any, so that it is
+# the default of keywords typed as what a caller passes.
+DEFAULT: Any = _Default()
+
+# norm=: a class or callable taking the channel count (nn.BatchNorm2d, functools.partial(nn.GroupNorm, 8)),
+# a module (copied), or None; act=: a module class (nn.ReLU, made in place where it can be), a module, or None.
+Norm = Callable[[int], nn.Module] | nn.Module | None
+Act = Callable[..., nn.Module] | nn.Module | None
 
 
 def _is_int(value) -> bool:

@@ -9,6 +9,7 @@ relative <-> absolute derives the stride from the actual sizes at call time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import DimsError
 from ..shapes import (
@@ -37,9 +38,9 @@ class Geometry:
     """
 
     kind: str
-    stride: tuple[int, ...] | None = None
-    padding: tuple | None = None
-    crop: tuple[int, ...] | None = None
+    stride: tuple[int, ...] | None = None  # None: "sized"
+    padding: tuple[Any, ...] = ()
+    crop: tuple[int, ...] = ()
 
     @property
     def needs_target(self) -> bool:
@@ -64,8 +65,8 @@ def conv_geometry(
     if shape_in.is_absolute and shape_out.is_absolute:
         sizes_in, sizes_out = shape_in.absolute_for(rank), shape_out.absolute_for(rank)
         find = transposed_stride_for_sizes if transposed else stride_for_sizes
-        stride = tuple(find(n, t) for n, t in zip(sizes_in, sizes_out))
-        if None in stride:
+        found = tuple(find(n, t) for n, t in zip(sizes_in, sizes_out))
+        if None in found:
             kind = "transposed conv" if transposed else "conv or pool"
             raise DimsError(
                 f"no stride takes a {kind} from size {sizes_in} to {sizes_out}",
@@ -73,6 +74,7 @@ def conv_geometry(
                 if not transposed
                 else "output sizes between stride * (input - 1) + 1 and stride * input",
             )
+        stride = tuple(s for s in found if s is not None)  # every one, after the check
         if transposed:
             plans = [
                 transposed_padding(n, t, k, d, s, relative=False)

@@ -28,10 +28,11 @@ import torch
 from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
+from ..interpreter import Ops
 from ..nerve import Nerve
 from ..nn.channels import LayerNorm2d as _LayerNorm2dModule
 from ..nn.channels import LayerScale as _LayerScaleModule
-from ._args import check_shape_ranks, keeps_dims, make_act
+from ._args import Act, check_shape_ranks, keeps_dims, make_act
 
 __all__ = ["LayerNorm2d", "PointwiseLinear", "LayerScale"]
 
@@ -39,7 +40,7 @@ _TO_CHANNELS_LAST = (0, 2, 3, 1)
 _TO_CHANNELS_FIRST = (0, 3, 1, 2)
 
 
-def _bool(name: str, value, owner: str) -> bool:
+def _bool(name: str, value: object, owner: str) -> bool:
     if not isinstance(value, bool):
         raise NerveArgumentError(f"{owner}: {name}={value!r} is not a bool", allowed=f"{name}=True or False")
     return value
@@ -69,7 +70,7 @@ class LayerNorm2d(Nerve):
             self.target_dims[0].channels, eps=float(eps), elementwise_affine=elementwise_affine, bias=bias
         )
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         return ops.module("norm", x)
 
 
@@ -84,7 +85,7 @@ class PointwiseLinear(Nerve):
 
     spatial_rank = 2
 
-    def __init__(self, *, bias: bool = True, act=None) -> None:
+    def __init__(self, *, bias: bool = True, act: Act = None) -> None:
         super().__init__()
         self.expect_links(1)
         name = type(self).__name__
@@ -100,7 +101,7 @@ class PointwiseLinear(Nerve):
         self.linear = nn.Linear(source.channels, target.channels, bias=bias)
         self.register_module("act", make_act(act, name))
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         x = ops.function(torch.permute, x, _TO_CHANNELS_LAST)
         x = ops.module("linear", x)
         if self._modules["act"] is not None:
@@ -133,5 +134,5 @@ class LayerScale(Nerve):
             )
         self.scale = _LayerScaleModule(self.target_dims[0].channels, init_value, rank)
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         return ops.module("scale", x)

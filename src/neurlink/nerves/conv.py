@@ -7,17 +7,20 @@ with stride 2 and padding 1; ``ConvTransposed2d(4)`` from ratio 8 to 4 upsamples
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import NerveArgumentError
+from ..interpreter import Ops
 from ..nerve import Nerve
 from ..nn import pointwise, to_size
+from ..shapes import ShapeSpec
 from ..table import torch_rank
 from . import _runtime
-from ._args import DEFAULT, check_shape_ranks, make_act, make_norm, ntuple, positive_int
+from ._args import DEFAULT, Act, Norm, check_shape_ranks, make_act, make_norm, ntuple, positive_int
 from ._geometry import conv_geometry, ratio_pairs
 
 __all__ = [
@@ -28,10 +31,23 @@ __all__ = [
 ]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_TORCH_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_TORCH_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
-_CONV_TO_SIZE = {1: to_size.Conv1dToSize, 2: to_size.Conv2dToSize, 3: to_size.Conv3dToSize}
-_CONV_T_TO_SIZE = {1: to_size.ConvTranspose1dToSize, 2: to_size.ConvTranspose2dToSize, 3: to_size.ConvTranspose3dToSize}
+# By rank; called with the arguments every rank takes (torch's stubs type each rank's sizes apart).
+_TORCH_CONV: dict[int, Callable[..., nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_TORCH_CONV_T: dict[int, Callable[..., nn.Module]] = {
+    1: nn.ConvTranspose1d,
+    2: nn.ConvTranspose2d,
+    3: nn.ConvTranspose3d,
+}
+_CONV_TO_SIZE: dict[int, Callable[..., nn.Module]] = {
+    1: to_size.Conv1dToSize,
+    2: to_size.Conv2dToSize,
+    3: to_size.Conv3dToSize,
+}
+_CONV_T_TO_SIZE: dict[int, Callable[..., nn.Module]] = {
+    1: to_size.ConvTranspose1dToSize,
+    2: to_size.ConvTranspose2dToSize,
+    3: to_size.ConvTranspose3dToSize,
+}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
@@ -52,20 +68,21 @@ class ConvNd(Nerve):
     spatial_rank: ClassVar[int] = 2
     transposed: ClassVar[bool] = False
     default_norm: ClassVar[bool] = False
-    default_act: ClassVar = None
+    default_act: ClassVar[Callable[..., nn.Module] | None] = None
     default_norm_after_act: ClassVar[bool] = False
+    conv: nn.Module  # a torch conv, or one of neurlink.nn's that derive their settings per call
 
     def __init__(
         self,
-        kernel_size,
+        kernel_size: int | Sequence[int],
         *,
-        dilation=1,
-        groups=1,
-        bias=None,
-        norm=DEFAULT,
-        act=DEFAULT,
-        norm_after_act=DEFAULT,
-        padding_mode="zeros",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool | None = None,
+        norm: Norm = DEFAULT,
+        act: Act = DEFAULT,
+        norm_after_act: bool = DEFAULT,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         name, rank = type(self).__name__, self.spatial_rank
@@ -74,10 +91,10 @@ class ConvNd(Nerve):
         dilation = ntuple("dilation", dilation, rank, name)
         groups = positive_int("groups", groups, name)
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
-        for side, channels in (("input", dims_in.channels), ("output", dims_out.channels)):
-            if channels % groups:
+        for side, count in (("input", dims_in.channels), ("output", dims_out.channels)):
+            if count % groups:
                 raise NerveArgumentError(
-                    f"{name}: {side} channels (={channels}) must be divisible by groups (={groups})",
+                    f"{name}: {side} channels (={count}) must be divisible by groups (={groups})",
                     allowed="groups dividing both the input and the output channels",
                 )
         if padding_mode not in _PADDING_MODES:
@@ -117,6 +134,7 @@ class ConvNd(Nerve):
         )
         self._pad_first = False  # pad explicitly before a conv with no padding of its own
         channels = (dims_in.channels, dims_out.channels)
+        padding: tuple[int, ...] | int
         if geometry.kind in ("transposed", "sized"):  # the conv module derives its settings per call
             if self.transposed:
                 self.conv = _CONV_T_TO_SIZE[rank](
@@ -160,7 +178,7 @@ class ConvNd(Nerve):
         self.register_module("norm" if not norm_after_act else "act", first)
         self.register_module("act" if not norm_after_act else "norm", second)
 
-    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         geometry = self.geometry
         if self._pad_first:
             x = ops.function(
@@ -175,7 +193,15 @@ class ConvNd(Nerve):
         return x
 
 
-def _on_points(rank: int, shape, kernel, stride, padding, dilation, groups: int) -> bool:
+def _on_points(
+    rank: int,
+    shape: ShapeSpec,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...] | None,
+    padding: tuple[int, ...] | int,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> bool:
     """A plain 1x1 conv reading a line of 1x1 maps (``"(1, 1)"``): a Linear layer, computed as one."""
     ones = (1,) * rank
     return (
@@ -184,7 +210,7 @@ def _on_points(rank: int, shape, kernel, stride, padding, dilation, groups: int)
         and not shape.is_vector
         and shape.absolute_for(rank) == ones
         and tuple(kernel) == ones
-        and tuple(stride) == ones
+        and stride == ones
         and tuple(dilation) == ones
         and padding in (0, (0,) * rank)
         and groups == 1

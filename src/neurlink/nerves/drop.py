@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..interpreter import Ops
 from ..nerve import Nerve
 from ..nn.drop_path import DropPath
 from ._args import keeps_dims, probability
@@ -35,5 +36,5 @@ class StochasticDepth(Nerve):
         keeps_dims(self)
         self.drop = DropPath(probability("p", p, type(self).__name__))
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         return ops.module("drop", x)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
+from ..interpreter import Ops
 from ..nerve import Nerve
 
 __all__ = ["Linear"]
@@ -38,7 +39,7 @@ class Linear(Nerve):
     flattened, as ``torch.flatten(x, 1)``; its parameters live in ``linear``.
     """
 
-    def __init__(self, bias=True) -> None:
+    def __init__(self, bias: bool = True) -> None:
         super().__init__()
         self.expect_links(1)
         if not isinstance(bias, bool):
@@ -69,7 +70,7 @@ class Linear(Nerve):
         self._flatten = not source.shape.is_vector
         self.linear = nn.Linear(source.channels * math.prod(sizes), target.channels, bias=bias)
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         if self._flatten:
             x = ops.function(torch.flatten, x, 1)
         return ops.module("linear", x)

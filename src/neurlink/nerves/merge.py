@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import operator
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, cast
 
 import torch
 
+from ..context import Link
 from ..errors import DimsError
+from ..interpreter import Ops
 from ..nerve import Nerve
 from ..table import instantiate
+from ._args import Act, Norm
 from .conv import Conv1d, Conv2d, Conv3d, ConvTransposed1d, ConvTransposed2d, ConvTransposed3d
 
 __all__ = ["Add", "Bundle", "Concat", "SkipConnect1d", "SkipConnect2d", "SkipConnect3d"]
 
 
-def _dims_text(link) -> str:
+def _dims_text(link: Link) -> str:
     return f"line {link.index} {link.dims[0]!r}"
 
 
@@ -38,7 +42,7 @@ class Add(Nerve):
                     allowed="inputs with equal channels and equal shapes (project first with a conv, or use SkipConnect)",
                 )
 
-    def _steps(self, ops, first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         for other in others:
             first = ops.function(operator.add, first, other)
         return first
@@ -70,7 +74,7 @@ class Concat(Nerve):
                     allowed="inputs at the same shape (resample first with a pool, conv or Interpolate)",
                 )
 
-    def _steps(self, ops, *inputs: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, *inputs: torch.Tensor) -> torch.Tensor:
         return ops.function(torch.cat, inputs, dim=1)
 
 
@@ -96,7 +100,7 @@ class Bundle(Nerve):
                     allowed="one selected line per declared dims, in the same order and with the same dims",
                 )
 
-    def _steps(self, ops, *inputs: torch.Tensor):
+    def _steps(self, ops: Ops, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return inputs if len(inputs) > 1 else inputs[0]
 
 
@@ -111,7 +115,7 @@ class SkipConnectNd(Nerve):
     spatial_rank: ClassVar[int] = 2
     _convs: ClassVar[tuple] = ()
 
-    def __init__(self, kernel_size=1, norm=None, act=None) -> None:
+    def __init__(self, kernel_size: int | Sequence[int] = 1, norm: Norm = None, act: Act = None) -> None:
         super().__init__()
         self.expect_links(2)
         source, target = self.input_links
@@ -140,10 +144,13 @@ class SkipConnectNd(Nerve):
                 )
             )
             conv = self._convs[1 if upsample else 0]
-            self.project = instantiate(conv(kernel_size, norm=norm, act=act), (source,), (dims_out,))
-            self.uses_base_shape = self.project.uses_base_shape
+            project = cast(Nerve, instantiate(conv(kernel_size, norm=norm, act=act), (source,), (dims_out,)))
+            self.project = project
+            self.uses_base_shape = project.uses_base_shape
 
-    def _steps(self, ops, source: torch.Tensor, target: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def _steps(
+        self, ops: Ops, source: torch.Tensor, target: torch.Tensor, base_shape: tuple[int, ...] | None = None
+    ) -> torch.Tensor:
         if self.project is not None:
             source = ops.module("project", source, base_shape=base_shape)
         return ops.function(operator.add, target, source)

@@ -3,6 +3,7 @@ declared shapes; without one, adaptive pooling to the declared shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
+from ..interpreter import Ops
 from ..nerve import Nerve
 from . import _runtime
 from ._args import check_shape_ranks, ntuple
@@ -17,7 +19,7 @@ from ._geometry import conv_geometry, ratio_pairs
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
 
-_MODULES = {
+_MODULES: dict[tuple[str, bool], dict[int, Callable[..., nn.Module]]] = {
     ("max", False): {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d},
     ("avg", False): {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d},
     ("max", True): {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d},
@@ -33,7 +35,7 @@ class PoolNd(Nerve):
     count_include_pad: bool = False  # average pools: whether zero padding counts in a window's mean
     _dilated_max: bool = False
 
-    def _setup(self, kernel_size, dilation) -> None:
+    def _setup(self, kernel_size: int | Sequence[int] | None, dilation: int | Sequence[int]) -> None:
         name, rank = type(self).__name__, self.spatial_rank
         self.expect_links(1)
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
@@ -82,7 +84,7 @@ class PoolNd(Nerve):
         else:  # padded by the size, averaging real values only: a function, no module
             self.pool = None
 
-    def _steps(self, ops, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         geometry = self.geometry
         if geometry is None:
             if self.pool is not None:
@@ -122,7 +124,7 @@ class MaxPoolNd(PoolNd):
 
     kind = "max"
 
-    def __init__(self, kernel_size=None, dilation=1) -> None:
+    def __init__(self, kernel_size: int | Sequence[int] | None = None, dilation: int | Sequence[int] = 1) -> None:
         super().__init__()
         self._setup(kernel_size, dilation)
 
@@ -135,7 +137,7 @@ class AvgPoolNd(PoolNd):
 
     kind = "avg"
 
-    def __init__(self, kernel_size=None, count_include_pad=False) -> None:
+    def __init__(self, kernel_size: int | Sequence[int] | None = None, count_include_pad: bool = False) -> None:
         super().__init__()
         if not isinstance(count_include_pad, bool):
             raise NerveArgumentError(

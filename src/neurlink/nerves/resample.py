@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DimsError, NerveArgumentError
+from ..interpreter import Ops
 from ..nerve import Nerve
 from ..shapes import dims_text
 from . import _runtime
@@ -77,7 +78,9 @@ class Interpolate(Nerve):
         self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
         self._absolute = target.absolute if target.is_absolute else None
 
-    def _steps(self, ops, x: torch.Tensor, like: torch.Tensor | None = None, base_shape=None) -> torch.Tensor:
+    def _steps(
+        self, ops: Ops, x: torch.Tensor, like: torch.Tensor | None = None, base_shape: tuple[int, ...] | None = None
+    ) -> torch.Tensor:
         if self._like:
             return ops.function(_runtime.interpolate_like, x, like, self.mode, self.align_corners)
         return ops.function(
@@ -100,5 +103,5 @@ class Identity(Nerve):
                 allowed=f"shape {link.shape!r} on this line",
             )
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         return x

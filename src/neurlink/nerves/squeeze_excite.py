@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..interpreter import Ops
 from ..nerve import Nerve
-from ._args import check_shape_ranks, keeps_dims, make_act, positive_int
+from ._args import Act, check_shape_ranks, keeps_dims, make_act, positive_int
 
 __all__ = ["SqueezeExcitation"]
 
@@ -40,7 +41,7 @@ class SqueezeExcitation(Nerve):
 
     spatial_rank = 2
 
-    def __init__(self, squeeze_channels: int, *, act=nn.ReLU, scale_act=nn.Sigmoid) -> None:
+    def __init__(self, squeeze_channels: int, *, act: Act = nn.ReLU, scale_act: Act = nn.Sigmoid) -> None:
         super().__init__()
         self.expect_links(1)
         name = type(self).__name__
@@ -53,7 +54,7 @@ class SqueezeExcitation(Nerve):
         self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
         self.register_module("scale_act", make_act(scale_act, name))
 
-    def _steps(self, ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         scale = ops.function(F.adaptive_avg_pool2d, x, 1)
         scale = ops.module("fc1", scale)
         if self._modules["act"] is not None:

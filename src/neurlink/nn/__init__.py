@@ -4,6 +4,8 @@ Every name of ``torch.nn`` is reachable here (``neurlink.nn.Conv2d is torch.nn.C
 looked up on first use rather than star-imported.
 """
 
+from typing import Any
+
 import torch.nn as _torch_nn
 from einops.layers.torch import Rearrange as Rearrange
 from torch.nn import Identity as I  # noqa: E741, F401 - the seed's short name for Identity
@@ -14,7 +16,7 @@ from .channels import LayerScale as LayerScale
 from .drop_path import DropPath as DropPath
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     try:
         return getattr(_torch_nn, name)
     except AttributeError:

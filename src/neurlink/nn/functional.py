@@ -1,5 +1,7 @@
 """``torch.nn.functional`` plus :func:`drop_path`."""
 
+from typing import Any
+
 import torch
 import torch.nn.functional as _torch_functional
 
@@ -24,7 +26,7 @@ def drop_path(
     return x * mask
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     try:
         return getattr(_torch_functional, name)
     except AttributeError:

@@ -16,6 +16,9 @@ torch.Size([2, 3, 4, 4])
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
 
 from ..nerves import _runtime
@@ -26,8 +29,8 @@ __all__ = ["Conv2dOnPoints"]
 class Conv2dOnPoints(nn.Conv2d):
     """``nn.Conv2d(in_channels, out_channels, 1)``, computed as ``F.linear`` on 1x1 maps."""
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, **factory) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True, **factory: Any) -> None:
         super().__init__(in_channels, out_channels, 1, bias=bias, **factory)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _runtime.conv_on_points(x, self.weight, self.bias)

@@ -18,6 +18,8 @@ torch.Size([1, 8, 7, 7])
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
@@ -34,33 +36,58 @@ __all__ = [
 
 PER_CALL = "per call"
 
+# (ratios as (numerator, denominator) per dim, None) or (None, absolute size)
+Target = tuple[tuple[tuple[int, int], ...] | None, tuple[int, ...] | None]
 
-class _ToSize:
+if TYPE_CHECKING:  # a module: at run time the mixins below sit before a torch conv class
+    _Module = nn.Module
+else:
+    _Module = object
+
+
+class _ToSize(_Module):
     """What both kinds share: the declared target, ``(ratios, None)`` or ``(None, absolute size)``."""
 
-    def _set_target(self, target) -> None:
+    target: Target
+    uses_base_shape: bool
+    # "per call" where no one value holds, which torch's repr of the conv shows. torch's conv declares
+    # a tuple, and a transposed conv's forward takes an output_size where these take the base shape:
+    # the classes below are deliberately not torch's type there, and tell mypy so (ignore[misc]).
+    stride: tuple[int, ...] | str
+    padding: tuple[int, ...] | str
+    # read from the torch conv class
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    kernel_size: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    padding_mode: str
+
+    def _set_target(self, target: Target) -> None:
         ratios, absolute = target
-        self.target = (tuple(map(tuple, ratios)) if ratios is not None else None, absolute)
+        self.target = (tuple((n, d) for n, d in ratios) if ratios is not None else None, absolute)
         self.uses_base_shape = absolute is None  # a ratio needs the base shape of the call
 
     def extra_repr(self) -> str:
         ratios, absolute = self.target
+        shown: tuple[Any, ...] = ()
         if absolute is not None:
             shown = tuple(absolute)
-        else:
+        elif ratios is not None:
             shown = tuple(f"1/{n}" if d == 1 else f"{d}/{n}" for n, d in ratios)
         return super().extra_repr() + f", target={shown}"
 
 
 class _ConvToSize(_ToSize):
-    def __init__(self, in_channels, out_channels, kernel_size, *, target, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", **factory) -> None:  # fmt: skip
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, ...], *, target: Target,
+                 dilation: tuple[int, ...] | int = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 **factory: Any) -> None:  # fmt: skip
         super().__init__(in_channels, out_channels, kernel_size, 1, 0, dilation, groups, bias, padding_mode, **factory)
         self.stride = PER_CALL
         self.padding = PER_CALL
         self._set_target(target)
 
-    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         ratios, absolute = self.target
         return _runtime.conv_to_size(
             x, self.weight, self.bias, base_shape, ratios, absolute,
@@ -69,8 +96,11 @@ class _ConvToSize(_ToSize):
 
 
 class _ConvTransposeToSize(_ToSize):
-    def __init__(self, in_channels, out_channels, kernel_size, *, target, stride=None, dilation=1, groups=1,
-                 bias=True, **factory) -> None:  # fmt: skip
+    output_padding: tuple[int, ...] | str  # "per call", as the stride
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, ...], *, target: Target,
+                 stride: tuple[int, ...] | None = None, dilation: tuple[int, ...] | int = 1, groups: int = 1,
+                 bias: bool = True, **factory: Any) -> None:  # fmt: skip
         super().__init__(in_channels, out_channels, kernel_size, stride or 1, 0, 0, groups, bias, dilation, **factory)
         if stride is None:
             self.stride = PER_CALL
@@ -78,7 +108,7 @@ class _ConvTransposeToSize(_ToSize):
         self.output_padding = PER_CALL
         self._set_target(target)
 
-    def forward(self, x: torch.Tensor, base_shape=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         ratios, absolute = self.target
         stride = None if self.stride == PER_CALL else self.stride
         return _runtime.conv_transpose_to(
@@ -87,25 +117,25 @@ class _ConvTransposeToSize(_ToSize):
         )  # fmt: skip
 
 
-class Conv1dToSize(_ConvToSize, nn.Conv1d):
+class Conv1dToSize(_ConvToSize, nn.Conv1d):  # type: ignore[misc]  # see _ToSize
     """``nn.Conv1d`` whose stride and padding take each input to the target size."""
 
 
-class Conv2dToSize(_ConvToSize, nn.Conv2d):
+class Conv2dToSize(_ConvToSize, nn.Conv2d):  # type: ignore[misc]  # see _ToSize
     """``nn.Conv2d`` whose stride and padding take each input to the target size."""
 
 
-class Conv3dToSize(_ConvToSize, nn.Conv3d):
+class Conv3dToSize(_ConvToSize, nn.Conv3d):  # type: ignore[misc]  # see _ToSize
     """``nn.Conv3d`` whose stride and padding take each input to the target size."""
 
 
-class ConvTranspose1dToSize(_ConvTransposeToSize, nn.ConvTranspose1d):
+class ConvTranspose1dToSize(_ConvTransposeToSize, nn.ConvTranspose1d):  # type: ignore[misc]  # see _ToSize
     """``nn.ConvTranspose1d`` whose padding (and stride, if not given) lands each input on the target size."""
 
 
-class ConvTranspose2dToSize(_ConvTransposeToSize, nn.ConvTranspose2d):
+class ConvTranspose2dToSize(_ConvTransposeToSize, nn.ConvTranspose2d):  # type: ignore[misc]  # see _ToSize
     """``nn.ConvTranspose2d`` whose padding (and stride, if not given) lands each input on the target size."""
 
 
-class ConvTranspose3dToSize(_ConvTransposeToSize, nn.ConvTranspose3d):
+class ConvTranspose3dToSize(_ConvTransposeToSize, nn.ConvTranspose3d):  # type: ignore[misc]  # see _ToSize
     """``nn.ConvTranspose3d`` whose padding (and stride, if not given) lands each input on the target size."""

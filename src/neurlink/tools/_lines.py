@@ -16,6 +16,7 @@ itself selects (``"2"``), so an edge into a block starts where the value really 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from torch import nn
 
@@ -87,7 +88,7 @@ def table_of(network: nn.Module):
     return table
 
 
-def is_block(module: nn.Module | None) -> bool:
+def is_block(module: nn.Module | None) -> TypeGuard[Nerve]:
     """Whether a line's module is made of lines of its own, run by the generated forward."""
     return (
         isinstance(module, Nerve)
@@ -122,7 +123,7 @@ def _walk(owner, table, prefix: str, level: int, depth: int, outer: tuple[Source
         module = owner._modules[entry.name] if entry.name is not None else None
         line = LineInfo(f"{prefix}{entry.index}", level, entry, module, tuple(sources))
         out.append(line)
-        if is_block(module) and level + 1 < depth:
+        if is_block(module) and module._table is not None and level + 1 < depth:
             line.expanded = True
             line.last_child = f"{line.path}.{len(module._table.entries) - 1}"
             _walk(module, module._table, f"{line.path}.", level + 1, depth, line.sources, out)
@@ -144,9 +145,9 @@ def nerve_text(entry: Entry) -> str:
 
 def shape_text(shape: ShapeSpec) -> str:
     """A declared spatial shape in words: ``base/2``, ``base``, ``base*2``, or absolute ``(1, 1)``."""
-    if shape.is_absolute:
-        return str(shape.written)
     ratios = shape.ratios
+    if ratios is None:  # an absolute shape
+        return str(shape.written)
     if len(ratios) == 1:
         ratio = ratios[0]
         if ratio == 1:

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import InputError, NeurlinkError
+from ..network import Network
 from ._lines import LineInfo, input_rank, table_of
+
+# One size (N, C, *spatial), or a list of them, one per Input line.
+InputSize = Sequence[int] | Sequence[Sequence[int]]
 
 __all__ = ["Measured", "input_sizes", "make_inputs", "run_lines"]
 
@@ -47,10 +52,11 @@ def input_sizes(input_size) -> list[tuple[int, ...]]:
     ([(1, 3, 8, 8)], [(1, 3, 8, 8), (1, 1, 4, 4)])
     """
     if isinstance(input_size, (torch.Size, tuple, list)) and input_size:
-        if all(_is_count(n) for n in input_size):
-            return [tuple(int(n) for n in input_size)]
-        if all(isinstance(s, (torch.Size, tuple, list)) and s and all(_is_count(n) for n in s) for s in input_size):
-            return [tuple(int(n) for n in s) for s in input_size]
+        items: list[Any] = list(input_size)
+        if all(_is_count(n) for n in items):
+            return [tuple(int(n) for n in items)]
+        if all(isinstance(s, (torch.Size, tuple, list)) and s and all(_is_count(n) for n in s) for s in items):
+            return [tuple(int(n) for n in s) for s in items]
     raise NeurlinkError(
         f"input_size={input_size!r}: expected a size such as (1, 3, 224, 224), or a list of sizes (one per Input line)"
     )
@@ -71,7 +77,7 @@ def make_inputs(network: nn.Module, input_size=None, *, dtype=None, device=None,
             raise NeurlinkError("inputs= takes a tensor or a list of tensors (one per Input line)")
         return tensors
     sizes = input_sizes(input_size)
-    tensor = next(iter(network.parameters()), None)
+    tensor: torch.Tensor | None = next(iter(network.parameters()), None)
     if tensor is None:
         tensor = next(iter(network.buffers()), None)
     if device is None:
@@ -103,7 +109,7 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     batch statistics) and is put back in the mode it was in.
     """
     table = table_of(network)
-    if hasattr(network, "_check"):  # a network checks its inputs itself, with the messages net(x) gives
+    if isinstance(network, Network):  # a network checks its inputs itself, with the messages net(x) gives
         network._check(inputs[0] if len(inputs) == 1 else list(inputs))
     else:
         _check_inputs(network, table, inputs)
@@ -138,10 +144,10 @@ class _Run:
                     self.results[path] = _measure(values[entry.index], 0)
                 continue
             xs = [values[r.line] if r.output is None else values[r.line][r.output] for r in entry.refs]
-            module = owner._modules[entry.name]
+            module = cast(nn.Module, owner._modules[entry.name])  # a line's child is a module
             before = self.counter.get_total_flops()
-            if path in self.expanded:
-                y = self.table(module, module._table, f"{path}.", xs)
+            if path in self.expanded:  # a block: its lines
+                y = self.table(module, module.__dict__["_table"], f"{path}.", xs)
             else:
                 y = self.call(path, entry, module, xs)
             self.results[path] = _measure(y, (self.counter.get_total_flops() - before) // 2)

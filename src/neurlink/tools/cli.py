@@ -19,6 +19,7 @@ import os
 import sys
 
 import torch
+from torch import nn
 
 from ..errors import NeurlinkError
 from ..models import create_model, list_models
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="the model zoo, with parameter counts")
     listing.add_argument("pattern", nargs="?", help="a name pattern: resnet50, 'resnet*', wide (a part of the name)")
 
-    def measured(command) -> None:
+    def measured(command: argparse.ArgumentParser) -> None:
         command.add_argument("model", metavar="MODEL", help=model_help)
         command.add_argument(
             "--input",
@@ -123,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_sizes(net) -> list[tuple[int, ...]]:
+def _default_sizes(net: nn.Module) -> list[tuple[int, ...]]:
     """Batch 1, the declared channels, 224 per spatial dim of the base input (others by their ratio)."""
     table = table_of(net)
     inputs = table.input_entries
@@ -140,7 +141,7 @@ def _default_sizes(net) -> list[tuple[int, ...]]:
     return sizes
 
 
-def _keywords_option(command) -> None:
+def _keywords_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--arg",
         type=_keyword,
@@ -167,7 +168,7 @@ def _keyword(text: str) -> tuple[str, object]:
         return name, value  # a plain word: a string
 
 
-def _build(args, progress: Progress):
+def _build(args: argparse.Namespace, progress: Progress) -> nn.Module:
     progress(f"building {args.model}")
     try:
         net = load_network(args.model, device=args.device, keywords=dict(args.arg or []), trusted=args.trust)
@@ -176,13 +177,13 @@ def _build(args, progress: Progress):
     return net.to(_DTYPES[args.dtype])  # measured in the dtype asked for
 
 
-def _sizes(args, net) -> list[tuple[int, ...]]:
+def _sizes(args: argparse.Namespace, net: nn.Module) -> list[tuple[int, ...]]:
     if args.input is None:
         return _default_sizes(net)
     return [size for sizes in args.input for size in sizes]
 
 
-def _summary(args, progress: Progress) -> int:
+def _summary(args: argparse.Namespace, progress: Progress) -> int:
     net = _build(args, progress)
     sizes = _sizes(args, net)
     progress(f"running {args.model} on {', '.join('x'.join(map(str, s)) for s in sizes)}")
@@ -199,7 +200,7 @@ def _summary(args, progress: Progress) -> int:
     return 0
 
 
-def _graph(args, progress: Progress) -> int:
+def _graph(args: argparse.Namespace, progress: Progress) -> int:
     net = _build(args, progress)
     sizes = None
     if not args.no_shapes:
@@ -220,7 +221,7 @@ def _graph(args, progress: Progress) -> int:
     return 0
 
 
-def _list(args, progress: Progress) -> int:
+def _list(args: argparse.Namespace, progress: Progress) -> int:
     pattern = args.pattern
     if pattern is not None and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
@@ -240,7 +241,7 @@ def _list(args, progress: Progress) -> int:
     return 0
 
 
-def _check(args, progress: Progress) -> int:
+def _check(args: argparse.Namespace, progress: Progress) -> int:
     failed = 0
     for model in args.models:
         progress(f"checking {model}")

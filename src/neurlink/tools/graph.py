@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import NeurlinkError
 from ._lines import LineInfo, is_block, nerve_text, shape_text, size_text, walk
-from ._trace import make_inputs, run_lines
+from ._trace import InputSize, make_inputs, run_lines
 
 __all__ = ["GraphNode", "GraphEdge", "Cluster", "LineGraph", "graph"]
 
@@ -198,12 +200,12 @@ def _node_id(path: str) -> str:
 
 def graph(
     net: nn.Module,
-    input_size=None,
+    input_size: InputSize | None = None,
     *,
     depth: int = 1,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    inputs=None,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
 ) -> LineGraph:
     """The line graph of a built network; with ``input_size`` (or ``inputs``), actual sizes in the labels.
 
@@ -219,9 +221,11 @@ def graph(
 
     def output_id(path: str) -> str:  # an expanded block's output is that of its last line
         line = by_path[path]
-        return output_id(line.last_child) if line.expanded else _node_id(path)
+        return output_id(line.last_child) if line.last_child is not None else _node_id(path)  # set when expanded
 
-    nodes, edges, top, clusters = [], [], [], []
+    nodes, edges = [], []
+    top: list[Any] = []
+    clusters: list[Cluster] = []
     cluster_of: dict[str, Cluster] = {}
     for line in lines:
         parent = cluster_of.get(line.path.rpartition(".")[0]) if line.level else None

@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ._lines import dims_text, nerve_text, table_of, walk
-from ._trace import make_inputs, run_lines
+from ._trace import InputSize, make_inputs, run_lines
 
 __all__ = ["Summary", "SummaryRow", "summary"]
 
@@ -144,12 +145,12 @@ def _bytes(count: int) -> str:
 
 def summary(
     net: nn.Module,
-    input_size=(1, 3, 224, 224),
+    input_size: InputSize = (1, 3, 224, 224),
     *,
     depth: int = 1,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    inputs=None,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
 ) -> Summary:
     """Summarize a built network line by line, measured in one forward on random inputs.
 

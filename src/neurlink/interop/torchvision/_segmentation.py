@@ -12,6 +12,7 @@ ASPP and LR-ASPP record which sub-line is which branch.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from torch import nn
 
@@ -42,7 +43,7 @@ def segmentation_pairs(model: nn.Module) -> list[Pair]:
     else:
         pairs = [Pair(pair.neurlink, f"backbone.{pair.reference}") for pair in resnet_pairs(model, backbone)]
         architecture = "ResNet segmentation model"
-    heads = []
+    heads: list[tuple[str, nn.Module]] = []
     for name, module in lines[first:]:
         if not isinstance(module, _HEADS):
             if has_state(module):
@@ -74,8 +75,8 @@ def segmentation_pairs(model: nn.Module) -> list[Pair]:
 
 def _feeding(model: nn.Module, tag: str, heads: set[str]) -> str | None:
     """The head line whose output reaches the line tagged ``tag``, walking selections back from it."""
-    entries = getattr(model, "lines", None)
-    tagged = [entry for entry in entries or () if entry.tag == tag]
+    entries: list[Any] = getattr(model, "lines", None) or []
+    tagged = [entry for entry in entries if entry.tag == tag]
     if not tagged:
         return None
     todo, seen = [tagged[0].index], set()
