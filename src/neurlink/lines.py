@@ -7,6 +7,7 @@ deferred nerve definition (``Conv2d(3)``, ``Add[[1, 2], "sum"]()``) or a plain
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -149,6 +150,9 @@ def _fmt(value: Any) -> str:
         return ":".join(parts)
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, functools.partial):  # norm=partial(BatchNorm2d, eps=0.001), not its <class ...> repr
+        arguments = [_fmt(value.func), *map(_fmt, value.args), *(f"{k}={_fmt(v)}" for k, v in value.keywords.items())]
+        return f"partial({', '.join(arguments)})"
     if isinstance(value, nn.Module):
         return _module_text(value)
     return repr(value)
