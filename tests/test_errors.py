@@ -43,6 +43,24 @@ class NoSuper(nv.Nerve):
         return x
 
 
+class ReadsBeforeSuper(nv.Nerve):
+    def __init__(self):
+        self.channels = self.target_dims.channels  # before super().__init__()
+        super().__init__()
+
+
+class SubmoduleBeforeSuper(nv.Nerve):
+    def __init__(self):
+        self.conv = torch.nn.Conv2d(3, 8, 1)  # before super().__init__()
+        super().__init__()
+
+
+class MissingAttribute(nv.Nerve):
+    def __init__(self):
+        super().__init__()
+        self.width = self.height  # an ordinary bug of the nerve's own
+
+
 class Nothing(nv.Nerve):
     def __init__(self):
         super().__init__()  # neither forward() nor self.add()
@@ -260,7 +278,15 @@ INVALID = [
         [IN, ((8, 2), nv.Conv2d[-1, 5](3))],
         SelectorError,
         "line 1: ((8, 2), Conv2d[-1, 5](3))",
-        r"tag 5 is not a non-empty string",
+        r"tag 5 is not a non-empty string \(to read several lines, select a list: Concat\[\[0, 1\]\]\)",
+        r"with a string tag",
+    ),
+    bad(
+        "two-lines-without-a-list",  # Concat[0, 1] is Concat[(0, 1)]: selector 0, tag 1
+        [IN, ((8, 2), nv.Conv2d(3)), ((11, 2), nv.Concat[0, 1]())],
+        SelectorError,
+        "line 2: ((11, 2), Concat[0, 1]())",
+        r"tag 1 is not a non-empty string \(to read several lines, select a list",
         r"with a string tag",
     ),
     bad(
@@ -937,6 +963,30 @@ INVALID = [
         "line 1: ((8, 2), NoSuper())",
         r"NoSuper\.__init__ did not call super\(\)\.__init__\(\)",
         r"a Nerve subclass calls super\(\)\.__init__\(\) first",
+    ),
+    bad(
+        "user-nerve-reads-before-super-init",
+        [IN, ((8, 2), ReadsBeforeSuper())],
+        DefinitionError,
+        "line 1: ((8, 2), ReadsBeforeSuper())",
+        r"ReadsBeforeSuper\(\.\.\.\) raised AttributeError: .*target_dims",
+        r"a Nerve subclass calls super\(\)\.__init__\(\) first",
+    ),
+    bad(
+        "user-nerve-assigns-a-module-before-super-init",
+        [IN, ((8, 2), SubmoduleBeforeSuper())],
+        DefinitionError,
+        "line 1: ((8, 2), SubmoduleBeforeSuper())",
+        r"cannot assign module before Module\.__init__\(\) call",
+        r"a Nerve subclass calls super\(\)\.__init__\(\) first",
+    ),
+    bad(
+        "user-nerve-misses-its-own-attribute",  # no hint about super().__init__(): it was called
+        [IN, ((8, 2), MissingAttribute())],
+        DefinitionError,
+        "line 1: ((8, 2), MissingAttribute())",
+        r"MissingAttribute\(\.\.\.\) raised AttributeError: .*height",
+        None,
     ),
     bad(
         "user-nerve-without-forward-or-add",

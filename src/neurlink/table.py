@@ -190,8 +190,10 @@ class LineTable:
         if tag is None:
             return None
         if not isinstance(tag, str) or not tag:
+            # Concat[0, 1] is Python's Concat[(0, 1)]: a selector and a tag, where several lines were meant
+            several = " (to read several lines, select a list: Concat[[0, 1]])" if isinstance(tag, int) else ""
             raise SelectorError(
-                f"tag {tag!r} is not a non-empty string",
+                f"tag {tag!r} is not a non-empty string{several}",
                 allowed="Nerve[selector, 'tag'](...) with a string tag, e.g. Conv2d[-1, 'c1'](3)",
             )
         if tag in self.tags:
@@ -404,6 +406,14 @@ def _bind(nerve: NerveDef) -> None:
         raise NerveArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
 
 
+def _initialized(error: AttributeError) -> bool:
+    """False where the nerve raising ``error`` had not run ``Nerve.__init__`` yet."""
+    obj = getattr(error, "obj", None)  # the object an attribute was missing on (Python 3.10+)
+    if isinstance(obj, nn.Module) and "_modules" not in obj.__dict__:
+        return False
+    return "before Module.__init__() call" not in str(error)
+
+
 def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> nn.Module:
     """Construct the module of a deferred nerve for the given inputs and declared dims."""
     _bind(nerve)
@@ -416,7 +426,13 @@ def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]
         except NeurlinkError as error:
             raise DefinitionError(str(error)) from error
         except Exception as error:
-            raise DefinitionError(f"{cls.__name__}(...) raised {type(error).__name__}: {error}") from error
+            allowed = None
+            if isinstance(error, AttributeError) and not _initialized(error):
+                # what a nerve's own attributes (target_dims, ...) or submodules need comes from Nerve.__init__
+                allowed = "a Nerve subclass calls super().__init__() first in its __init__"
+            raise DefinitionError(
+                f"{cls.__name__}(...) raised {type(error).__name__}: {error}", allowed=allowed
+            ) from error
     if "_modules" not in module.__dict__ or "target_dims" not in module.__dict__:
         raise DefinitionError(
             f"{cls.__name__}.__init__ did not call super().__init__()",
