@@ -146,9 +146,12 @@ def test_the_readme_main_command_prints_no_warning(tmp_path):
 
 
 def test_ci_runs_the_readme_test_command():
-    """CI (.ci/run) runs the README's test command, the Quick start's second, type check included."""
+    """CI (.ci/run) runs the README's test command, the Quick start's second, type check and the site's
+    strict build included; the site's Getting started page gives the same two commands."""
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^python3 -m venv \.venv && .*$", readme, flags=re.MULTILINE)
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert commands[1] == ci
-    assert "&& .venv/bin/mypy &&" in ci
+    assert "&& .venv/bin/mypy &&" in ci and "&& .venv/bin/mkdocs build --strict" in ci
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    assert re.findall(r"^python3 -m venv \.venv && .* && .*$", page, flags=re.MULTILINE) == commands
