@@ -35,6 +35,20 @@ def test_a_size_no_stride_reaches_names_the_line():
     with pytest.raises(neurlink.InputError, match=r"(?s)^line 1: \(\(16, '\(7, 7\)'\), Conv2d\(3\)\).*no stride"):
         net(torch.randn(1, 3, 5, 5))
     assert net(torch.randn(1, 3, 14, 14)).shape == (1, 16, 7, 7)  # still usable
+    # the sizes it names do reach 7: ceil(size / s) == 7 for s = 1, 2, 3, 4; and 16 is not one of them
+    with pytest.raises(neurlink.InputError, match=r"allowed: .*\(7, 13-14, 19-21, 25-28, \.\.\.\), or an adaptive"):
+        net(torch.randn(1, 3, 16, 16))
+    for size in (7, 13, 14, 19, 21, 25, 28):
+        assert net(torch.randn(1, 3, size, size)).shape == (1, 16, 7, 7)
+
+
+def test_a_size_no_transposed_stride_reaches_says_which_sizes_do():
+    net = nv.build([((3, 1), nv.Input()), ((8, 4), nv.Conv2d(3)), ((8, "(7, 7)"), nv.ConvTransposed2d(3))])
+    with pytest.raises(
+        neurlink.InputError, match=r"allowed: input sizes n where a whole stride s gives s \* \(n - 1\) < 7"
+    ):
+        net(torch.randn(1, 3, 64, 64))  # line 1 is 16: no stride takes 16 up to 7
+    assert net(torch.randn(1, 3, 16, 16)).shape == (1, 8, 7, 7)  # 4 -> 7 with stride 2
 
 
 @pytest.mark.parametrize("options", [{}, {"outputs": [-1]}])

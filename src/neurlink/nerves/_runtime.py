@@ -177,8 +177,21 @@ def crop_end(y: torch.Tensor, crop) -> torch.Tensor:
 def _stride(find, n, t, what: str) -> int:
     stride = find(n, t)
     if stride is None:
-        raise InputError(f"no stride takes a {what} from size {n} to the declared size {t} for this input")
+        transposed = what == "transposed conv"
+        raise InputError(
+            f"no stride takes a {what} from size {n} to the declared size {t} for this input",
+            allowed=f"input sizes n where a whole stride s gives s * (n - 1) < {t} <= s * n"
+            if transposed
+            else f"sizes where a whole stride s gives ceil(size / s) == {t} ({_reachable(t)}, ...), or an"
+            f" adaptive pool (nv.AvgPool2d() without a kernel) to reach {t} from any size",
+        )
     return stride
+
+
+def _reachable(t: int) -> str:
+    """The first sizes that strides 1 to 4 take to size ``t``: ``s * (t - 1) < size <= s * t``."""
+    spans = ((s * (t - 1) + 1, s * t) for s in range(1, 5))
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in spans)
 
 
 def _sized_padding(x, base_shape, ratios, absolute, kernel, dilation):
