@@ -155,3 +155,64 @@ def test_ci_runs_the_readme_test_command():
     assert "&& .venv/bin/mypy &&" in ci and "&& .venv/bin/mkdocs build --strict" in ci
     page = (ROOT / "docs" / "getting-started.md").read_text()
     assert re.findall(r"^python3 -m venv \.venv && .* && .*$", page, flags=re.MULTILINE) == commands
+
+
+USER_CODE = '''
+"""What the docs teach a user to write, as a user checking it with mypy --strict would."""
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+import neurlink
+import neurlink.nerves as nv
+from neurlink.tools import Summary, summary
+
+
+class Gate(nv.Nerve):
+    """docs/custom-nerves.md: a forward of its own, one argument per selected line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expect_links(2)
+
+    def forward(self, x: Tensor, g: Tensor) -> Tensor:
+        return x * torch.sigmoid(g)
+
+
+class Resize(nv.Nerve):
+    """A forward that takes the base shape."""
+
+    def forward(self, x: Tensor, base_shape: tuple[int, ...] | None = None) -> Tensor:
+        assert base_shape is not None  # the network passes it to every nerve whose forward takes it
+        size = self.output_shapes(base_shape)[0]
+        return torch.nn.functional.interpolate(x, size=size)
+
+
+def main(folder: Path) -> None:
+    net: neurlink.Network = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 2), nv.Conv2d[-1, "x"](3)),
+            ((8, 2), nv.Conv2d[0](3)),
+            ((8, 2), Gate[["x", -1]]()),
+            ((8, 1), Resize()),
+        ]
+    )
+    table: Summary = summary(net, input_size=(1, 3, 32, 32))
+    print(table.rows[0])
+    net.save_pretrained(folder)
+    again: neurlink.Network = neurlink.from_pretrained(folder, trusted=["user_code"])
+    again.save_pretrained(folder / "again")
+    zoo: neurlink.Network = neurlink.resnet18(num_classes=10)
+    print(len(zoo), neurlink.__version__)
+'''
+
+
+def test_what_the_docs_teach_passes_mypy_strict(tmp_path):
+    """A user's own nerves (a forward of their own, with and without base_shape), a build, a summary and a
+    checkpoint round trip type-check with ``mypy --strict``: neurlink's hints give them no false errors."""
+    (tmp_path / "user_code.py").write_text(USER_CODE)
+    # the project's cache (the test command runs mypy on src/neurlink first) keeps this to seconds
+    done = run(sys.executable, "-m", "mypy", "--strict", "--no-error-summary", tmp_path / "user_code.py", cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -178,7 +178,14 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         """
         raise NotImplementedError
 
-    def forward(self, *inputs: Any, base_shape: tuple[int, ...] | None = None) -> Any:
+    # (*inputs, **keywords): a nerve of your own overrides forward with its own parameters (x, g,
+    # base_shape=None), which a type checker accepts only against a signature this loose.
+    def forward(self, *inputs: Any, **keywords: Any) -> Any:
+        base_shape: tuple[int, ...] | None = keywords.pop("base_shape", None)
+        if keywords:
+            raise TypeError(
+                f"{type(self).__name__}.forward() got an unexpected keyword argument {next(iter(keywords))!r}"
+            )
         if self._table is not None:
             return run_lines(self, self._table, inputs, base_shape)
         if self.uses_base_shape:

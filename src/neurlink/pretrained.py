@@ -23,9 +23,10 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, NoReturn, overload
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast, overload
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_li
 from ._version import __version__
 from .checkpoint import check_state_dict
 from .errors import CheckpointError, NeurlinkError, PretrainedError
+
+if TYPE_CHECKING:
+    from .network import Network
 
 Device = torch.device | str | None
 
@@ -171,8 +175,11 @@ def _first_difference(built: dict, given: dict) -> str | None:
 
 
 def from_pretrained(
-    directory: str | os.PathLike[str], *, trusted: Sequence[str] = (), device: torch.device | str | None = None
-) -> nn.Module:
+    directory: str | os.PathLike[str],
+    *,
+    trusted: str | ModuleType | Iterable[str | ModuleType] = (),
+    device: torch.device | str | None = None,
+) -> Network:
     """Build the network saved in ``directory`` by ``save_pretrained`` and load its weights, strictly.
 
     ``directory`` may also be a Hugging Face Hub repository id (``"user/repo"`` that is not a
@@ -198,6 +205,8 @@ def from_pretrained(
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     except NeurlinkError as error:
         raise PretrainedError(f"{config_path}: {error}") from None
+    # what save_pretrained wrote is a Network's (a zoo builder's or nv.build's), so one is built from it
+    network = cast("Network", network)
     if torch.device(device or "cpu").type == "meta":
         return network.eval()  # checked against the file's shapes above; there are no values to load
     state_dict = _read_weights(weights_path, device)
