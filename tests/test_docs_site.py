@@ -4,6 +4,7 @@ every page resolves to a file of the built site (and to an element, where it nam
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # Material's notice about its successor
+        timeout=600,  # a guard against a hang, not a time limit: the build takes seconds
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
     return directory
@@ -104,4 +106,19 @@ def test_the_zoo_page_lists_every_registered_model(site: Path) -> None:
     text = (site / "zoo" / "index.html").read_text(encoding="utf-8")
     missing = [name for name in neurlink.list_models() if f"<code>{name}</code>" not in text]
     assert not missing
-    assert "25,557,032" in text and "4.09" in text  # resnet50: torchvision's parameters and GFLOPS
+    # resnet50's row: torchvision's parameters and GFLOPS (MACs), in this order
+    assert re.search(r"<code>resnet50</code>.*?25,557,032.*?4\.09</td>", text, flags=re.DOTALL)
+
+
+DIFF_OR_MERGE_MARKERS = re.compile(r"^(\+\+\+? |--- a/|@@ |<<<<<<< |=======$|>>>>>>> )", flags=re.MULTILINE)
+
+
+def test_no_page_carries_a_diff_or_merge_leftover() -> None:
+    """A stray ``++ b/README.md`` once reached the built performance page as text."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [
+        f"{page.relative_to(ROOT)}: {m.group(0)!r}"
+        for page in pages
+        for m in DIFF_OR_MERGE_MARKERS.finditer(page.read_text())
+    ]
+    assert not found, found
