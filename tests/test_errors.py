@@ -690,7 +690,23 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d(3, strides=2))",
         r"Conv2d: got an unexpected keyword argument 'strides'",
-        r"Conv2d\(kernel_size, \*, dilation=1, groups=1, bias=None, norm=.*, act=.*, norm_after_act=.*, padding_mode='zeros'\)",
+        r"Conv2d\(kernel_size, \*, dilation=1, groups=1, bias=None, norm=None, act=None, norm_after_act=False, padding_mode='zeros'\)",
+    ),
+    bad(
+        "unknown-keyword-shows-what-the-defaults-mean",  # not norm=DEFAULT or act=<class '...ReLU'>
+        [IN, ((8, 2), nv.Conv2d_BN_ReLU(3, stride=2))],
+        NerveArgumentError,
+        "line 1: ((8, 2), Conv2d_BN_ReLU(3, stride=2))",
+        r"Conv2d_BN_ReLU: got an unexpected keyword argument 'stride'",
+        r"Conv2d_BN_ReLU\(kernel_size, \*, .*norm=BatchNorm2d, act=ReLU, norm_after_act=False, padding_mode='zeros'\)",
+    ),
+    bad(
+        "unknown-keyword-of-squeeze-excitation",
+        [IN, ((8, 2), nv.SqueezeExcitation(4, bad=1))],
+        NerveArgumentError,
+        "line 1: ((8, 2), SqueezeExcitation(4, bad=1))",
+        r"SqueezeExcitation: got an unexpected keyword argument 'bad'",
+        r"SqueezeExcitation\(squeeze_channels, \*, act=ReLU, scale_act=Sigmoid\)$",
     ),
     bad(
         "too-many-positional-arguments",

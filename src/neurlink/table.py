@@ -388,6 +388,16 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
 _SIGNATURES: dict[type, inspect.Signature] = {}
 
 
+class _Shown:
+    """A default value as an argument error shows it: source-like text (see lines._fmt)."""
+
+    def __init__(self, value: Any) -> None:
+        self.text = _fmt(value)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def _bind(nerve: NerveDef) -> None:
     """Check the arguments against the nerve's ``__init__`` before making anything."""
     cls = nerve.cls
@@ -397,8 +407,15 @@ def _bind(nerve: NerveDef) -> None:
     try:
         signature.bind(None, *nerve.args, **nerve.kwargs)
     except TypeError as error:
-        # as a call is written: the names and defaults, not the type hints
-        params = [p.replace(annotation=p.empty) for name, p in signature.parameters.items() if name != "self"]
+        # as a call is written: the names and defaults (act=ReLU, not <class ...> or a sentinel), no type hints
+        meanings = cls.shown_defaults() if hasattr(cls, "shown_defaults") else {}
+        params = [
+            p.replace(
+                annotation=p.empty, default=p.default if p.default is p.empty else _Shown(meanings.get(name, p.default))
+            )
+            for name, p in signature.parameters.items()
+            if name != "self"
+        ]
         shown = str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))[1:-1]
         reason = f"{cls.__name__}: {error}"
         if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:

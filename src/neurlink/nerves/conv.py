@@ -8,7 +8,7 @@ with stride 2 and padding 1; ``ConvTransposed2d(4)`` from ratio 8 to 4 upsamples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -71,6 +71,12 @@ class ConvNd(Nerve):
     default_act: ClassVar[Callable[..., nn.Module] | None] = None
     default_norm_after_act: ClassVar[bool] = False
     conv: nn.Module  # a torch conv, or one of neurlink.nn's that derive their settings per call
+
+    @classmethod
+    def shown_defaults(cls) -> dict[str, Any]:
+        """What the keywords that default to DEFAULT mean for this class (shown in argument errors)."""
+        norm = _BATCH_NORM[cls.spatial_rank] if cls.default_norm else None
+        return {"norm": norm, "act": cls.default_act, "norm_after_act": cls.default_norm_after_act}
 
     def __init__(
         self,
