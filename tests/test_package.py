@@ -10,6 +10,7 @@ editable install of neurlink in this environment is one of those, so it cannot b
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import os
 import re
@@ -125,6 +126,33 @@ def test_wheel_installed_on_its_own_lists_the_zoo(dist, tmp_path):
     names = [row.split()[0] for row in listed.splitlines()[1:]]
     assert names == neurlink.list_models()
     assert "resnet50" in names and "unet_resnet34" in names
+
+    # What the installed package imports as it loads comes from what it declares: the .pth above also
+    # shows this environment's test tools (torchvision, timm, ...), so an undeclared import would still
+    # work here. Libraries it only reaches for inside a function (torchvision's weight cache, the Hub)
+    # are optional, and say so when they are missing.
+    requirements = [r for r in importlib.metadata.requires("neurlink") or [] if "extra ==" not in r]
+    declared = {re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in requirements}
+    allowed = set(sys.stdlib_module_names) | {"neurlink"} | {name.replace("-", "_") for name in declared}
+    imported = {
+        f"{path.relative_to(site_packages)}: {name}"
+        for path in (site_packages / "neurlink").rglob("*.py")
+        for name in _loaded_on_import(path)
+        if name not in allowed
+    }
+    assert not imported, f"imported as neurlink loads, but not a declared dependency: {sorted(imported)}"
+
+
+def _loaded_on_import(path: Path) -> set[str]:
+    """The top-level packages a module imports, unguarded, when it is loaded (its body's import
+    statements: not those inside functions, under ``if TYPE_CHECKING`` or in a ``try``)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
 
 
 def test_numpy_is_a_dependency_because_torch_warns_without_it():
