@@ -6,6 +6,7 @@ Starting Python and torch takes seconds, so the module fixture starts every comm
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pty
 import subprocess
@@ -279,6 +280,10 @@ def test_in_process_variants(folder, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_status:
         main([])
     assert exit_status.value.code == 2 and "required: COMMAND" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--version"])
+    assert exit_status.value.code == 0
+    assert capsys.readouterr().out == f"neurlink {importlib.metadata.version('neurlink')}\n"
 
 
 def test_dtype_builder_keywords_and_huge_inputs_in_process(capsys, tmp_path):

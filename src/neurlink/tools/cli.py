@@ -21,6 +21,7 @@ import sys
 import torch
 from torch import nn
 
+from .._version import __version__
 from ..errors import NeurlinkError
 from ..models import create_model, list_models
 from ..shapes import Dims
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="neurlink",
         description="See neurlink networks: the zoo, line-by-line summaries, diagrams, definition checks.",
     )
+    parser.add_argument("--version", action="version", version=f"neurlink {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model_help = (
         "a zoo name (see 'neurlink list'), a directory written by save_pretrained,"
