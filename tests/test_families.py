@@ -151,6 +151,12 @@ def test_torchvision_rates_and_rounding() -> None:
     assert ours == [p for p, block in zip(theirs, _blocks(theirs_b0)) if block.use_res_connect]
     ours = [m.drop.drop_prob for m in tiny.modules() if isinstance(m, nv.StochasticDepth)]
     assert ours == [m.p for m in theirs_tiny.modules() if isinstance(m, TorchvisionStochasticDepth)][1:]  # 0: no line
+    with torch.device("meta"):  # the largest rate torchvision takes: the last ConvNeXt block always drops
+        whole = neurlink.convnext_tiny(stochastic_depth_prob=1.0)
+        theirs_whole = torchvision.models.convnext_tiny(stochastic_depth_prob=1.0)
+    ours = [m.drop.drop_prob for m in whole.modules() if isinstance(m, nv.StochasticDepth)]
+    assert ours == [m.p for m in theirs_whole.modules() if isinstance(m, TorchvisionStochasticDepth)][1:]
+    assert ours[-1] == 1.0
     dropouts = {
         name: [m.p for m in neurlink.create_model(name, num_classes=2).modules() if isinstance(m, nn.Dropout)]
         for name in ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b4")
@@ -272,6 +278,12 @@ def test_layer_scale_and_stochastic_depth() -> None:
         dropped = (ours.flatten(1) == 0).all(1)
         assert 0 < dropped.sum() < 16  # whole samples, some of them
         torch.testing.assert_close(ours[~dropped], 2 * branch[~dropped])
+    # p=1 drops the branch in every sample, as torchvision's StochasticDepth(1.0, "row") does
+    always = _net([((8, 1), nv.Conv2d(3)), ((8, 1), nv.StochasticDepth(1.0))]).train()
+    with torch.no_grad():
+        torch.testing.assert_close(always(x), TorchvisionStochasticDepth(1.0, "row")(always[1](x)), rtol=0, atol=0)
+        assert not always(x).any()
+        assert torch.equal(always.eval()(x), always[1](x))
     vectors = nv.build([((8, "()"), nv.Input()), ((8, "()"), nv.LayerScale()), ((8, "()"), nv.StochasticDepth(0.1))])
     assert vectors[1].scale.weight.shape == (8,)
 
@@ -369,7 +381,7 @@ C8 = ((8, 2), nv.Conv2d(3))
         ([C8, ((8, 2), nv.PointwiseLinear(act=3))], neurlink.NerveArgumentError, "act=3 is not callable"),
         ([C8, ((8, 2), nv.LayerScale("small"))], neurlink.NerveArgumentError, "init_value='small' is not a number"),
         ([C8, ((4, 2), nv.LayerScale())], neurlink.DimsError, "LayerScale keeps the dims"),
-        ([C8, ((8, 2), nv.StochasticDepth(1.0))], neurlink.NerveArgumentError, r"p=1.0 is not a probability below 1"),
+        ([C8, ((8, 2), nv.StochasticDepth(1.5))], neurlink.NerveArgumentError, r"p=1.5 is not a probability"),
         ([C8, ((8, 2), nv.StochasticDepth[[0, 1]](0.1))], neurlink.DefinitionError, r"takes 1 input\(s\)"),
         ([C8, ((8, 2), InvertedResidual(0))], neurlink.NerveArgumentError, "expand_ratio=0 is not a positive number"),
         ([C8, ((8, 2), InvertedResidual(squeeze_channels=-1))], neurlink.NerveArgumentError, "squeeze_channels=-1"),
@@ -395,7 +407,7 @@ def test_nerve_mistakes(lines, error, message) -> None:
     [
         ("mobilenet_v2", {"width_mult": 0}, "width_mult=0 is not a positive number"),
         ("mobilenet_v3_large", {"dropout": 1.5}, "dropout=1.5 is not a probability"),
-        ("efficientnet_b0", {"stochastic_depth_prob": 1.0}, "stochastic_depth_prob=1.0 is not a probability"),
+        ("efficientnet_b0", {"stochastic_depth_prob": 1.5}, "stochastic_depth_prob=1.5 is not a probability"),
         ("convnext_tiny", {"stochastic_depth_prob": -0.1}, "stochastic_depth_prob=-0.1"),
         ("efficientnet_b1", {"se_ratio": 0}, r"se_ratio=0 is not in \(0, 1\]"),
     ],

@@ -35,7 +35,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import DimsError, NerveArgumentError
-from ..nerves._args import Act, positive_int
+from ..nerves._args import Act, positive_int, probability
 from ..nn.channels import LayerNorm2d as _LayerNorm2d
 from ._common import check_keywords, init_weights
 from ._published import torchvision_weights
@@ -98,12 +98,7 @@ def _convnext(
     builder: str, widths: tuple[int, ...], depths: tuple[int, ...], num_classes: int, keywords: dict
 ) -> nv.Network:
     check_keywords(builder, keywords, (ConvNeXtBlock,), ("num_classes", "stochastic_depth_prob"))
-    stochastic_depth_prob = keywords.pop("stochastic_depth_prob")
-    if not isinstance(stochastic_depth_prob, (int, float)) or not 0.0 <= stochastic_depth_prob < 1.0:
-        raise NerveArgumentError(
-            f"stochastic_depth_prob={stochastic_depth_prob!r} is not a probability below 1",
-            allowed="0 <= stochastic_depth_prob < 1",
-        )
+    stochastic_depth_prob = probability("stochastic_depth_prob", keywords.pop("stochastic_depth_prob"), builder)
     eps = keywords.get("eps", 1e-6)
     total, index = sum(depths), 0
     lines: list = [

@@ -37,7 +37,7 @@ from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError
-from ..nerves._args import Act, Norm
+from ..nerves._args import Act, Norm, probability
 from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
 from ._published import torchvision_weights
 from ._registry import register_model
@@ -105,12 +105,7 @@ def _efficientnet(
     norm: Norm = nn.BatchNorm2d,
 ) -> nv.Network:
     check_keywords(builder, keywords, (MBConv,), ("num_classes", "dropout", "stochastic_depth_prob", "norm"))
-    stochastic_depth_prob = keywords.pop("stochastic_depth_prob", 0.2)
-    if not isinstance(stochastic_depth_prob, (int, float)) or not 0.0 <= stochastic_depth_prob < 1.0:
-        raise NerveArgumentError(
-            f"stochastic_depth_prob={stochastic_depth_prob!r} is not a probability below 1",
-            allowed="0 <= stochastic_depth_prob < 1",
-        )
+    stochastic_depth_prob = probability("stochastic_depth_prob", keywords.pop("stochastic_depth_prob", 0.2), builder)
     norm = keywords.pop("norm", norm)
     act = keywords.get("act", nn.SiLU)
     depths = [int(math.ceil(n * depth_mult)) for *_, n in _STAGES]

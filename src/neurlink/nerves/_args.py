@@ -137,7 +137,7 @@ def keeps_dims(nerve) -> None:
 
 
 def probability(name: str, value, owner: str) -> float:
-    """A drop probability in [0, 1)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a probability below 1", allowed=f"0 <= {name} < 1")
+    """A drop probability in [0, 1], as torch's Dropout and torchvision's StochasticDepth take it."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise NerveArgumentError(f"{owner}: {name}={value!r} is not a probability", allowed=f"0 <= {name} <= 1")
     return float(value)

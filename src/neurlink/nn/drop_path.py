@@ -15,8 +15,8 @@ class DropPath(nn.Module):
 
     def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True) -> None:
         super().__init__()
-        if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"drop_prob={drop_prob!r} must be in [0, 1)")
+        if not 0.0 <= drop_prob <= 1.0:
+            raise ValueError(f"drop_prob={drop_prob!r} must be in [0, 1]")  # 1: the branch is always dropped
         self.drop_prob = drop_prob
         self.scale_by_keep = scale_by_keep
 
