@@ -84,7 +84,10 @@ pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random-w
 
 
 def close(a, b, tol=1e-5):
-    torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    # Absolute error relative to the output's scale: a 101-layer network with random weights and batch
+    # statistics reaches outputs of 10^4 (fcn_resnet101), where float32 itself is only good to ~10^-3.
+    scale = max(1.0, b.abs().max().item())
+    torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale)
 
 
 @pytest.fixture(scope="module", params=MODELS)
