@@ -353,8 +353,10 @@ def test_drop_path_drops_whole_samples_and_keeps_the_expectation():
     assert torch.equal(
         neurlink.nn.functional.drop_path(x, 0.5, training=True, scale_by_keep=False).unique(), torch.tensor([0.0, 1.0])
     )
-    with pytest.raises(ValueError):
-        neurlink.nn.DropPath(1.0)
+    assert not neurlink.nn.DropPath(1.0).train()(x).any()  # every sample dropped, as torchvision's p=1
+    for wrong in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+            neurlink.nn.DropPath(wrong)
 
 
 @pytest.mark.parametrize(
