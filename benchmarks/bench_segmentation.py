@@ -13,7 +13,6 @@ lraspp_mobilenet_v3_large and unet_resnet34; peak inference memory (``no_grad``,
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -26,7 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from side_by_side import inference, peak_memory, training_step  # noqa: E402
+from side_by_side import command_line, inference, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 from neurlink.interop import load_smp, load_torchvision  # noqa: E402
@@ -58,17 +57,7 @@ def _mean_square(output: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # random weights make subnormal floats: slow and erratic on CPUs
-    scale = 0.2 if args.quick else 1.0
-
-    def rounds(n: int) -> int:
-        return max(3, int(n * scale))
+    args, rounds = command_line(__doc__.splitlines()[0])
 
     rows = []
 

@@ -12,7 +12,6 @@ Targets (issue 11, 2 CPU threads): inference at 224, batch 1, for hrnet_w18_smal
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -23,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from side_by_side import inference, peak_memory, training_step  # noqa: E402
+from side_by_side import command_line, inference, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 from neurlink.interop import load_timm  # noqa: E402
@@ -37,17 +36,7 @@ def pair(name: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # random weights make subnormal floats; both models run flushed
-    scale = 0.2 if args.quick else 1.0
-
-    def rounds(n: int) -> int:
-        return max(3, int(n * scale))
+    args, rounds = command_line(__doc__.splitlines()[0])
 
     rows = []
 

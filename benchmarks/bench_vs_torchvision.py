@@ -32,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from side_by_side import inference, interleaved, peak_memory, training_step  # noqa: E402
+from side_by_side import command_line, inference, interleaved, peak_memory, training_step  # noqa: E402
 
 import neurlink  # noqa: E402
 import neurlink.nerves as nv  # noqa: E402
@@ -64,24 +64,14 @@ def sequential(length: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--only",
-        choices=("resnet", "families"),
-        help="only the ResNet cases, or only the MobileNet/EfficientNet/ConvNeXt ones",
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    # Random weights make subnormal floats, on which CPUs run 10-100x slower and erratically;
-    # both models run flushed (as trained weights rarely produce them anyway).
-    torch.set_flush_denormal(True)
-    scale = 0.2 if args.quick else 1.0
+    def only(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--only",
+            choices=("resnet", "families"),
+            help="only the ResNet cases, or only the MobileNet/EfficientNet/ConvNeXt ones",
+        )
 
-    def rounds(n: int) -> int:
-        return max(3, int(n * scale))
+    args, rounds = command_line(__doc__.splitlines()[0], only)
 
     rows = []
 

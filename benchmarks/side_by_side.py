@@ -7,14 +7,36 @@ times are medians of rounds run interleaved (the order alternates), memory is me
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from memory_meter import PeakMemory
 from torch import nn
+
+
+def command_line(
+    description: str, more: Callable[[argparse.ArgumentParser], None] | None = None
+) -> tuple[argparse.Namespace, Callable[[int], int]]:
+    """The options every benchmark takes (--quick, --json, --threads, and ``more``), applied: torch's
+    thread count, and denormals flushed. Also the number of rounds to run for ``n`` (fewer with --quick)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, not a measurement)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=2)
+    if more is not None:
+        more(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    # Random weights make subnormal floats, on which CPUs run 10-100x slower and erratically;
+    # both models run flushed (as trained weights rarely produce them anyway).
+    torch.set_flush_denormal(True)
+    scale = 0.2 if args.quick else 1.0
+    return args, lambda n: max(3, int(n * scale))
 
 
 def interleaved(fn_a, fn_b, rounds: int, warmup: int = 3) -> tuple[float, float]:
