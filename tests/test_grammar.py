@@ -35,8 +35,11 @@ def test_nested_lists_flatten_and_repeats_are_fresh_modules():
 def test_repeated_plain_module_is_copied_per_line():
     linear = nn.Conv2d(3, 3, 1)
     net = nv.build([((3, 1), nv.Input()), [((3, 1), linear)] * 2])
-    assert net.get_submodule("1") is linear and net.get_submodule("2") is not linear
-    torch.testing.assert_close(net.get_submodule("2").weight, linear.weight)
+    first, second = net.get_submodule("1"), net.get_submodule("2")
+    # every line gets its own copy, the first too: the definition's module is never the network's
+    assert first is not linear and second is not linear and first.weight is not second.weight
+    torch.testing.assert_close(first.weight, linear.weight)
+    torch.testing.assert_close(second.weight, linear.weight)
 
 
 def test_selectors():

@@ -18,6 +18,7 @@ one call.
 from __future__ import annotations
 
 import operator
+from itertools import chain
 from typing import Any, cast
 
 import torch
@@ -34,12 +35,21 @@ _jit_tracing = torch._C._is_tracing
 
 
 def inlinable(module: nn.Module) -> bool:
-    """Whether writing ``module``'s lines or steps into the flat forward equals calling it."""
+    """Whether writing ``module``'s lines or steps into the flat forward equals calling it: a nerve
+    whose ``forward`` is ``Nerve.forward`` and on which no hook asks to be called (a hooked nerve is
+    one call of the module, so that its hooks fire, and the rest of the network stays flat)."""
     return (
         isinstance(module, Nerve)
         and type(module).forward is Nerve.forward
         and "forward" not in module.__dict__
         and module.__dict__.get("_compiled_call_impl") is None  # nn.Module.compile() on the nerve
+        and not _hooked(module)
+    )
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(
+        module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks
     )
 
 
@@ -154,25 +164,73 @@ def _same_state(nerve: nn.Module, state: dict) -> bool:
     return now.keys() == state.keys() and all(now[key] is value for key, value in state.items())
 
 
+# The dicts of a watched module whose contents the flat forward depends on: its attributes, its
+# children, its own tensors and its hooks (any route that registers a hook writes into one of these).
+_WATCHED_DICTS = (
+    *("_modules", "_parameters", "_buffers"),
+    *("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"),
+)
+
+
+def _classes_below_module(cls: type) -> list[type]:
+    """The classes whose attributes define what an instance of ``cls`` computes (torch's and
+    neurlink's bases up to ``nn.Module``, which the flat forward does not read)."""
+    return [klass for klass in cls.__mro__ if klass not in (nn.Module, object) and issubclass(klass, nn.Module)]
+
+
 class FlatForward:
     """A network's flat forward and the tree it was written from.
 
     ``graph_module(inputs)`` equals calling the network's current modules line by line as long as
-    :meth:`matches` holds for the network and :meth:`hooked` does not. :meth:`ready` is the check
-    made on every call: the tree epoch, global hooks, and the modules whose outputs a residual sum
-    overwrites (torch modules, whose changes the epoch does not see).
+    :meth:`matches` holds for the network. :meth:`ready` is the check made on every call, and it
+    fails closed: it compares, by identity, everything the graph was written from (the classes of the
+    inlined nerves and of the residual producers, with their class attributes, and each one's
+    attributes, children, tensors and hooks) with what was there when it was last found current. Any
+    change, by any route (torch's base-class methods, ``__dict__`` writes, class attributes), fails
+    it, and the full :meth:`matches` then decides between trusting the graph again (``train()``
+    changes a flag the graph does not read) and writing it again.
     """
 
-    def __init__(self, graph_module: fx.GraphModule, root_children: dict, inlined: list, producers: list) -> None:
+    def __init__(self, graph_module: fx.GraphModule, root: nn.Module, inlined: list, producers: list) -> None:
         self.graph_module = graph_module
-        self.root_children = root_children
+        self.root_children = dict(root._modules)
         # each inlined nerve with its class, children and attributes when the graph was written
         self.inlined = [(nerve, type(nerve), dict(nerve._modules), _state(nerve)) for nerve in inlined]
         # the modules whose output a residual sum overwrites, with their class and its forward
         self.producers = [(module, type(module), type(module).forward) for module in producers]
-        self.checked_at = -1  # the tree epoch at which the graph was last found current
+        watched: list[nn.Module] = [*inlined, *producers]
+        self._objects = [root, *watched]
+        self._dicts = [root._modules] + [getattr(module, name) for module in watched for name in _WATCHED_DICTS]
+        self._dicts += [vars(module) for module in watched]
+        classes = dict.fromkeys(klass for module in watched for klass in _classes_below_module(type(module)))
+        self._class_dicts = [klass.__dict__ for klass in classes]
+        self._classes = [(proxy, dict(proxy)) for proxy in self._class_dicts]
+        self._root_modules = root._modules
+        self._snapshot = self._now()
         self._code = type(graph_module).forward.__code__
         self._nodes = list(graph_module.graph.nodes)
+
+    def _now(self) -> tuple[list, list, list]:
+        """What the graph depends on, as three flat lists built in C (a few microseconds for a ResNet-50)."""
+        return (
+            list(map(type, self._objects)),
+            list(chain.from_iterable(map(dict.values, self._dicts))),
+            list(chain.from_iterable(map(_values, self._class_dicts))),
+        )
+
+    def ready(self, root: nn.Module) -> bool:
+        """The per-call check: ``root``'s graph, and nothing it was written from changed since it was
+        last found current. Never true when something changed, whichever way it was changed."""
+        if root._modules is not self._root_modules or tree_watch.global_hooks():
+            return False  # another network's (an nn.DataParallel replica copies its parent's attributes)
+        try:
+            return self._now() == self._snapshot  # identity first: equal values are compared only if replaced
+        except Exception:  # a replaced value whose == raises (a tensor of several elements): changed
+            return False
+
+    def trust(self) -> None:
+        """The tree was found to match the graph (:meth:`matches`): trust it until the next change."""
+        self._snapshot = self._now()
 
     def where(self, error: BaseException) -> list:
         """The lines (outermost first) whose node of the graph raised ``error``."""
@@ -191,37 +249,32 @@ class FlatForward:
 
     def matches(self, root: nn.Module) -> bool:
         """Whether ``root``'s tree is still the one the graph was written from: the same children,
-        nerves of the same classes that can still be inlined, with the same attributes, and
-        residual producers that still return a fresh tensor."""
-        if root._modules != self.root_children:
+        nerves of the same classes (with the same class attributes) that can still be inlined, with
+        the same attributes, and residual producers that still return a fresh tensor."""
+        if root._modules is not self._root_modules or root._modules != self.root_children:
             return False
         for nerve, cls, children, state in self.inlined:
             if type(nerve) is not cls or nerve._modules != children or not inlinable(nerve):
                 return False
             if not _same_state(nerve, state):
                 return False
+        for proxy, attributes in self._classes:
+            if proxy.keys() != attributes.keys() or any(proxy[key] is not value for key, value in attributes.items()):
+                return False
         return all(self._producer_unchanged(*producer) for producer in self.producers)
 
     @staticmethod
     def _producer_unchanged(module, cls, forward) -> bool:
-        return type(module) is cls and cls.forward is forward and "forward" not in module.__dict__
-
-    def hooked(self) -> bool:
-        """Whether a hook asks for a call the graph skips (on an inlined nerve), or may keep an output
-        that a residual sum overwrites (on its producer)."""
-        for nerve, _, _, _ in self.inlined:
-            if nerve._forward_hooks or nerve._forward_pre_hooks or nerve._backward_hooks or nerve._backward_pre_hooks:
-                return True
-        return any(_producer_hooked(module) for module, _, _ in self.producers)
-
-    def ready(self) -> bool:
-        """The per-call check: nothing changed since the last full check."""
-        if self.checked_at != tree_watch.epoch() or tree_watch.global_hooks():
-            return False
-        return all(
-            self._producer_unchanged(module, cls, forward) and not _producer_hooked(module)
-            for module, cls, forward in self.producers
+        return (
+            type(module) is cls
+            and cls.forward is forward
+            and "forward" not in module.__dict__
+            and not _producer_hooked(module)
         )
+
+
+def _values(proxy):
+    return proxy.values()
 
 
 def _producer_hooked(module: nn.Module) -> bool:
@@ -261,7 +314,8 @@ def flatten_forward(root: nn.Module) -> FlatForward:
             fresh = node.args[0]
             if isinstance(fresh, fx.Node) and fresh.op == "call_module" and len(fresh.users) == 1:
                 module = writer.modules[str(fresh.target)]
-                if type(module) in _OUTPUT_NOT_SAVED and "forward" not in module.__dict__:
+                unchanged = "forward" not in module.__dict__ and not _producer_hooked(module)
+                if type(module) in _OUTPUT_NOT_SAVED and unchanged:
                     node.target = residual_add
                     node.meta["is_wrapped"] = True
                     producers.append(module)
@@ -269,4 +323,4 @@ def flatten_forward(root: nn.Module) -> FlatForward:
     for name, module in writer.modules.items():
         # also a plain instance attribute: self.m_... is then found without nn.Module.__getattr__
         object.__setattr__(graph_module, name, module)
-    return FlatForward(graph_module, dict(root._modules), writer.inlined, producers)
+    return FlatForward(graph_module, root, writer.inlined, producers)

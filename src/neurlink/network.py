@@ -7,7 +7,7 @@ import gc
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import fx, nn
@@ -16,7 +16,7 @@ from . import tree_watch
 from ._config import keeps_no_locals
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, DimsError, InputError, SelectorError
-from .forward_graph import FlatForward, flatten_forward
+from .forward_graph import FlatForward, flatten_forward, inlinable
 from .interpreter import in_lines, run_lines
 from .lines import flatten
 from .lines_module import LinesModule
@@ -85,10 +85,20 @@ class Network(LinesModule):
         self._start_checks(as_built)
 
     def _start_checks(self, as_built: bool) -> None:
-        """Every line's output is checked on the first call of each input size, while the tree is
-        the one built (``as_built``) or copied from a network that was as built."""
+        """Every line's output is checked against its dims on the first call, while the tree is the one
+        built (``as_built``) or copied from a network that was as built.
+
+        Which sizes need a check of their own is known here. A line of a built-in nerve reaches its
+        declared size at every input size by construction (its stride and padding are derived from
+        the declarations, or per call from the sizes: ``nerves/_geometry.py``), and so does a torch
+        module that keeps its input's shape (an activation, a norm, dropout): once one size has
+        passed, every size does, and later sizes run the flat forward. A line holding any other module
+        (a nerve with its own ``forward``, a plain module) may return another shape at another size,
+        so each new size is checked, up to ``_CHECKED_SIZES`` of them: nothing grows with the number
+        of sizes a network sees."""
         object.__setattr__(self, "_verified", set())
         object.__setattr__(self, "_as_built", tree_watch.TreeSnapshot(self) if as_built else None)
+        object.__setattr__(self, "_sizes_can_differ", _sizes_can_differ(self, self._table))
 
     def _declared_outputs(self, outputs: Sequence[int | str]) -> tuple[int, ...]:
         """``build(lines, outputs=[...])``: the lines whose outputs the network returns, as indices."""
@@ -196,14 +206,14 @@ class Network(LinesModule):
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
         if not traced and self._first_of_its_size(inputs):
             result = run_lines(self, self._table, self._given(inputs), outputs=selected, verify=True)
-            self._verified.add(self._size_key(inputs))
+            self._passed(inputs)
             return result
         if selected is not self._outputs:
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
         flat = self.__dict__.get("_flat")
-        if flat is None or not flat.ready():
+        if flat is None or not flat.ready(self):
             flat = self._current_flat()
-            if flat is None:  # a hook asks for calls the flat forward skips
+            if flat is None:  # a global hook asks for calls the flat forward skips
                 return run_lines(self, self._table, self._given(inputs), outputs=selected)
         try:
             return flat.graph_module.forward(inputs)
@@ -220,29 +230,35 @@ class Network(LinesModule):
         return tuple(x.shape[2:] for x in inputs)
 
     def _first_of_its_size(self, inputs: Any) -> bool:
-        """Whether to check every line's output on this call: the first call of an input size, while
+        """Whether to check every line's output on this call (``_start_checks`` says which sizes), while
         the network is as built (after a user changed its modules, what they return is theirs to say)."""
-        if self._size_key(inputs) in self._verified:
+        verified = self._verified
+        if _EVERY_SIZE in verified or self._size_key(inputs) in verified:
             return False
         as_built = self.__dict__.get("_as_built")
         if as_built is not None and as_built.matches(self):
             return True
-        self._verified.add(self._size_key(inputs))
+        verified.add(_EVERY_SIZE)
         return False
 
+    def _passed(self, inputs: Any) -> None:
+        """Every line's output had its declared dims at this input size."""
+        if not self.__dict__.get("_sizes_can_differ", True) or len(self._verified) + 1 >= _CHECKED_SIZES:
+            self._verified.add(_EVERY_SIZE)
+        else:
+            self._verified.add(self._size_key(inputs))
+
     def _current_flat(self) -> FlatForward | None:
-        """The flat forward of the current tree (generated again if the tree changed), or None
-        while a hook asks for a call that it skips."""
+        """The flat forward of the current tree (written again if the tree changed), or None
+        while a hook registered for every module asks for calls of the nerves that it inlines."""
         if tree_watch.global_hooks():
             return None
-        checked_at = tree_watch.epoch()
         flat = self.__dict__.get("_flat")
-        if flat is None or not flat.matches(self):
-            flat = flatten_forward(self)
-            object.__setattr__(self, "_flat", flat)  # not a child: kept out of state_dict and .to()
-        if flat.hooked():
-            return None
-        flat.checked_at = checked_at
+        if flat is not None and flat.matches(self):
+            flat.trust()
+            return flat
+        flat = flatten_forward(self)
+        object.__setattr__(self, "_flat", flat)  # not a child: kept out of state_dict and .to()
         return flat
 
     def _selected(self, output_intermediate: bool, outputs: Sequence[int | str] | None) -> tuple[int, ...]:
@@ -356,6 +372,35 @@ class Network(LinesModule):
                     f" got {tuple(x.shape)}: {problem}"
                 )
         return given[0] if len(entries) == 1 else given
+
+
+_EVERY_SIZE = "every size"  # in Network._verified: no size needs a check of its own
+_CHECKED_SIZES = 8  # the most input sizes checked one by one, for a network with lines of its own modules
+
+# torch's modules that return a tensor of their input's shape (nn.MultiheadAttention, also in
+# torch.nn.modules.activation, returns a tuple)
+_SHAPE_KEEPING = frozenset(
+    f"torch.nn.modules.{name}" for name in ("activation", "dropout", "batchnorm", "instancenorm", "normalization")
+)
+
+
+def _sizes_can_differ(owner: nn.Module, table: LineTable) -> bool:
+    """Whether a line of ``table`` (owned by ``owner``), or of a nerve's sub-lines, holds a module whose
+    output shape the grammar does not derive, so that passing at one input size says nothing of another."""
+    for entry in table.entries:
+        if entry.name is None:
+            continue
+        module = cast(nn.Module, owner._modules[entry.name])  # a line's child is a module
+        if inlinable(module):
+            nested = module.__dict__.get("_table")
+            if nested is not None:
+                if _sizes_can_differ(module, nested):
+                    return True
+            elif not type(module).__module__.startswith("neurlink."):  # a _steps that is not neurlink's
+                return True
+        elif type(module).__module__ not in _SHAPE_KEEPING or isinstance(module, nn.MultiheadAttention):
+            return True
+    return False
 
 
 def _size_or_none(shape: ShapeSpec, base_shape: tuple[int, ...]) -> tuple[int, ...] | None:

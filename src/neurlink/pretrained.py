@@ -48,7 +48,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _MAX_CONFIG_BYTES = 64 * 2**20  # a definition is a few kilobytes; a config larger than this is not one
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
-_TOP_KEYS = {"format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs"}
+_TOP_KEYS = {"format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs", "attributes"}
+_SCALARS = (type(None), bool, int, float, str)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -65,7 +66,11 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
 
     config, names = _config_of(network)
     tensors = _tensors_of(network)
-    _check_rebuilds(network, config, names)
+    changed = _check_rebuilds(network, config, names)
+    if changed:
+        config["attributes"] = {
+            path: {k: encode_value(v, names, k) for k, v in attrs.items()} for path, attrs in changed.items()
+        }
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise PretrainedError(f"{folder}: exists and is not a directory")
@@ -138,8 +143,13 @@ def _tensors_of(network: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> None:
-    """The definition, read back as from_pretrained would, must make this network's modules and tensors."""
+def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[str, dict[str, Any]]:
+    """The definition, read back as from_pretrained would, must make this network's modules and tensors.
+
+    Returns the attributes set after the build that the definition does not make (a BatchNorm's ``eps``
+    set for weights ported from TensorFlow, a stride changed by hand), by module path: the config
+    records them and ``from_pretrained`` sets them again. A changed attribute that is not a plain value
+    is refused, naming the line and the attribute."""
     trusted = tuple({name.partition(":")[0] for name in names})
     try:
         again = _build(config, trusted, "meta")
@@ -153,6 +163,98 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> None:
             allowed="save a network as built (changing weights is fine); to fine-tune on other classes, build"
             " with num_classes=... and load the other weights into it, or build the changed definition",
         )
+    changed: dict[str, dict[str, Any]] = {}
+    built = dict(again.named_modules())
+    for path, module in network.named_modules():
+        made = _attributes(built[path])
+        for key, value in _attributes(module).items():
+            if key in made and _same_value(made[key], value):
+                continue
+            if not (_plain(value) and _plain(made.get(key))) or key not in made:
+                refused = PretrainedError(
+                    f"module {path or '(the network)'!r}: its attribute {key!r} is {_short(value)}, the definition"
+                    f" makes {_short(made.get(key, 'none'))}, and only plain values (numbers, strings, tuples of"
+                    " them) set after the build are written to the checkpoint",
+                    allowed="save a network as built, or one whose changed attributes are plain values",
+                )
+                _locate_module(network, path, refused)
+                raise refused
+            changed.setdefault(path, {})[key] = value
+    return changed
+
+
+def _attributes(module: nn.Module) -> dict[str, Any]:
+    """A module's own public attributes (not its tensors, children or mode): what its constructor set."""
+    return {
+        key: value
+        for key, value in vars(module).items()
+        if not key.startswith("_") and key != "training" and not isinstance(value, (torch.Tensor, nn.Module))
+    }
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(item) for item in value)
+    return isinstance(value, _SCALARS)
+
+
+def _same_value(made: Any, value: Any) -> bool:
+    if _plain(made) and _plain(value):
+        return type(made) is type(value) and made == value and repr(made) == repr(value)  # 1 == True == 1.0
+    if type(made) is not type(value):
+        return False
+    try:  # a value the definition makes again (dims, a geometry, a function) compares equal
+        return bool(made == value) or repr(made) == repr(value)
+    except Exception:
+        return repr(made) == repr(value)
+
+
+def _plain_data(data: Any) -> bool:
+    """Whether JSON data is a plain value as ``encode_value`` writes one (a scalar, a list, a tuple, inf)."""
+    if isinstance(data, list):
+        return all(_plain_data(item) for item in data)
+    if isinstance(data, dict):
+        ((key, value),) = data.items() if len(data) == 1 else ((None, None),)
+        return (key == "tuple" and isinstance(value, list) and _plain_data(value)) or (
+            key == "float" and value in ("inf", "-inf", "nan")
+        )
+    return isinstance(data, _SCALARS)
+
+
+def _locate_module(network: nn.Module, path: str, error: PretrainedError) -> None:
+    """Name the top-level line that holds the module at ``path`` in ``error``."""
+    table = network.__dict__.get("_table")
+    head = path.split(".")[0]
+    if table is None or not head.isdigit() or int(head) >= len(table.entries):
+        return
+    entry = table.entries[int(head)]
+    error.locate(entry.index, entry.tag, entry.written)
+
+
+def _set_attributes(network: nn.Module, attributes: Any, reader: Reader) -> None:
+    """Set the attributes a config records (``_check_rebuilds``) on a network built from it.
+
+    Only an existing public attribute whose value is plain, to a plain value: a config cannot give a
+    module an attribute it does not have, replace a method, or set a private or non-plain one."""
+    if not isinstance(attributes, dict):
+        reader.fail("attributes", "expected an object of module paths")
+    modules = dict(network.named_modules())
+    for path, values in attributes.items():
+        where = f"attributes.{path}"
+        if path not in modules:
+            reader.fail(where, "the network has no module of this path")
+        if not isinstance(values, dict):
+            reader.fail(where, "expected an object of attributes")
+        module, own = modules[path], _attributes(modules[path])
+        for key, data in values.items():
+            if not _plain_data(data):  # read only after this: a plain value names nothing to import
+                reader.fail(f"{where}.{key}", "not a plain value (a number, a string, or a tuple or list of them)")
+            value = reader.value(data, f"{where}.{key}")
+            if key not in own or not _plain(own[key]):
+                reader.fail(f"{where}.{key}", "not a plain attribute of the module the definition makes")
+            if not _plain(value):
+                reader.fail(f"{where}.{key}", f"{_short(value)} is not a plain value")
+            setattr(module, key, value)
 
 
 def _layout(network: nn.Module) -> dict:
@@ -343,6 +445,13 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
 
     if check_only:
         read()
+        attributes = config.get("attributes")
+        for path, values in attributes.items() if isinstance(attributes, dict) else ():
+            for key, data in values.items() if isinstance(values, dict) else ():
+                if not _plain_data(data):
+                    reader.fail(
+                        f"attributes.{path}.{key}", "not a plain value (a number, a string, or a tuple of them)"
+                    )
         return None
     dtype = _DTYPES[config["dtype"]] if config.get("dtype") is not None else None
     try:
@@ -350,6 +459,8 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
         # first, so that a config cannot spend memory before its shapes are checked against the weights
         with torch.device(device) if device is not None else contextlib.nullcontext():
             network = read()()
+            if "attributes" in config:
+                _set_attributes(network, config["attributes"], reader)
             if dtype is not None and dtype != torch.get_default_dtype():
                 network = network.to(dtype)
     except NeurlinkError as error:

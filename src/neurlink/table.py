@@ -86,7 +86,6 @@ class LineTable:
         for position, link in enumerate(inputs or ()):
             dims = ", ".join(repr(d) for d in link.dims)
             self.entries.append(Entry(position, None, link.dims, f"({dims}, Input())", input_position=position))
-        self._used_modules: set[int] = set()
 
     # --- queries -------------------------------------------------------------------------
 
@@ -167,11 +166,10 @@ class LineTable:
             refs = self._resolve_top(PREVIOUS, index)
             rank = _line_rank(nerve, tuple(self._link(ref) for ref in refs), spec.dims)
             kind = nerve
-            module = nerve
-            if id(module) in self._used_modules:
-                # the same module object repeated ([line] * 3): each line gets its own copy
-                module = copy.deepcopy(module)
-            self._used_modules.add(id(module))
+            # A module written in the lines is the definition's, not the network's: every line of every
+            # build gets its own copy, so that two networks built from one list (a student and its teacher)
+            # or a line repeated ([line] * 3) share no parameters, buffers or running statistics.
+            module = copy.deepcopy(nerve)
         name = str(index)
         owner.add_module(name, module)
         reads_its_rank = rank is not None and (_fixed_rank(kind) is not None or getattr(kind, "keeps_rank", False))

@@ -48,38 +48,45 @@ class ChildModules(dict):
 
     __slots__ = ()
 
+    # Each method writes first and bumps after: a reader that sees the new epoch sees the new tree.
     def __setitem__(self, key, value) -> None:
-        bump()
         dict.__setitem__(self, key, value)
+        bump()
 
     def __delitem__(self, key) -> None:
-        bump()
         dict.__delitem__(self, key)
+        bump()
 
     def pop(self, *args):
-        bump()
-        return dict.pop(self, *args)
+        try:
+            return dict.pop(self, *args)
+        finally:
+            bump()
 
     def popitem(self):
-        bump()
-        return dict.popitem(self)
+        try:
+            return dict.popitem(self)
+        finally:
+            bump()
 
     def setdefault(self, key, default=None):
-        bump()
-        return dict.setdefault(self, key, default)
+        try:
+            return dict.setdefault(self, key, default)
+        finally:
+            bump()
 
     def update(self, *args, **kwargs) -> None:
-        bump()
         dict.update(self, *args, **kwargs)
+        bump()
 
     def clear(self) -> None:
-        bump()
         dict.clear(self)
+        bump()
 
     # dict's stub overloads __or__, with which mypy finds no __ior__ of a subclass compatible
     def __ior__(self, other: Any) -> ChildModules:  # type: ignore[misc]
-        bump()
         dict.__ior__(self, other)
+        bump()
         return self
 
     def copy(self) -> ChildModules:  # nn.DataParallel's replicas copy their parent's _modules

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import InputError, NeurlinkError
+from ..interpreter import call_child
 from ..network import Network
 from ._lines import LineInfo, input_rank, table_of
 
@@ -158,9 +159,8 @@ class _Run:
         return values[last]
 
     def call(self, path: str, entry, module: nn.Module, xs: list):
-        kwargs = {"base_shape": self.base_shape} if entry.uses_base_shape else {}
         try:
-            return module(*xs, **kwargs)
+            return call_child(module, xs, self.base_shape)  # as the forward calls it: the module it holds now
         except Exception as error:
             shapes = ", ".join(str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__ for x in xs)
             raise NeurlinkError(
