@@ -225,3 +225,31 @@ def test_a_config_sets_only_existing_plain_attributes(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps(config))
         with pytest.raises(neurlink.errors.PretrainedError, match=message):
             neurlink.from_pretrained(tmp_path)
+
+
+def test_a_hooked_block_is_one_call_and_its_lines_run_flat():
+    """FSDP2 places a pre-hook on every block: the block is called (its hooks fire, a forward hook may
+    replace its output) and its own lines run from a flat forward of their own."""
+    torch.manual_seed(0)
+    net = neurlink.resnet18().double().eval()
+    x = x64(1, 3, 32, 32)
+    expected = net(x)
+    net(x)
+    blocks = [module for module in net.modules() if type(module).__name__ == "BasicBlock"]
+    seen = []
+    for block in blocks:
+        block.register_forward_pre_hook(lambda module, args: seen.append(module))
+    torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+    assert seen == blocks
+    assert all("_flat" in block.__dict__ for block in blocks)
+    handle = blocks[-1].register_forward_hook(lambda module, args, out: out * 0)
+    out = net(x)
+    torch.testing.assert_close(out, line_by_line(net, x), rtol=0, atol=0)
+    assert not torch.equal(out, expected)
+    handle.remove()
+    # the block's own flat forward follows a change inside it
+    before = net(x)
+    dict.__setitem__(blocks[0]._modules["1"]._modules, "act", nn.Tanh())
+    after = net(x)
+    torch.testing.assert_close(after, line_by_line(net, x), rtol=0, atol=0)
+    assert not torch.equal(after, before)

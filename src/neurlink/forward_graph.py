@@ -18,6 +18,7 @@ one call.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from itertools import chain
 from typing import Any, cast
 
@@ -28,7 +29,8 @@ from . import tree_watch
 from .nerve import Nerve
 from .table import LineTable, Ref
 
-__all__ = ["GraphWriter", "Scope", "FlatForward", "flatten_forward", "inlinable", "residual_add"]
+__all__ = ["GraphWriter", "Scope", "FlatForward", "flatten_forward", "flatten_nerve", "current_flat", "inlinable"]
+__all__ += ["residual_add"]
 
 _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 _jit_tracing = torch._C._is_tracing
@@ -151,7 +153,7 @@ _OUTPUT_NOT_SAVED = frozenset(
 
 # What every nn.Module keeps in its __dict__ for torch itself (parameters, hooks, mode): not part
 # of what a nerve's steps read.
-_BOOKKEEPING = frozenset(vars(nn.Module()))
+_BOOKKEEPING = frozenset(vars(nn.Module())) | {"_flat"}  # and a hooked nerve's own flat forward
 
 
 def _state(nerve: nn.Module) -> dict:
@@ -297,17 +299,48 @@ def residual_add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 
 
 def flatten_forward(root: nn.Module) -> FlatForward:
-    """Write ``root``'s (a network's) flat forward from its current tree.
-
-    A residual sum whose left operand is the fresh output of a conv or norm read by nothing else
-    (torchvision's ``out += identity``) is taken in place when the shapes and dtypes allow it at
-    run time (``residual_add``).
-    """
+    """Write ``root``'s (a network's) flat forward from its current tree."""
     writer = GraphWriter()
     table: LineTable = root.__dict__["_table"]  # a network's
     values = writer.lines(table, root, "", *writer.inputs(table))
     declared = root.__dict__.get("_outputs")  # build(lines, outputs=[...])
     writer.graph.output(values[-1] if declared is None else [values[index] for index in declared])
+    return _finish(writer, root)
+
+
+def flatten_nerve(nerve: Nerve) -> FlatForward:
+    """The flat forward of a nerve's sub-lines, for when the nerve itself is called (a hook on it asks
+    for the call): ``graph_module(*inputs, base_shape)`` equals ``Nerve.forward``'s lines."""
+    writer = GraphWriter()
+    table = cast(LineTable, nerve._table)
+    inputs = [writer.graph.placeholder(f"input{k}") for k in range(len(table.input_entries))]
+    base = writer.graph.placeholder("base_shape", default_value=None)
+    writer.graph.output(writer.lines(table, nerve, "", inputs, base)[-1])
+    return _finish(writer, nerve)
+
+
+def current_flat(owner: nn.Module, write: Callable[[Any], FlatForward]) -> FlatForward | None:
+    """``owner``'s flat forward for its current tree: the one it has if the tree still matches it,
+    else one written again by ``write(owner)``; None while a hook registered for every module asks
+    for calls of the nerves that a flat forward inlines."""
+    if tree_watch.global_hooks():
+        return None
+    flat = owner.__dict__.get("_flat")
+    if flat is not None and flat.matches(owner):
+        flat.trust()
+        return flat
+    flat = write(owner)
+    object.__setattr__(owner, "_flat", flat)  # not a child: kept out of state_dict and .to()
+    return flat
+
+
+def _finish(writer: GraphWriter, root: nn.Module) -> FlatForward:
+    """The written graph as a module, with the residual sums that can be taken in place.
+
+    A residual sum whose left operand is the fresh output of a conv or norm read by nothing else
+    (torchvision's ``out += identity``) is taken in place when the shapes and dtypes allow it at
+    run time (``residual_add``).
+    """
     producers = []
     for node in writer.graph.nodes:
         if node.op == "call_function" and node.target is operator.add:

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast, overload
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from . import tree_watch
 from .context import Link, current
 from .errors import DefinitionError, DimsError, NeurlinkError
-from .interpreter import EagerOps, Ops, run_lines
+from .interpreter import EagerOps, Ops, in_lines, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
 from .shapes import Dims, dims_text
@@ -187,10 +187,33 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                 f"{type(self).__name__}.forward() got an unexpected keyword argument {next(iter(keywords))!r}"
             )
         if self._table is not None:
+            if self._forward_pre_hooks or self._forward_hooks:  # called as one module of a flat forward
+                flat = self._own_flat(inputs)
+                if flat is not None:
+                    try:
+                        return flat.graph_module.forward(*inputs, base_shape)
+                    except Exception as error:  # names the sub-line that raised, as run_lines does
+                        located = in_lines(error, flat.where(error))
+                        if located is error:
+                            raise
+                        raise located from error
             return run_lines(self, self._table, inputs, base_shape)
         if self.uses_base_shape:
             return self._steps(EagerOps(self), *inputs, base_shape=base_shape)
         return self._steps(EagerOps(self), *inputs)
+
+    def _own_flat(self, inputs: tuple[Any, ...]) -> Any:
+        """The flat forward of this nerve's sub-lines (``forward_graph.flatten_nerve``), where one can run:
+        a hook on the nerve makes the network's flat forward call it as one module (so that the hook
+        fires), and its lines then run flat too rather than line by line (FSDP2 hooks every block)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or any(isinstance(x, fx.Proxy) for x in inputs):
+            return None  # tracers record the modules called line by line
+        from .forward_graph import current_flat, flatten_nerve  # forward_graph inlines nerves: it imports this
+
+        flat = self.__dict__.get("_flat")
+        if flat is not None and flat.ready(self):
+            return flat
+        return current_flat(self, flatten_nerve)
 
 
 @functools.cache

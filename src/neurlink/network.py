@@ -16,7 +16,7 @@ from . import tree_watch
 from ._config import keeps_no_locals
 from .checkpoint import check_state_dict
 from .errors import DefinitionError, DimsError, InputError, SelectorError
-from .forward_graph import FlatForward, flatten_forward, inlinable
+from .forward_graph import current_flat, flatten_forward, inlinable
 from .interpreter import in_lines, run_lines
 from .lines import flatten
 from .lines_module import LinesModule
@@ -212,7 +212,7 @@ class Network(LinesModule):
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
         flat = self.__dict__.get("_flat")
         if flat is None or not flat.ready(self):
-            flat = self._current_flat()
+            flat = current_flat(self, flatten_forward)
             if flat is None:  # a global hook asks for calls the flat forward skips
                 return run_lines(self, self._table, self._given(inputs), outputs=selected)
         try:
@@ -247,19 +247,6 @@ class Network(LinesModule):
             self._verified.add(_EVERY_SIZE)
         else:
             self._verified.add(self._size_key(inputs))
-
-    def _current_flat(self) -> FlatForward | None:
-        """The flat forward of the current tree (written again if the tree changed), or None
-        while a hook registered for every module asks for calls of the nerves that it inlines."""
-        if tree_watch.global_hooks():
-            return None
-        flat = self.__dict__.get("_flat")
-        if flat is not None and flat.matches(self):
-            flat.trust()
-            return flat
-        flat = flatten_forward(self)
-        object.__setattr__(self, "_flat", flat)  # not a child: kept out of state_dict and .to()
-        return flat
 
     def _selected(self, output_intermediate: bool, outputs: Sequence[int | str] | None) -> tuple[int, ...]:
         if output_intermediate and outputs is not None:
