@@ -1080,9 +1080,20 @@ def test_invalid_definition(lines, error, where, reason, allowed):
     with pytest.raises(error, match=re.escape(where)) as info:
         nv.build(lines)
     err = info.value
-    assert type(err) is error, f"{type(err).__name__} raised, {error.__name__} expected"
+    # the class, or its subclass that is also what Python raises for the same mistake (issue 20)
+    python = {
+        neurlink.UnexpectedArgumentError: TypeError,
+        neurlink.SelectorIndexError: IndexError,
+        neurlink.UnknownTagError: KeyError,
+    }.get(type(err))
+    assert type(err) is error or (python is not None and type(err).__bases__[0] is error), (
+        f"{type(err).__name__} raised, {error.__name__} expected"
+    )
     assert isinstance(err, NeurlinkError) and isinstance(err, DefinitionError)
-    assert not isinstance(err, (KeyError, TypeError, ValueError, AssertionError, RuntimeError))
+    others = tuple(
+        e for e in (KeyError, IndexError, TypeError, ValueError, AssertionError, RuntimeError) if e is not python
+    )
+    assert not isinstance(err, others)
     text = str(err)
     header, reason_line, *rest = text.split("\n")
     # the path and the line as written come first, then what is wrong, then what is allowed
@@ -1389,7 +1400,7 @@ def test_outputs_unknown_tag_suggests(two_input_net):
     good = [_img(16, 16), _mask(8, 8)]
     with pytest.raises(NeurlinkError, match=r"no line is tagged 'imgg'; did you mean 'img'\?") as info:
         net(good, outputs=["imgg"])
-    assert not isinstance(info.value, (KeyError, ValueError))
+    assert isinstance(info.value, KeyError) and not isinstance(info.value, ValueError)  # as a dict lookup raises
     with pytest.raises(NeurlinkError, match=r"9 names no line of this network \(4 lines\)"):
         net(good, outputs=[9])
     with pytest.raises(NeurlinkError, match=r"-5 names no line"):
@@ -1401,3 +1412,27 @@ def test_outputs_unknown_tag_suggests(two_input_net):
     img, last = net(good, outputs=["img", -1])
     assert img.shape == (2, 3, 16, 16) and last.shape == (2, 9, 8, 8)
     _check_still_works(net)
+
+
+def test_errors_are_also_the_python_exceptions_code_catches():
+    """Each still a NeurlinkError naming the line, and also what Python raises for the same mistake."""
+    with pytest.raises(TypeError, match="line 1") as caught:
+        nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3, kernal=3))])
+    assert isinstance(caught.value, neurlink.NerveArgumentError)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        neurlink.resnet18(num_class=10)
+    with pytest.raises(KeyError) as unknown:
+        neurlink.create_model("resnet17")
+    assert isinstance(unknown.value, neurlink.NeurlinkError) and "resnet18" in str(unknown.value)
+    with pytest.raises(IndexError, match="line 1") as caught:
+        nv.build([((3, 1), nv.Input()), ((3, 1), nv.Add[[0, 5]]())])
+    assert isinstance(caught.value, neurlink.SelectorError)
+    with pytest.raises(KeyError, match="line 1"):
+        nv.build([((3, 1), nv.Input()), ((3, 1), nv.Add[[0, "nope"]]())])
+    net = nv.build([((3, 1), nv.Input()), ((3, 1), nv.Conv2d[-1, "c"](1))])
+    with pytest.raises(IndexError):
+        net[7]
+    with pytest.raises(KeyError):
+        net["nope"]
+    with pytest.raises(neurlink.InputError):
+        net[7]

@@ -19,7 +19,12 @@ __all__ = [
     "SelectorError",
     "DimsError",
     "NerveArgumentError",
+    "UnexpectedArgumentError",
+    "SelectorIndexError",
+    "UnknownTagError",
     "InputError",
+    "LineIndexError",
+    "LineTagError",
     "ForwardError",
     "OutputError",
     "UnknownModelError",
@@ -94,9 +99,31 @@ class NerveArgumentError(DefinitionError):
     """A nerve was given an argument it does not take or a value it cannot use."""
 
 
+class UnexpectedArgumentError(NerveArgumentError, TypeError):
+    """A nerve or a builder was given an argument its signature does not take. Also a ``TypeError``,
+    which is what Python raises for such a call."""
+
+
+class SelectorIndexError(SelectorError, IndexError):
+    """A selector's line index, or ``nv.output``'s output index, is out of range. Also an ``IndexError``."""
+
+
+class UnknownTagError(SelectorError, KeyError):
+    """A selector names a tag no earlier line has. Also a ``KeyError``."""
+
+
 class InputError(NeurlinkError):
     """A built network was called with inputs that contradict its Input lines (or that no line
     can take, such as a size no stride reaches the declared size from)."""
+
+
+class LineIndexError(InputError, IndexError):
+    """``net[k]`` or ``outputs=[k]`` with a line index the network does not have. Also an ``IndexError``,
+    as a ``Sequential`` raises."""
+
+
+class LineTagError(InputError, KeyError):
+    """``net["tag"]`` or ``outputs=["tag"]`` with a tag no line has. Also a ``KeyError``."""
 
 
 class OutputError(NeurlinkError):
@@ -109,8 +136,9 @@ class ForwardError(NeurlinkError, RuntimeError):
     exception is its ``__cause__``. Also a ``RuntimeError``, as most of torch's own errors are."""
 
 
-class UnknownModelError(NeurlinkError):
-    """``create_model`` was given a name no builder is registered under."""
+class UnknownModelError(NeurlinkError, KeyError):
+    """``create_model`` was given a name no builder is registered under. Also a ``KeyError``, as a
+    registry lookup raises."""
 
 
 class StateDictError(NeurlinkError):

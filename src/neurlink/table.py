@@ -22,9 +22,14 @@ from .errors import (
     DefinitionError,
     DimsError,
     InputError,
+    LineIndexError,
+    LineTagError,
     NerveArgumentError,
     NeurlinkError,
     SelectorError,
+    SelectorIndexError,
+    UnexpectedArgumentError,
+    UnknownTagError,
     did_you_mean,
 )
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
@@ -126,13 +131,12 @@ class LineTable:
         """Index of a line named at call time (``outputs=[...]``): a tag, or an int (negative from the end)."""
         if isinstance(name, str):
             if name not in self.tags:
-                raise InputError(f"no line is tagged {name!r}{did_you_mean(name, self.tags)}")
+                raise LineTagError(f"no line is tagged {name!r}{did_you_mean(name, self.tags)}")
             return self.tags[name]
         if isinstance(name, int) and not isinstance(name, bool) and -len(self.entries) <= name < len(self.entries):
             return name % len(self.entries)
-        raise InputError(
-            f"{name!r} names no line of this network ({len(self.entries)} lines); give a tag or a line index"
-        )
+        error = LineIndexError if isinstance(name, int) and not isinstance(name, bool) else InputError
+        raise error(f"{name!r} names no line of this network ({len(self.entries)} lines); give a tag or a line index")
 
     # --- building ------------------------------------------------------------------------
 
@@ -271,14 +275,14 @@ class LineTable:
         if isinstance(selector, int):
             line = selector if selector >= 0 else index + selector
             if not 0 <= line < index:
-                raise SelectorError(
+                raise SelectorIndexError(
                     f"selector {selector} points to line {line}, but line {index} can only select lines 0..{index - 1}",
                     allowed=f"an int in {-index}..{index - 1}",
                 )
             return [Ref(line)]
         if isinstance(selector, str):
             if selector not in self.tags:
-                raise SelectorError(
+                raise UnknownTagError(
                     f"no earlier line is tagged {selector!r}{did_you_mean(selector, self.tags)}",
                     allowed="a tag given earlier as Nerve[selector, 'tag'](...)"
                     + (f"; tags so far: {', '.join(map(repr, self.tags))}" if self.tags else ""),
@@ -302,7 +306,7 @@ class LineTable:
             refs = self._resolve(selector.selector, index)
             selected = self.entries[refs[0].line]
             if selector.index >= len(selected.dims):
-                raise SelectorError(
+                raise SelectorIndexError(
                     f"{selector!r}: line {selected.index} has {len(selected.dims)} output(s)",
                     allowed=f"an output index in 0..{len(selected.dims) - 1}",
                 )
@@ -418,7 +422,7 @@ def _bind(nerve: NerveDef) -> None:
         reason = f"{cls.__name__}: {error}"
         if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
             reason += " (channels, stride and padding come from the line's dims: give the kernel size, then keywords)"
-        raise NerveArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
+        raise UnexpectedArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
 
 
 def _initialized(error: AttributeError) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
-from ..errors import NerveArgumentError
+from ..errors import NerveArgumentError, UnexpectedArgumentError
 
 __all__ = ["check_keywords", "stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
 
@@ -77,7 +77,7 @@ def check_keywords(
         return
     hint = " (published weights: weights='DEFAULT')" if "pretrained" in unknown else ""
     blocks_text = ", ".join(f"{block.__name__}'s: {', '.join(sorted(takes))}" for block in blocks[:1])
-    raise NerveArgumentError(
+    raise UnexpectedArgumentError(
         f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}{hint}",
         allowed=f"{builder}'s own ({', '.join(own)}) and its blocks' ({blocks_text})",
     )

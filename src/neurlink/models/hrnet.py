@@ -36,7 +36,7 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
-from ..errors import DimsError, NerveArgumentError
+from ..errors import DimsError, NerveArgumentError, UnexpectedArgumentError
 from ..nerves._args import Act, Norm, make_act, positive_int
 from ..shapes import Dims, ShapeSpec
 from ._published import timm_weights
@@ -252,7 +252,7 @@ def _check_block_keywords(block: object, keywords: dict[str, Any], given: dict[s
     except TypeError:
         takes = [p for p in signature.parameters if p != "self"]
         unknown = sorted(key for key in given if key not in signature.parameters)
-        raise NerveArgumentError(
+        raise UnexpectedArgumentError(
             f"{name}: neither it nor its block {block.__name__} takes {', '.join(map(repr, unknown)) or 'these keywords'}",
             allowed=f"{name}'s keywords (blocks, block, norm, act, mode) and {block.__name__}'s ({', '.join(takes)})",
         ) from None
