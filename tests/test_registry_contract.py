@@ -1,0 +1,81 @@
+"""The contract every registered model keeps, as timm's tests/test_models.py holds its registry to:
+one parametrized test over ``neurlink.list_models()``, so a new family is covered by being registered.
+
+Each model builds on the meta device with its reference's parameter count (a model registered without
+a reference count fails here), runs at two input sizes, gets a finite gradient for every parameter,
+round-trips ``save_pretrained``/``from_pretrained`` and ``fx.symbolic_trace`` to the same outputs.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from networks import FAMILY_PARAMETERS, SEGMENTATION_PARAMETERS, count
+from test_hrnet import PARAMETERS as HRNET_PARAMETERS
+from test_zoo import PARAMETERS as RESNET_PARAMETERS
+from torch import fx
+
+import neurlink
+
+pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
+
+REFERENCE_PARAMETERS = {**RESNET_PARAMETERS, **FAMILY_PARAMETERS, **SEGMENTATION_PARAMETERS, **HRNET_PARAMETERS}
+LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [t for item in value for t in _tensors(item)]
+
+
+def test_every_registered_model_has_a_reference_count() -> None:
+    assert sorted(REFERENCE_PARAMETERS) == neurlink.list_models()
+
+
+@pytest.mark.parametrize("name", neurlink.list_models())
+def test_builds_on_meta_with_its_references_parameter_count(name: str) -> None:
+    with torch.device("meta"):
+        net = neurlink.create_model(name)
+    assert count(net) == REFERENCE_PARAMETERS[name]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if REFERENCE_PARAMETERS[n] > LARGE else n for n in neurlink.list_models()],
+)
+def test_runs_trains_saves_and_traces(name: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    net = (
+        neurlink.create_model(name, num_classes=7) if "num_classes" in _keywords(name) else neurlink.create_model(name)
+    )
+    net.eval()
+    with torch.no_grad():
+        outputs = {size: _tensors(net(torch.randn(1, 3, *size))) for size in ((64, 64), (72, 56))}
+    for (h, w), tensors in outputs.items():
+        assert all(t.isfinite().all() for t in tensors), (h, w)
+    net.train()
+    loss = sum(t.float().square().mean() for t in _tensors(net(torch.randn(2, 3, 64, 64))))
+    loss.backward()
+    missing = [key for key, p in net.named_parameters() if p.grad is None or not p.grad.isfinite().all()]
+    assert not missing, f"parameters without a finite gradient: {missing[:5]}"
+    net.zero_grad(set_to_none=True)
+    net.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = _tensors(net(x))
+        net.save_pretrained(tmp_path)
+        again = neurlink.from_pretrained(tmp_path)
+        for ours, theirs in zip(_tensors(again(x)), expected, strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+        traced = fx.symbolic_trace(net)
+        for ours, theirs in zip(_tensors(traced(x)), expected, strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def _keywords(name: str) -> set[str]:
+    return set(inspect.signature(getattr(neurlink, name)).parameters)
