@@ -6,7 +6,7 @@ from torch import nn
 
 import neurlink
 import neurlink.nerves as nv
-from neurlink.nerves import _runtime
+from neurlink import _runtime
 
 CONV = {1: nv.Conv1d, 2: nv.Conv2d, 3: nv.Conv3d}
 CONV_T = {1: nv.ConvTransposed1d, 2: nv.ConvTransposed2d, 3: nv.ConvTransposed3d}

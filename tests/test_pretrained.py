@@ -579,8 +579,8 @@ def test_weights_by_a_name_there_is_not(tmp_path, monkeypatch):
 
 
 def test_builders_without_published_weights(tmp_path):
+    from neurlink._registry import _BUILDERS
     from neurlink.models import register_model
-    from neurlink.models._registry import _BUILDERS
 
     def tiny_ckpt_builder(channels=4):
         return nv.build([((3, 1), nv.Input()), ((channels, 2), nv.Conv2d(3))])

@@ -33,6 +33,7 @@ from torch import nn
 
 from . import _names
 from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
+from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
 from .errors import CheckpointError, NeurlinkError, PretrainedError
@@ -420,7 +421,6 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
 
 def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only: bool = False) -> nn.Module | None:
     """The network a config describes, on ``device``; with ``check_only``, only checks it (imports nothing)."""
-    from .models import create_model, list_models
     from .network import build
 
     reader = Reader(trusted, resolve=not check_only)

@@ -6,9 +6,10 @@ HRNets written in the grammar, torchvision's segmentation models and smp's U-Net
 ['wide_resnet101_2', 'wide_resnet50_2']
 """
 
-from ._registry import create_model as create_model
-from ._registry import list_models as list_models
-from ._registry import register_model as register_model
+from .. import _registry as _registry  # the registry is the core's: checkpoints read it without importing the zoo
+from .._registry import create_model as create_model
+from .._registry import list_models as list_models
+from .._registry import register_model as register_model
 from .convnext import ConvNeXtBlock as ConvNeXtBlock
 from .convnext import convnext_base as convnext_base
 from .convnext import convnext_large as convnext_large

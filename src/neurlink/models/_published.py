@@ -9,13 +9,23 @@ with :func:`~neurlink.interop.load_torchvision`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from ..errors import NeurlinkError
 
-__all__ = ["torchvision_weights", "timm_weights"]
+__all__ = ["torchvision_weights", "timm_weights", "register_weights_loader"]
+
+# The functions that map a reference library's state_dict into a network, by library: interop
+# registers its own (``interop/torchvision``), so that the zoo never imports interop.
+_LOADERS: dict[str, Callable[[nn.Module, dict], nn.Module]] = {}
+
+
+def register_weights_loader(library: str, load: Callable[[nn.Module, dict], nn.Module]) -> None:
+    """Make ``load(network, state_dict)`` the loader of ``library``'s published weights."""
+    _LOADERS[library] = load
 
 
 def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: dict) -> nn.Module:
@@ -27,8 +37,6 @@ def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: d
             f"{name}(weights={weights!r}) fetches torchvision's weights, but torchvision is not installed",
             allowed="pip install torchvision",
         ) from None
-    from ..interop import load_torchvision
-
     enum = torchvision.models.get_model_weights(name)
     try:
         chosen = enum.verify(weights)
@@ -58,7 +66,7 @@ def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: d
             f" ({type(error).__name__}: {error})",
             allowed=f"a network, or the file {chosen.url} placed at {file} (TORCH_HOME sets the cache)",
         ) from None
-    return load_torchvision(network, state_dict)
+    return _LOADERS["torchvision"](network, state_dict)  # neurlink's __init__ imports interop, which registers it
 
 
 def timm_weights(network: nn.Module, name: str, weights: Any, keywords: dict) -> nn.Module:

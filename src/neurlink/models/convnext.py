@@ -34,12 +34,12 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import Act, positive_int, probability
 from ..nn.channels import LayerNorm2d as _LayerNorm2d
 from ._common import check_keywords, init_weights
 from ._published import torchvision_weights
-from ._registry import register_model
 
 __all__ = ["ConvNeXtBlock", "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]
 

@@ -36,11 +36,11 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import NerveArgumentError
 from ..nerves._args import Act, Norm, probability
 from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines, uniform_by_outputs
 from ._published import torchvision_weights
-from ._registry import register_model
 from .mobilenet import InvertedBottleneck, _head, _keywords, make_divisible
 
 __all__ = [

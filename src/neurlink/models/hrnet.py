@@ -36,11 +36,11 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import DimsError, NerveArgumentError, UnexpectedArgumentError
 from ..nerves._args import Act, Norm, make_act, positive_int
 from ..shapes import Dims, ShapeSpec
 from ._published import timm_weights
-from ._registry import register_model
 from .resnet import BasicBlock, Bottleneck, _conv
 
 __all__ = [

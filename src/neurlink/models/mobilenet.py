@@ -34,11 +34,11 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import NerveArgumentError
 from ..nerves._args import Act, Norm, positive_int, probability
 from ._common import check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines
 from ._published import torchvision_weights
-from ._registry import register_model
 
 __all__ = [
     "InvertedResidual",

@@ -31,11 +31,11 @@ from typing import Any, ClassVar
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import NerveArgumentError
 from ..nerves._args import Act, Norm, make_act, positive_int
 from ._common import check_keywords
 from ._published import torchvision_weights
-from ._registry import register_model
 
 __all__ = [
     "BasicBlock",

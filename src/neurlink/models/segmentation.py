@@ -36,11 +36,11 @@ import torch
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..context import Link
 from ..errors import DimsError, NerveArgumentError
 from ..interpreter import Ops
 from ..nerves._args import Act, Norm, check_shape_ranks, make_act, positive_int, probability
-from ._registry import register_model
 from .mobilenet import _V3_LARGE, v3_features
 from .resnet import Bottleneck, _conv, _init_like_torchvision, backbone_lines
 

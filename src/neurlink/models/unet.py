@@ -30,9 +30,9 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._registry import register_model
 from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import Act, Norm, check_shape_ranks, make_act, positive_int
-from ._registry import register_model
 from .resnet import BasicBlock, Bottleneck, _conv, _init_like_torchvision, _ResidualBlock, backbone_lines
 
 __all__ = ["UnetDecoderBlock", "unet_resnet18", "unet_resnet34", "unet_resnet50"]

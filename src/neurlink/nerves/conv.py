@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .. import _runtime
 from ..errors import NerveArgumentError
 from ..interpreter import Ops
 from ..nerve import Nerve
 from ..nn import pointwise, to_size
 from ..shapes import ShapeSpec
 from ..table import torch_rank
-from . import _runtime
 from ._args import DEFAULT, Act, Norm, check_shape_ranks, make_act, make_norm, ntuple, positive_int
 from ._geometry import conv_geometry, ratio_pairs
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import _runtime
 from ..errors import DimsError, NerveArgumentError
 from ..interpreter import Ops
 from ..nerve import Nerve
-from . import _runtime
 from ._args import check_shape_ranks, ntuple
 from ._geometry import conv_geometry, ratio_pairs
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from .. import _runtime
 from ..errors import DimsError, NerveArgumentError
 from ..interpreter import Ops
 from ..nerve import Nerve
 from ..shapes import dims_text
-from . import _runtime
 from ._geometry import ratio_pairs
 
 __all__ = ["Interpolate", "Identity"]

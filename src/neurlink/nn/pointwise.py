@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..nerves import _runtime
+from .. import _runtime
 
 __all__ = ["Conv2dOnPoints"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..nerves import _runtime
+from .. import _runtime
 
 __all__ = [
     "Conv1dToSize",

@@ -26,6 +26,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from ...models._published import register_weights_loader
 from .._state_dict import Pair, export_pairs, load_pairs
 from ._features import features_pairs, is_features_family
 from ._resnet import resnet_pairs
@@ -67,3 +68,6 @@ def _pairs(model: nn.Module) -> list[Pair]:
     if is_features_family(model):
         return features_pairs(model)
     return resnet_pairs(model)
+
+
+register_weights_loader("torchvision", load_torchvision)  # neurlink.resnet50(weights="DEFAULT") maps with it

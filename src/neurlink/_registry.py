@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast, overload
 
 from torch import nn
 
-from ..errors import NeurlinkError, UnknownModelError, did_you_mean
+from .errors import NeurlinkError, UnknownModelError, did_you_mean
 
 __all__ = ["register_model", "list_models", "create_model"]
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from ..errors import InputError
-from ..shapes import (
+from .errors import InputError
+from .shapes import (
     same_padding,
     stride_for_sizes,
     transposed_padding,
