@@ -166,12 +166,9 @@ def _same_state(nerve: nn.Module, state: dict) -> bool:
     return now.keys() == state.keys() and all(now[key] is value for key, value in state.items())
 
 
-# The dicts of a watched module whose contents the flat forward depends on: its attributes, its
-# children, its own tensors and its hooks (any route that registers a hook writes into one of these).
-_WATCHED_DICTS = (
-    *("_modules", "_parameters", "_buffers"),
-    *("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"),
-)
+# What the graph depends on besides the watched modules' attributes: a nerve's children and own tensors
+# (its hook dicts are tree_watch.HookDicts, which bump the epoch), a residual producer's hooks.
+_PRODUCER_DICTS = ("_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 def _classes_below_module(cls: type) -> list[type]:
@@ -202,36 +199,44 @@ class FlatForward:
         self.producers = [(module, type(module), type(module).forward) for module in producers]
         watched: list[nn.Module] = [*inlined, *producers]
         self._objects = [root, *watched]
-        self._dicts = [root._modules] + [getattr(module, name) for module in watched for name in _WATCHED_DICTS]
-        self._dicts += [vars(module) for module in watched]
+        dicts = [root._modules, *map(vars, watched), *(nerve._modules for nerve in inlined)]
+        # a nerve's own tensors, where it has any (one added later is not read by the graph)
+        dicts += [
+            getattr(nerve, name) for nerve in inlined for name in ("_parameters", "_buffers") if getattr(nerve, name)
+        ]
+        dicts += [getattr(module, name) for module in producers for name in _PRODUCER_DICTS]
+        self._views = [d.values() for d in dicts]  # live views, made once
         classes = dict.fromkeys(klass for module in watched for klass in _classes_below_module(type(module)))
         self._class_dicts = [klass.__dict__ for klass in classes]
+        self._class_views = [proxy.values() for proxy in self._class_dicts]
         self._classes = [(proxy, dict(proxy)) for proxy in self._class_dicts]
         self._root_modules = root._modules
+        self._epoch = tree_watch.epoch()
         self._snapshot = self._now()
         self._code = type(graph_module).forward.__code__
         self._nodes = list(graph_module.graph.nodes)
 
     def _now(self) -> tuple[list, list, list]:
-        """What the graph depends on, as three flat lists built in C (a few microseconds for a ResNet-50)."""
+        """What the graph depends on, as three flat lists built in C from live views."""
         return (
             list(map(type, self._objects)),
-            list(chain.from_iterable(map(dict.values, self._dicts))),
-            list(chain.from_iterable(map(_values, self._class_dicts))),
+            list(chain.from_iterable(self._views)),
+            list(chain.from_iterable(self._class_views)),
         )
 
     def ready(self, root: nn.Module) -> bool:
         """The per-call check: ``root``'s graph, and nothing it was written from changed since it was
         last found current. Never true when something changed, whichever way it was changed."""
-        if root._modules is not self._root_modules or tree_watch.global_hooks():
+        if root._modules is not self._root_modules or self._epoch != tree_watch.epoch() or tree_watch.global_hooks():
             return False  # another network's (an nn.DataParallel replica copies its parent's attributes)
         try:
             return self._now() == self._snapshot  # identity first: equal values are compared only if replaced
         except Exception:  # a replaced value whose == raises (a tensor of several elements): changed
             return False
 
-    def trust(self) -> None:
-        """The tree was found to match the graph (:meth:`matches`): trust it until the next change."""
+    def trust(self, epoch: int) -> None:
+        """The tree was found to match the graph (:meth:`matches`) at ``epoch``: trust it until the next change."""
+        self._epoch = epoch
         self._snapshot = self._now()
 
     def where(self, error: BaseException) -> list:
@@ -273,10 +278,6 @@ class FlatForward:
             and "forward" not in module.__dict__
             and not _producer_hooked(module)
         )
-
-
-def _values(proxy):
-    return proxy.values()
 
 
 def _producer_hooked(module: nn.Module) -> bool:
@@ -325,9 +326,10 @@ def current_flat(owner: nn.Module, write: Callable[[Any], FlatForward]) -> FlatF
     for calls of the nerves that a flat forward inlines."""
     if tree_watch.global_hooks():
         return None
+    epoch = tree_watch.epoch()  # before looking: a change made while matches() runs is seen next call
     flat = owner.__dict__.get("_flat")
     if flat is not None and flat.matches(owner):
-        flat.trust()
+        flat.trust(epoch)
         return flat
     flat = write(owner)
     object.__setattr__(owner, "_flat", flat)  # not a child: kept out of state_dict and .to()

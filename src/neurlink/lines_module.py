@@ -23,6 +23,8 @@ class LinesModule(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         object.__setattr__(self, "_modules", tree_watch.ChildModules())
+        for name in tree_watch.HOOK_DICTS:
+            object.__setattr__(self, name, tree_watch.HookDict())
 
     def __setattr__(self, name: str, value) -> None:
         if name == "_modules" and type(value) is dict:  # e.g. replaced wholesale by a library
@@ -38,6 +40,9 @@ class LinesModule(nn.Module):
         super().__setstate__(state)
         if type(self._modules) is not tree_watch.ChildModules:  # pickled by an older neurlink
             object.__setattr__(self, "_modules", tree_watch.ChildModules(self._modules))
+        for name in tree_watch.HOOK_DICTS:
+            if type(self.__dict__[name]) is not tree_watch.HookDict:
+                object.__setattr__(self, name, tree_watch.HookDict(self.__dict__[name]))
         tree_watch.bump()
 
     # A hook on a nerve asks for the nerve to be called, which the flat forward skips.

@@ -1,4 +1,4 @@
-"""Noticing every change to a neurlink module that could make a network's flat forward stale.
+r"""Noticing every change to a neurlink module that could make a network's flat forward stale.
 
 A network runs a flat forward generated from its module tree (``forward_graph.py``). PyTorch
 users change that tree after building it: they replace a head, convert norms, wrap blocks for
@@ -13,7 +13,7 @@ global counter, the *tree epoch*:
   :class:`ChildModules`, a dict that bumps the epoch when it changes;
 - any other attribute set or deleted (a ``forward`` patched on the instance, ``__class__`` swapped,
   ``train()``/``eval()``);
-- a hook registered on it.
+- a hook registered on it, by any route: its hook dicts are :class:`HookDict`\ s.
 
 A network compares the epoch with the one its flat forward was last checked at, and only when it
 moved does it compare the tree with the one the forward was generated from. Changes inside torch's
@@ -23,11 +23,12 @@ and ``forward`` apply. Global module hooks are looked at on every call (a few di
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from torch.nn.modules import module as _torch_module
 
-__all__ = ["epoch", "bump", "ChildModules", "global_hooks", "TreeSnapshot"]
+__all__ = ["epoch", "bump", "ChildModules", "HookDict", "HOOK_DICTS", "global_hooks", "TreeSnapshot"]
 
 _epoch = 0
 
@@ -94,6 +95,46 @@ class ChildModules(dict):
 
     def __reduce__(self):  # pickles as itself, restored without bumping one key at a time
         return (ChildModules, (dict(self),))
+
+
+class HookDict(OrderedDict):
+    """A hook dict of a neurlink module (``_forward_hooks`` and the like): an ``OrderedDict`` that bumps
+    the tree epoch when it changes, so that a hook registered by any route (``nn.Module``'s own
+    methods, a library writing into the dict, ``handle.remove()``) is seen without looking at it."""
+
+    def __setitem__(self, key, value) -> None:
+        OrderedDict.__setitem__(self, key, value)
+        bump()
+
+    def __delitem__(self, key) -> None:
+        OrderedDict.__delitem__(self, key)
+        bump()
+
+    def pop(self, *args):
+        try:
+            return OrderedDict.pop(self, *args)
+        finally:
+            bump()
+
+    def popitem(self, last: bool = True):
+        try:
+            return OrderedDict.popitem(self, last)
+        finally:
+            bump()
+
+    def update(self, *args, **kwargs) -> None:
+        OrderedDict.update(self, *args, **kwargs)
+        bump()
+
+    def clear(self) -> None:
+        OrderedDict.clear(self)
+        bump()
+
+    def __reduce__(self):  # pickles as itself, restored without bumping one key at a time
+        return (HookDict, (list(self.items()),))
+
+
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 def global_hooks() -> bool:
