@@ -1085,6 +1085,7 @@ def test_invalid_definition(lines, error, where, reason, allowed):
         neurlink.UnexpectedArgumentError: TypeError,
         neurlink.SelectorIndexError: IndexError,
         neurlink.UnknownTagError: KeyError,
+        neurlink.SelectorTypeError: TypeError,
     }.get(type(err))
     assert type(err) is error or (python is not None and type(err).__bases__[0] is error), (
         f"{type(err).__name__} raised, {error.__name__} expected"
@@ -1436,3 +1437,26 @@ def test_errors_are_also_the_python_exceptions_code_catches():
         net["nope"]
     with pytest.raises(neurlink.InputError):
         net[7]
+    for wrong in (1.0, None, slice(0, 2)):
+        with pytest.raises(TypeError, match="names no line") as caught:
+            net[wrong]
+        assert isinstance(caught.value, neurlink.InputError)
+    with pytest.raises(TypeError):
+        net(torch.zeros(1, 3, 4, 4), outputs="c")
+    lines = [((3, 1), nv.Input()), ((3, 1), nv.Conv2d[-1, "c"](1))]
+    for outputs, python in [
+        ([99], IndexError),
+        (["x"], KeyError),
+        ("c", TypeError),
+        (1, TypeError),
+        ([1.5], TypeError),
+    ]:
+        with pytest.raises(python) as caught:
+            nv.build(lines, outputs=outputs)
+        assert isinstance(caught.value, neurlink.SelectorError)
+    with pytest.raises(TypeError, match="line 1") as caught:
+        nv.build([((3, 1), nv.Input()), ((3, 1), nv.Add[[0, 1.5]]())])
+    assert isinstance(caught.value, neurlink.SelectorError)
+    with pytest.raises(FileNotFoundError, match="no such directory") as missing:
+        neurlink.from_pretrained("/no/such/directory/anywhere")
+    assert isinstance(missing.value, neurlink.PretrainedError)

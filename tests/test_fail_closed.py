@@ -6,6 +6,7 @@ bitwise against :func:`networks.line_by_line`, a plain interpreter of the curren
 """
 
 import json
+import threading
 
 import pytest
 import torch
@@ -207,6 +208,36 @@ def test_an_attribute_changed_to_something_not_plain_is_refused_naming_the_line(
     with pytest.raises(neurlink.errors.PretrainedError, match=r"(?s)line 2 \('head'\).*'padding_mode'"):
         net.save_pretrained(tmp_path)
     assert not (tmp_path / "config.json").exists()
+
+
+def test_a_tensor_or_new_attribute_set_after_the_build_is_refused_naming_the_line(tmp_path):
+    """The weights do not hold a tensor kept as a plain attribute: saving it silently would load another function."""
+    net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d_BN_ReLU[-1, "stem"](3))])
+    net[1].norm.eps = torch.tensor(0.5)
+    with pytest.raises(
+        neurlink.errors.PretrainedError, match=r"(?s)line 1 \('stem'\).*'eps' is tensor.*register_buffer"
+    ):
+        net.save_pretrained(tmp_path)
+    net[1].norm.eps = 1e-5
+    net[1].my_flag = 3
+    with pytest.raises(
+        neurlink.errors.PretrainedError, match="'my_flag' .* added after the build: the definition makes none"
+    ):
+        net.save_pretrained(tmp_path)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_a_plain_module_that_cannot_be_copied_is_a_definition_error_naming_the_line():
+    class Locked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = threading.Lock()
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(neurlink.DefinitionError, match=r"(?s)line 1: \(\(3, 1\), Locked\(\)\).*cannot be copied"):
+        nv.build([((3, 1), nv.Input()), ((3, 1), Locked())])
 
 
 def test_a_config_sets_only_existing_plain_attributes(tmp_path):

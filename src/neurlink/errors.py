@@ -22,15 +22,18 @@ __all__ = [
     "UnexpectedArgumentError",
     "SelectorIndexError",
     "UnknownTagError",
+    "SelectorTypeError",
     "InputError",
     "LineIndexError",
     "LineTagError",
+    "LineTypeError",
     "ForwardError",
     "OutputError",
     "UnknownModelError",
     "StateDictError",
     "CheckpointError",
     "PretrainedError",
+    "CheckpointNotFoundError",
 ]
 
 
@@ -112,6 +115,11 @@ class UnknownTagError(SelectorError, KeyError):
     """A selector names a tag no earlier line has. Also a ``KeyError``."""
 
 
+class SelectorTypeError(SelectorError, TypeError):
+    """A selector (or ``outputs=`` of ``nv.build``) of a type that names no line: a float, a bool, a
+    tuple. Also a ``TypeError``."""
+
+
 class InputError(NeurlinkError):
     """A built network was called with inputs that contradict its Input lines (or that no line
     can take, such as a size no stride reaches the declared size from)."""
@@ -124,6 +132,11 @@ class LineIndexError(InputError, IndexError):
 
 class LineTagError(InputError, KeyError):
     """``net["tag"]`` or ``outputs=["tag"]`` with a tag no line has. Also a ``KeyError``."""
+
+
+class LineTypeError(InputError, TypeError):
+    """``net[...]`` or ``outputs=...`` with a value that names no line (a float, a slice, None, a bare
+    tag where a list is expected). Also a ``TypeError``."""
 
 
 class OutputError(NeurlinkError):
@@ -156,3 +169,7 @@ class PretrainedError(NeurlinkError):
     """A saved network (``config.json`` and ``model.safetensors``) cannot be written or read back: a
     value of its definition that is not data, a missing or damaged file, a config naming code that is
     not trusted. The message names the file (or the line) and the value."""
+
+
+class CheckpointNotFoundError(PretrainedError, FileNotFoundError):
+    """``from_pretrained`` was given a directory that does not exist. Also a ``FileNotFoundError``."""

@@ -15,7 +15,18 @@ from torch import fx, nn
 from . import tree_watch
 from ._config import keeps_no_locals
 from .checkpoint import check_state_dict
-from .errors import DefinitionError, DimsError, InputError, SelectorError
+from .errors import (
+    DefinitionError,
+    DimsError,
+    InputError,
+    LineIndexError,
+    LineTagError,
+    LineTypeError,
+    SelectorError,
+    SelectorIndexError,
+    SelectorTypeError,
+    UnknownTagError,
+)
 from .forward_graph import current_flat, flatten_forward, inlinable
 from .interpreter import in_lines, run_lines
 from .lines import flatten
@@ -103,14 +114,21 @@ class Network(LinesModule):
     def _declared_outputs(self, outputs: Sequence[int | str]) -> tuple[int, ...]:
         """``build(lines, outputs=[...])``: the lines whose outputs the network returns, as indices."""
         if isinstance(outputs, (str, int)) or not isinstance(outputs, Sequence) or not outputs:
-            raise SelectorError(
+            error = (
+                SelectorError if isinstance(outputs, Sequence) and not isinstance(outputs, str) else SelectorTypeError
+            )
+            raise error(
                 f"outputs={outputs!r} is not a non-empty list of tags or line indices",
                 allowed="nv.build(lines, outputs=['tag', 5, -1])",
             )
         try:
             return tuple(self._table.index_of(name) for name in outputs)
         except InputError as error:
-            raise SelectorError(f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices") from None
+            # the same mistake as a selector's: the same Python exception too (IndexError, KeyError, TypeError)
+            kind = {LineIndexError: SelectorIndexError, LineTagError: UnknownTagError, LineTypeError: SelectorTypeError}
+            raise kind.get(type(error), SelectorError)(
+                f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices"
+            ) from None
 
     def dynamic_shapes(self, *, max_size: int = 4096) -> tuple[Any, ...]:
         """The ``dynamic_shapes`` argument of ``torch.export.export`` (and ONNX export) for inputs of
@@ -253,8 +271,10 @@ class Network(LinesModule):
             raise InputError("give output_intermediate=True or outputs=[...], not both")
         if outputs is None:  # output_intermediate
             return tuple(range(len(self._table.entries)))
-        if isinstance(outputs, (str, int)):
-            raise InputError(f"outputs={outputs!r} must be a list of tags or line indices")
+        if isinstance(outputs, (str, int)) or not isinstance(outputs, Sequence):
+            raise LineTypeError(
+                f"outputs={outputs!r} must be a list of tags or line indices", allowed="net(x, outputs=['tag', 5, -1])"
+            )
         return tuple(self._table.index_of(name) for name in outputs)
 
     def _given(self, inputs: Any) -> tuple[Any, ...]:

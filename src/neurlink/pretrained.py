@@ -36,7 +36,7 @@ from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_li
 from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
-from .errors import CheckpointError, NeurlinkError, PretrainedError
+from .errors import CheckpointError, CheckpointNotFoundError, NeurlinkError, PretrainedError
 
 if TYPE_CHECKING:
     from .network import Network
@@ -171,25 +171,31 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[s
         for key, value in _attributes(module).items():
             if key in made and _same_value(made[key], value):
                 continue
-            if not (_plain(value) and _plain(made.get(key))) or key not in made:
-                refused = PretrainedError(
-                    f"module {path or '(the network)'!r}: its attribute {key!r} is {_short(value)}, the definition"
-                    f" makes {_short(made.get(key, 'none'))}, and only plain values (numbers, strings, tuples of"
-                    " them) set after the build are written to the checkpoint",
-                    allowed="save a network as built, or one whose changed attributes are plain values",
-                )
-                _locate_module(network, path, refused)
-                raise refused
-            changed.setdefault(path, {})[key] = value
+            if key not in made:
+                reason = f"its attribute {key!r} ({_short(value)}) was added after the build: the definition makes none"
+            elif not (_plain(value) and _plain(made[key])):
+                reason = f"its attribute {key!r} is {_short(value)}, the definition makes {_short(made[key])}"
+            else:
+                changed.setdefault(path, {})[key] = value
+                continue
+            refused = PretrainedError(
+                f"module {path or '(the network)'!r}: {reason}; a checkpoint records only the attributes a"
+                " definition makes, changed after the build to plain values (numbers, strings, tuples of them)",
+                allowed="save a network as built, or one whose changed attributes are plain values"
+                " (a tensor that belongs in the checkpoint is a buffer: module.register_buffer(name, tensor))",
+            )
+            _locate_module(network, path, refused)
+            raise refused
     return changed
 
 
 def _attributes(module: nn.Module) -> dict[str, Any]:
-    """A module's own public attributes (not its tensors, children or mode): what its constructor set."""
+    """A module's own public attributes (not its children or mode): what its constructor set. A tensor
+    held as a plain attribute (not a parameter or buffer) is one of them: the weights do not hold it."""
     return {
         key: value
         for key, value in vars(module).items()
-        if not key.startswith("_") and key != "training" and not isinstance(value, (torch.Tensor, nn.Module))
+        if not key.startswith("_") and key != "training" and not isinstance(value, nn.Module)
     }
 
 
@@ -204,6 +210,8 @@ def _same_value(made: Any, value: Any) -> bool:
         return type(made) is type(value) and made == value and repr(made) == repr(value)  # 1 == True == 1.0
     if type(made) is not type(value):
         return False
+    if isinstance(value, torch.Tensor):  # the rebuild is on meta: a tensor attribute's values cannot match there
+        return made.is_meta is False and made.shape == value.shape and bool(torch.equal(made, value.to(made.device)))
     try:  # a value the definition makes again (dims, a geometry, a function) compares equal
         return bool(made == value) or repr(made) == repr(value)
     except Exception:
@@ -339,7 +347,8 @@ def _locate(directory: str | os.PathLike[str]) -> Path:
     text = os.fspath(directory)
     if isinstance(text, str) and _HUB_ID.fullmatch(text) and ".." not in text and not folder.exists():
         return _from_hub(text)
-    raise PretrainedError(f"{folder}: no such directory", allowed="a directory written by save_pretrained")
+    error = PretrainedError if folder.exists() else CheckpointNotFoundError
+    raise error(f"{folder}: no such directory", allowed="a directory written by save_pretrained")
 
 
 def _from_hub(repo_id: str) -> Path:

@@ -21,13 +21,14 @@ from .context import BuildContext, Link, building
 from .errors import (
     DefinitionError,
     DimsError,
-    InputError,
     LineIndexError,
     LineTagError,
+    LineTypeError,
     NerveArgumentError,
     NeurlinkError,
     SelectorError,
     SelectorIndexError,
+    SelectorTypeError,
     UnexpectedArgumentError,
     UnknownTagError,
     did_you_mean,
@@ -133,10 +134,17 @@ class LineTable:
             if name not in self.tags:
                 raise LineTagError(f"no line is tagged {name!r}{did_you_mean(name, self.tags)}")
             return self.tags[name]
-        if isinstance(name, int) and not isinstance(name, bool) and -len(self.entries) <= name < len(self.entries):
+        if not isinstance(name, int) or isinstance(name, bool):
+            kind = "a slice" if isinstance(name, slice) else f"{name!r} of type {type(name).__name__}"
+            raise LineTypeError(
+                f"{kind} names no line: a line is named by an int index (negative from the end) or a tag",
+                allowed="net[3], net[-1], net['layer4']; every line's module: list(net), every line: net.lines",
+            )
+        if -len(self.entries) <= name < len(self.entries):
             return name % len(self.entries)
-        error = LineIndexError if isinstance(name, int) and not isinstance(name, bool) else InputError
-        raise error(f"{name!r} names no line of this network ({len(self.entries)} lines); give a tag or a line index")
+        raise LineIndexError(
+            f"{name!r} names no line of this network ({len(self.entries)} lines); give a tag or a line index"
+        )
 
     # --- building ------------------------------------------------------------------------
 
@@ -173,7 +181,15 @@ class LineTable:
             # A module written in the lines is the definition's, not the network's: every line of every
             # build gets its own copy, so that two networks built from one list (a student and its teacher)
             # or a line repeated ([line] * 3) share no parameters, buffers or running statistics.
-            module = copy.deepcopy(nerve)
+            try:
+                module = copy.deepcopy(nerve)
+            except Exception as error:
+                raise DefinitionError(
+                    f"{type(nerve).__name__} cannot be copied ({type(error).__name__}: {error}): every build copies"
+                    " a module written in the lines, so that networks built from one list share no state",
+                    allowed="a module that copy.deepcopy can copy (no locks, open files or non-leaf tensors as"
+                    " attributes), or a nerve that makes the module when the line is built",
+                ) from error
         name = str(index)
         owner.add_module(name, module)
         reads_its_rank = rank is not None and (_fixed_rank(kind) is not None or getattr(kind, "keeps_rank", False))
@@ -271,7 +287,7 @@ class LineTable:
         if selector is None:
             return []
         if isinstance(selector, bool):
-            raise SelectorError(f"selector {selector!r} is a bool", allowed=_SELECTORS)
+            raise SelectorTypeError(f"selector {selector!r} is a bool", allowed=_SELECTORS)
         if isinstance(selector, int):
             line = selector if selector >= 0 else index + selector
             if not 0 <= line < index:
@@ -313,7 +329,7 @@ class LineTable:
             if len(selected.dims) == 1:  # the one output of a line is its value itself
                 return [Ref(selected.index)]
             return [Ref(selected.index, selector.index)]
-        raise SelectorError(f"selector {selector!r} of type {type(selector).__name__}", allowed=_SELECTORS)
+        raise SelectorTypeError(f"selector {selector!r} of type {type(selector).__name__}", allowed=_SELECTORS)
 
     def _link(self, ref: Ref) -> Link:
         entry = self.entries[ref.line]
