@@ -4,26 +4,25 @@ import torch
 from torch import nn
 
 import neurlink.nerves as nv
+from neurlink.program import program_of
 
 
 def line_by_line(net: nv.Network, inputs):
     """The plain meaning of a network: every line's current module called, in order, on the
-    lines it selects (the reference the live-forward tests hold ``net(x)`` to)."""
+    lines it selects (the reference the live-forward tests hold ``net(x)`` to), by the one loop
+    every tool runs lines with (``neurlink.program``), with no flat forward, check or hook of its own.
+    Its own selections are held by the zoo's tests against torchvision's hand-written forwards."""
     given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     base = next((e for e in net.lines if e.base), next(e for e in net.lines if e.is_input))
     base_shape = given[base.input_position].shape[2:]
-    values = {}
-    for entry in net.lines:
-        if entry.is_input:
-            values[entry.index] = given[entry.input_position]
-            continue
-        args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
-        module = net.get_submodule(entry.name)
+
+    def call(step, module, args):
         if getattr(module, "uses_base_shape", False):
-            values[entry.index] = module(*args, base_shape=base_shape)
-        else:
-            values[entry.index] = module(*args)
-    return values[len(net.lines) - 1]
+            return module(*args, base_shape=base_shape)
+        return module(*args)
+
+    program = program_of(net._table)
+    return program.result(program.run(net, given, call))
 
 
 class Residual(nv.Nerve):

@@ -27,7 +27,8 @@ from torch import fx, nn
 
 from . import tree_watch
 from .nerve import Nerve
-from .table import LineTable, Ref
+from .program import Step, program_of
+from .table import LineTable
 
 __all__ = ["GraphWriter", "Scope", "FlatForward", "flatten_forward", "flatten_nerve", "current_flat", "inlinable"]
 __all__ += ["residual_add"]
@@ -105,27 +106,25 @@ class GraphWriter:
         return nodes, base
 
     def lines(self, table: LineTable, owner: nn.Module, prefix: str, inputs: list, base) -> list:
-        """Write the lines of ``table`` (owned by ``owner``); returns each line's value node."""
-        values: list = [None] * len(table.entries)
-        for entry, node in zip(table.input_entries, inputs):
-            values[entry.index] = node
+        """Write the lines of ``table`` (owned by ``owner``), run as every tool runs them
+        (``program.Program.run``) with fx nodes for values; returns each line's value node."""
 
-        def value(ref: Ref) -> fx.Node:
-            produced = values[ref.line]
-            if ref.output is None:
-                return produced
-            if isinstance(produced, tuple):  # several outputs written here (an inlined Bundle): the item's node
-                return produced[ref.output]
-            return self.function(operator.getitem, (produced, ref.output))
-
-        for entry in table.entries:
-            if entry.name is not None:
-                self.where.append((entry.index, entry.tag, entry.written))
-                args = tuple(value(ref) for ref in entry.refs)
-                child = cast(nn.Module, owner._modules[entry.name])  # a line's child is a module
-                values[entry.index] = self.call(child, prefix + entry.name, args, base)
+        def call(step: Step, module: nn.Module, args: list) -> Any:
+            self.where.append(step.where)
+            try:
+                return self.call(module, prefix + step.name, tuple(args), base)
+            finally:
                 self.where.pop()
-        return values
+
+        program = program_of(table, tuple(range(len(table.entries))))  # every value: an outer line may read any
+        return program.run(owner, inputs, call, pick=self._item)
+
+    def _item(self, produced: Any, k: int) -> fx.Node:
+        """Output ``k`` of a multi-output line's value: the node itself where several outputs were
+        written here (an inlined Bundle returns a tuple of nodes), else an item of the one node."""
+        if isinstance(produced, tuple):
+            return produced[k]
+        return self.function(operator.getitem, (produced, k))
 
 
 class Scope:

@@ -19,10 +19,11 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from .errors import DimsError, ForwardError, NeurlinkError, OutputError
+from .errors import DimsError, OutputError
+from .program import Step, program_of
 from .table import Entry, LineTable
 
-__all__ = ["run_lines", "call_child", "EagerOps", "Ops", "in_lines"]
+__all__ = ["run_lines", "call_child", "check_output", "EagerOps", "Ops"]
 
 
 class Ops(Protocol):
@@ -32,47 +33,6 @@ class Ops(Protocol):
     def module(self, name: str, *args: Any, base_shape: Any = None) -> Any: ...
 
     def function(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
-
-
-def in_lines(error: Exception, where) -> Exception:
-    """``error`` as it leaves the lines ``where`` ((index, tag, written), outermost first).
-
-    A neurlink error records the lines. A plain ``RuntimeError`` (torch's error for a shape or
-    dtype mistake) is wrapped in a :class:`ForwardError` that names them, chaining the original.
-    Any other exception keeps its type, since code may catch it by type (out of memory, a
-    checkpoint's early stop, a tracer's own errors), and gets a note naming the lines; so does every
-    exception under ``torch.compile`` or ``torch.export``.
-    """
-    if isinstance(error, NeurlinkError):
-        for item in reversed(where):
-            error.locate(*item)
-        return error
-    if type(error) is not RuntimeError or torch.compiler.is_compiling():
-        _note(error, where)
-        return error
-    wrapped = ForwardError(f"{type(error).__name__}: {error}")
-    for item in reversed(where):
-        wrapped.locate(*item)
-    wrapped.__cause__ = error
-    return wrapped
-
-
-def _note(error: Exception, where) -> None:
-    """Name the lines in one note of ``error`` (Python 3.11+), extended as it leaves outer lines."""
-    if not where or not hasattr(error, "add_note"):
-        return
-    previous = getattr(error, "_neurlink_where", [])
-    path = list(where) + previous
-    note = "raised in neurlink " + " > ".join(f"line {index}" for index, _, _ in path) + f": {path[-1][2]}"
-    try:
-        error._neurlink_where = path  # type: ignore[attr-defined]  # our own note on any exception
-    except AttributeError:  # an exception type with __slots__
-        pass
-    notes = getattr(error, "__notes__", [])
-    if previous and notes and notes[-1].startswith("raised in neurlink "):
-        notes[-1] = note
-    else:
-        error.add_note(note)
 
 
 def call_child(module: nn.Module, args, base_shape):
@@ -92,38 +52,23 @@ def run_lines(
     *,
     verify: bool = False,
 ):
-    """The lines of ``table`` (owned by ``owner``) on ``inputs``, one tensor per Input line.
+    """The lines of ``table`` (owned by ``owner``) on ``inputs``, one tensor per Input line, each
+    line's current module called as a module (``program.Program.run``).
 
-    Returns the last line's value, or the list of the values of the lines in ``outputs``.
-    A value is dropped as soon as no later line (and no requested output) reads it. With
+    Returns the last line's value, or the list of the values of the lines in ``outputs``. With
     ``verify``, every line's value is checked against its declared dims (:func:`check_output`).
     """
-    entries = table.entries
-    values: list[Any] = [None] * len(entries)
-    for entry, x in zip(table.input_entries, inputs):
-        values[entry.index] = x
+    program = program_of(table, outputs)
     if base_shape is None and not table.nested:
         base_shape = inputs[table.base_entry.input_position].shape[2:]
-    modules = cast(dict[str, nn.Module], owner._modules)  # a line's child is a module (torch allows None)
-    releases = table.releases(outputs)
-    try:
-        for entry in entries:
-            if entry.name is None:
-                continue
-            args = [values[ref.line] if ref.output is None else values[ref.line][ref.output] for ref in entry.refs]
-            values[entry.index] = call_child(modules[entry.name], args, base_shape)
-            if verify:
-                check_output(entry, values[entry.index], base_shape)
-            for index in releases[entry.index]:
-                values[index] = None
-    except Exception as error:
-        located = in_lines(error, [(entry.index, entry.tag, entry.written)])
-        if located is error:
-            raise
-        raise located from error
-    if outputs is None:
-        return values[-1]
-    return [values[index] for index in outputs]
+
+    def call(step: Step, module: nn.Module, args: list) -> Any:
+        value = call_child(module, args, base_shape)
+        if verify:
+            check_output(step.entry, value, base_shape)
+        return value
+
+    return program.result(program.run(owner, inputs, call))
 
 
 def check_output(entry: Entry, value, base_shape) -> None:

@@ -19,9 +19,10 @@ from torch import fx, nn
 from . import tree_watch
 from .context import Link, current
 from .errors import DefinitionError, DimsError, NeurlinkError
-from .interpreter import EagerOps, Ops, in_lines, run_lines
+from .interpreter import EagerOps, Ops, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
+from .program import in_lines
 from .shapes import Dims, dims_text
 from .table import LineTable
 

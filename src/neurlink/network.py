@@ -28,9 +28,10 @@ from .errors import (
     UnknownTagError,
 )
 from .forward_graph import current_flat, flatten_forward, inlinable
-from .interpreter import in_lines, run_lines
+from .interpreter import run_lines
 from .lines import flatten
 from .lines_module import LinesModule
+from .program import in_lines, program_of
 from .shapes import Dims, ShapeSpec
 from .table import Entry, LineTable
 
@@ -72,7 +73,8 @@ class Network(LinesModule):
             error.locate(base.index, base.tag, base.written)
             raise error
         inputs = self._table.input_entries
-        self._spatial_ranks = [self._table.input_rank(e) for e in inputs]
+        ranks = program_of(self._table).ranks
+        self._spatial_ranks = [ranks[e.index] for e in inputs]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
         # the lines as written, which save_pretrained writes as data (checked only then)
         object.__setattr__(self, "_definition", (tuple(lines), None if outputs is None else list(outputs)))
@@ -141,7 +143,7 @@ class Network(LinesModule):
         size is fixed unless it is above 1. Other Inputs follow at their ratio.
         """
         base = self._table.base_entry
-        rank = self._table.input_rank(base)
+        rank = program_of(self._table).ranks[base.index]
         if rank is None:
             raise InputError("the base Input's spatial rank is unknown: write its shape as a tuple, e.g. (1, 1)")
         multiples = [1] * rank

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,20 +102,6 @@ class LineTable:
     @property
     def uses_base_shape(self) -> bool:
         return any(e.uses_base_shape for e in self.entries)
-
-    def releases(self, outputs: tuple[int, ...] | None = None) -> list[tuple[int, ...]]:
-        """For each line, the lines whose values nothing reads after it (neither a later line,
-        nor ``outputs``, nor the result): what an interpreter may drop once it has run that line."""
-        cache = self.__dict__.setdefault("_releases", {})
-        if outputs not in cache:
-            keep = set(outputs or ()) | {len(self.entries) - 1}
-            last_reader = {ref.line: entry.index for entry in self.entries for ref in entry.refs}
-            releases: list[list[int]] = [[] for _ in self.entries]
-            for line, reader in last_reader.items():
-                if line not in keep:
-                    releases[reader].append(line)
-            cache[outputs] = [tuple(lines) for lines in releases]
-        return cache[outputs]
 
     def input_rank(self, entry: Entry) -> int | None:
         """The spatial rank of an Input line: written in its shape, or that of a line it feeds."""
@@ -337,16 +323,45 @@ class LineTable:
         return Link(ref.line, entry.tag, dims, ref.output, entry.spatial_rank)
 
 
-_RANK_SUFFIX = re.compile(r"([123])d$")
+# torch's modules of a fixed spatial rank, by family: what a plain module (or a subclass of one) of
+# these families reads and makes, and the name of its sibling for another rank in an error.
+_RANKED_FAMILIES = (
+    "Conv", "ConvTranspose", "LazyConv", "LazyConvTranspose", "BatchNorm", "LazyBatchNorm", "InstanceNorm",
+    "LazyInstanceNorm", "MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "LPPool", "FractionalMaxPool",
+    "MaxUnpool", "Dropout", "ConstantPad", "ReflectionPad", "ReplicationPad", "ZeroPad", "CircularPad",
+)  # fmt: skip
+_TORCH_RANKS: dict[type, tuple[str, int]] = {
+    cls: (family, rank)
+    for family in _RANKED_FAMILIES
+    for rank in (1, 2, 3)
+    if isinstance(cls := getattr(nn, f"{family}{rank}d", None), type)
+}
 _ALSO_VECTORS = (nn.BatchNorm1d, nn.LazyBatchNorm1d)  # (N, C, L) or vectors (N, C)
 
 
+def _torch_family(cls: type) -> tuple[str, int] | None:
+    return next((_TORCH_RANKS[klass] for klass in cls.__mro__ if klass in _TORCH_RANKS), None)
+
+
 def torch_rank(cls: type) -> int | None:
-    """The spatial rank a torch.nn class is made for, from its name (``BatchNorm2d``: 2), or None."""
-    if not cls.__module__.startswith("torch.nn"):
-        return None
-    match = _RANK_SUFFIX.search(cls.__name__)
-    return int(match.group(1)) if match else None
+    """The spatial rank a torch module class (or a subclass of one) is made for (``BatchNorm2d``: 2), or None."""
+    family = _torch_family(cls)
+    return family[1] if family is not None else None
+
+
+def _sibling(cls: type, rank: int) -> str | None:
+    """The name of the module of ``cls``'s family made for ``rank`` (``MaxPool1d`` for ``MaxPool2d``)."""
+    family = _torch_family(cls)
+    if family is not None:
+        sibling = getattr(nn, f"{family[0]}{rank}d", None) if rank else None
+    else:  # a nerve: its module's class of the same name for that rank (nv.Conv1d beside nv.Conv2d)
+        own = getattr(cls, "spatial_rank", None)
+        name = cls.__name__
+        stem = name[: -len(f"{own}d")] if own and name.endswith(f"{own}d") else None
+        sibling = getattr(sys.modules.get(cls.__module__), f"{stem}{rank}d", None) if stem and rank else None
+        if getattr(sibling, "spatial_rank", None) != rank:
+            sibling = None
+    return sibling.__name__ if sibling is not None else None
 
 
 def _fixed_rank(kind) -> int | None:
@@ -366,7 +381,7 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
     if rank is not None:
         cls = kind if isinstance(kind, type) else type(kind)
         name = cls.__name__
-        accepted = {rank, 0} if cls in _ALSO_VECTORS else {rank}
+        accepted = {rank, 0} if issubclass(cls, _ALSO_VECTORS) else {rank}
         for link in links:
             if link.rank is not None and link.rank not in accepted:
                 if link.rank == 0:
@@ -374,10 +389,10 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
                         f"{name} is {rank}d, but its input line {link.index} holds vectors (N, C)",
                         allowed="nv.Linear() or a module of vectors after a vector line",
                     )
-                other = _RANK_SUFFIX.sub(f"{link.rank}d", name)
+                other = _sibling(cls, link.rank)
                 raise DimsError(
                     f"{name} is {rank}d, but its input line {link.index} is {link.rank}d",
-                    allowed=(f"{other} after a {link.rank}d line" if other != name else f"a {link.rank}d nerve")
+                    allowed=(f"{other} after a {link.rank}d line" if other else f"a {link.rank}d nerve")
                     + f", or {rank}d lines before {name}",
                 )
             if link.rank is not None:

@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import NeurlinkError
 from ..lines_module import LinesModule
 from ..nerve import Nerve
+from ..program import program_of
 from ..shapes import ShapeSpec, dims_text
 from ..table import Entry
 
@@ -130,8 +131,8 @@ def _walk(owner, table, prefix: str, level: int, depth: int, outer: tuple[Source
 
 
 def input_rank(network: nn.Module, entry: Entry) -> int | None:
-    """The spatial rank of an Input line (the network's own reading: ``LineTable.input_rank``)."""
-    return table_of(network).input_rank(entry)
+    """The spatial rank of an Input line, as the network's program carries it."""
+    return program_of(table_of(network)).ranks[entry.index]
 
 
 def nerve_text(entry: Entry) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import InputError, NeurlinkError
 from ..interpreter import call_child
 from ..network import Network
+from ..program import Step, program_of
 from ._lines import LineInfo, input_rank, table_of
 
 # One size (N, C, *spatial), or a list of them, one per Input line.
@@ -134,38 +135,33 @@ class _Run:
         self.counter, self.expanded, self.results, self.base_shape = counter, expanded, results, base_shape
 
     def table(self, owner: nn.Module, table, prefix: str, args: list):
-        """Run one line table on its inputs (the network's, or a block's); returns its last output."""
-        values = {}
-        last = len(table.entries) - 1
-        for entry in table.entries:
-            path = f"{prefix}{entry.index}"
-            if entry.is_input:
-                values[entry.index] = args[entry.input_position]
-                if not prefix:
-                    self.results[path] = _measure(values[entry.index], 0)
-                continue
-            xs = [values[r.line] if r.output is None else values[r.line][r.output] for r in entry.refs]
-            module = cast(nn.Module, owner._modules[entry.name])  # a line's child is a module
+        """Run one line table on its inputs (the network's, or a block's) as the network runs it
+        (``program.Program.run``), measuring each line; returns its last output."""
+        program = program_of(table)
+        if not prefix:
+            for line, x in zip(program.inputs, args):
+                self.results[str(line)] = _measure(x, 0)
+
+        def call(step: Step, module: nn.Module, xs: list) -> Any:
+            path = f"{prefix}{step.line}"
             before = self.counter.get_total_flops()
             if path in self.expanded:  # a block: its lines
                 y = self.table(module, module.__dict__["_table"], f"{path}.", xs)
             else:
-                y = self.call(path, entry, module, xs)
+                y = self.call(step, module, xs)
             self.results[path] = _measure(y, (self.counter.get_total_flops() - before) // 2)
-            values[entry.index] = y
-            for ref in entry.refs:  # free what no later line selects
-                if ref.line != last and max(table.entries[ref.line].children) <= entry.index:
-                    values.pop(ref.line, None)
-        return values[last]
+            return y
 
-    def call(self, path: str, entry, module: nn.Module, xs: list):
+        return program.result(program.run(owner, args, call))
+
+    def call(self, step: Step, module: nn.Module, xs: list):
         try:
             return call_child(module, xs, self.base_shape)  # as the forward calls it: the module it holds now
+        except NeurlinkError:
+            raise
         except Exception as error:
             shapes = ", ".join(str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__ for x in xs)
-            raise NeurlinkError(
-                f"line {path}: {entry.written} failed on input(s) {shapes}: {type(error).__name__}: {error}"
-            ) from error
+            raise NeurlinkError(f"failed on input(s) {shapes}: {type(error).__name__}: {error}") from error
 
 
 def _measure(value, macs: int) -> Measured:
