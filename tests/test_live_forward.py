@@ -7,6 +7,7 @@ of every line, bitwise in float64.
 """
 
 import copy
+import gc
 import types
 import warnings
 
@@ -159,6 +160,70 @@ def test_a_replica_runs_its_own_modules():
     assert not torch.equal(replica(x), original)
     torch.testing.assert_close(replica(x), line_by_line(replica, x), rtol=0, atol=0)
     torch.testing.assert_close(net(x), original, rtol=0, atol=0)
+
+
+def replicate_here(network: nn.Module) -> nn.Module:
+    """One replica as ``torch.nn.parallel.replicate`` makes it (which needs accelerators): every module's
+    ``_replicate_for_data_parallel()`` copy, its children set to the copies, its parameters set as
+    plain tensors computed from the network's (not leaves), its buffers copied."""
+    modules = list(network.modules())
+    copies = {id(module): module._replicate_for_data_parallel() for module in modules}
+    for module in modules:
+        replica = copies[id(module)]
+        replica._former_parameters = {}
+        for key, child in module._modules.items():
+            if child is None:
+                replica._modules[key] = None
+            else:
+                setattr(replica, key, copies[id(child)])
+        for key, parameter in module._parameters.items():
+            if parameter is None:
+                replica._parameters[key] = None
+                continue
+            setattr(replica, key, parameter * 1)
+            replica._former_parameters[key] = getattr(replica, key)
+        for key, buffer in module._buffers.items():
+            replica._buffers[key] = None if buffer is None else buffer.clone()
+    return copies[id(network)]
+
+
+def test_a_replica_runs_the_networks_generated_code_on_its_own_modules():
+    """nn.DataParallel replicates every step: the replica keeps the generated forward and rebinds it."""
+    net = neurlink.resnet50().double().eval()
+    x = x64(1, 3, 32, 32)
+    net(x)
+    expected = net(x)
+    written = net._flat.graph_module
+    replica = replicate_here(net)
+    with torch.no_grad():
+        assert torch.equal(replica(x), expected)
+    graph_module = replica._flat.graph_module
+    assert type(graph_module) is type(written) and graph_module is not written  # no code written again
+    assert graph_module.m_1_conv is replica.get_submodule("1.conv") is not net.get_submodule("1.conv")
+    assert torch.equal(net(x), expected) and net._flat.graph_module is written  # the network keeps its own
+    torch.testing.assert_close(replica(x), line_by_line(replica, x), rtol=0, atol=0)
+    other = replicate_here(net)
+    other.get_submodule("5").note = "changed"  # an attribute of an inlined nerve: written again, not rebound
+    with torch.no_grad():
+        assert torch.equal(other(x), expected)
+    assert type(other._flat.graph_module) is not type(written)
+
+
+def test_writing_the_flat_forward_again_and_again_keeps_no_source():
+    """fx keeps the source of every forward it generates; a graph written again forgets the old one."""
+    from torch.fx.graph_module import _loader
+
+    net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3)), ((8, 2), nv.Conv2d(3))]).double()
+    x = x64(1, 3, 16, 16)
+    net(x)
+    net(x)
+    gc.collect()
+    before = len(_loader.eval_cache)
+    for k in range(30):
+        net.get_submodule("2").conv = nn.Conv2d(8, 8, 3, padding=1).double()  # a child swapped: written again
+        net(x)
+    gc.collect()
+    assert len(_loader.eval_cache) <= before + 2
 
 
 class HalfConv(nv.Conv2d):

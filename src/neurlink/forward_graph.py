@@ -17,8 +17,13 @@ one call.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import linecache
 import operator
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, cast
 
@@ -62,7 +67,9 @@ class GraphWriter:
     def __init__(self) -> None:
         self.graph = fx.Graph()
         self.modules: dict[str, nn.Module] = {}  # flat attribute name -> module called
+        self.paths: dict[str, str] = {}  # flat attribute name -> the module's path below the root
         self.inlined: list[Nerve] = []  # nerves whose own call the graph skips
+        self.inlined_paths: list[str] = []
         self.where: list[tuple] = []  # the line being written, as (index, tag, written), outermost first
 
     def call(self, module: nn.Module, path: str, args: tuple, base_shape) -> fx.Node:
@@ -71,11 +78,13 @@ class GraphWriter:
             kwargs = {"base_shape": base_shape} if getattr(module, "uses_base_shape", False) else {}
             target = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
             self.modules[target] = module
+            self.paths[target] = path
             node = self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
             node.meta["neurlink_where"] = tuple(self.where)
             return node
         nerve = cast(Nerve, module)  # inlinable: a nerve
         self.inlined.append(nerve)
+        self.inlined_paths.append(path)
         if nerve._table is not None:
             return self.lines(nerve._table, nerve, path + ".", list(args), base_shape)[-1]
         kwargs = {"base_shape": base_shape} if nerve.uses_base_shape else {}
@@ -152,7 +161,8 @@ _OUTPUT_NOT_SAVED = frozenset(
 
 # What every nn.Module keeps in its __dict__ for torch itself (parameters, hooks, mode): not part
 # of what a nerve's steps read.
-_BOOKKEEPING = frozenset(vars(nn.Module())) | {"_flat"}  # and a hooked nerve's own flat forward
+# and a hooked nerve's own flat forward, and what nn.DataParallel's replicate sets on every replica
+_BOOKKEEPING = frozenset(vars(nn.Module())) | {"_flat", "_former_parameters", "_is_replica"}
 
 
 def _state(nerve: nn.Module) -> dict:
@@ -189,7 +199,9 @@ class FlatForward:
     changes a flag the graph does not read) and writing it again.
     """
 
-    def __init__(self, graph_module: fx.GraphModule, root: nn.Module, inlined: list, producers: list) -> None:
+    def __init__(self, graph_module: fx.GraphModule, root: nn.Module, writer: Written) -> None:
+        inlined, producers = writer.inlined, [graph_module._modules[name] for name in writer.producers]
+        self._written = writer
         self.graph_module = graph_module
         self.root_children = dict(root._modules)
         # each inlined nerve with its class, children and attributes when the graph was written
@@ -264,10 +276,46 @@ class FlatForward:
                 return False
             if not _same_state(nerve, state):
                 return False
-        for proxy, attributes in self._classes:
-            if proxy.keys() != attributes.keys() or any(proxy[key] is not value for key, value in attributes.items()):
-                return False
-        return all(self._producer_unchanged(*producer) for producer in self.producers)
+        return self._classes_unchanged() and all(self._producer_unchanged(*producer) for producer in self.producers)
+
+    def _classes_unchanged(self) -> bool:
+        return all(
+            proxy.keys() == attributes.keys() and all(proxy[key] is value for key, value in attributes.items())
+            for proxy, attributes in self._classes
+        )
+
+    def rebound(self, root: nn.Module) -> FlatForward | None:
+        """This graph for another root holding the same tree in new modules (an ``nn.DataParallel``
+        replica copies the network's attributes, its flat forward included, and makes a new module for
+        each one): the generated code is kept and called on the root's own modules at the same paths,
+        where the root's tree is the one the graph was written from (every inlined nerve of the same
+        class, children and attributes, every residual producer unchanged); else None, and the graph
+        is written again. Nothing is generated or compiled: replicas cost a walk of the paths."""
+        written = self._written
+        if root._modules is self._root_modules or root._modules.keys() != self.root_children.keys():
+            return None
+        try:
+            inlined = [root.get_submodule(path) for path in written.inlined_paths]
+            modules = {name: root.get_submodule(path) for name, path in written.paths.items()}
+        except AttributeError:  # a path the root does not have
+            return None
+        for nerve, (_, cls, children, state) in zip(inlined, self.inlined):
+            if type(nerve) is not cls or nerve._modules.keys() != children.keys() or not inlinable(nerve):
+                return None
+            if nerve._parameters or nerve._buffers:  # a nerve's own tensors: written for the network's ones
+                return None
+            if not _same_state(nerve, state):
+                return None
+        for name, takes_base in written.takes_base.items():
+            if bool(getattr(modules[name], "uses_base_shape", False)) is not takes_base:
+                return None
+        for name, (_, cls, forward) in zip(written.producers, self.producers):
+            if not self._producer_unchanged(modules[name], cls, forward):
+                return None
+        if not self._classes_unchanged():
+            return None
+        graph_module = _with_modules(self.graph_module, modules)
+        return FlatForward(graph_module, root, dataclasses.replace(written, inlined=inlined))
 
     @staticmethod
     def _producer_unchanged(module, cls, forward) -> bool:
@@ -330,7 +378,10 @@ def current_flat(owner: nn.Module, write: Callable[[Any], FlatForward]) -> FlatF
     if flat is not None and flat.matches(owner):
         flat.trust(epoch)
         return flat
-    flat = write(owner)
+    # a replica's copy of its network's flat forward: the same code on the replica's modules, if they match
+    flat = flat.rebound(owner) if flat is not None else None
+    if flat is None:
+        flat = write(owner)
     object.__setattr__(owner, "_flat", flat)  # not a child: kept out of state_dict and .to()
     return flat
 
@@ -352,9 +403,54 @@ def _finish(writer: GraphWriter, root: nn.Module) -> FlatForward:
                 if type(module) in _OUTPUT_NOT_SAVED and unchanged:
                     node.target = residual_add
                     node.meta["is_wrapped"] = True
-                    producers.append(module)
+                    producers.append(str(fresh.target))
     graph_module = fx.GraphModule(writer.modules, writer.graph, class_name=f"{type(root).__name__}FlatForward")
+    _forget_source_with(type(graph_module))
     for name, module in writer.modules.items():
         # also a plain instance attribute: self.m_... is then found without nn.Module.__getattr__
         object.__setattr__(graph_module, name, module)
-    return FlatForward(graph_module, root, writer.inlined, producers)
+    takes_base = {
+        str(node.target): "base_shape" in node.kwargs for node in writer.graph.nodes if node.op == "call_module"
+    }
+    written = Written(writer.inlined, writer.inlined_paths, writer.paths, producers, takes_base)
+    return FlatForward(graph_module, root, written)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a flat forward was written from, by path below its root: what :meth:`FlatForward.rebound`
+    finds again in another root."""
+
+    inlined: list  # the nerves whose own call the graph skips
+    inlined_paths: list[str]
+    paths: dict[str, str]  # flat attribute name -> the called module's path
+    producers: list[str]  # flat attribute names of the modules whose output a residual sum overwrites
+    takes_base: dict[str, bool]  # flat attribute name -> called with base_shape=
+
+
+def _with_modules(graph_module: fx.GraphModule, modules: dict[str, nn.Module]) -> fx.GraphModule:
+    """Another instance of ``graph_module``'s class (its generated forward, its graph) calling ``modules``."""
+    other = object.__new__(type(graph_module))
+    state = {
+        key: copy.copy(value) if isinstance(value, (dict, set)) else value for key, value in vars(graph_module).items()
+    }
+    state["_modules"] = dict(modules)
+    state.update(modules)  # the plain instance attributes the generated code reads
+    other.__dict__.update(state)
+    return other
+
+
+def _forget_source_with(cls: type) -> None:
+    """fx keeps the source of every forward it generates, for tracebacks (``torch.fx.graph_module._loader``):
+    forget it once the class is gone, so that writing a graph again and again keeps nothing."""
+    loader = getattr(fx.graph_module, "_loader", None)
+    forward = cls.__dict__.get("forward")
+    cache = getattr(loader, "eval_cache", None)
+    filename = getattr(getattr(forward, "__code__", None), "co_filename", None)
+    if isinstance(cache, dict) and filename in cache:
+        weakref.finalize(cls, _forget, cache, filename)
+
+
+def _forget(cache: dict, filename: str) -> None:
+    cache.pop(filename, None)
+    linecache.cache.pop(filename, None)
