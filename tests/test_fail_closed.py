@@ -5,7 +5,9 @@ Each test makes a change that bypasses neurlink's instrumented paths (torch's ba
 bitwise against :func:`networks.line_by_line`, a plain interpreter of the current modules.
 """
 
+import copy
 import json
+import pickle
 import threading
 
 import pytest
@@ -284,3 +286,72 @@ def test_a_hooked_block_is_one_call_and_its_lines_run_flat():
     after = net(x)
     torch.testing.assert_close(after, line_by_line(net, x), rtol=0, atol=0)
     assert not torch.equal(after, before)
+
+
+def small_resnet() -> nv.Network:
+    return neurlink.resnet18(num_classes=10).eval()
+
+
+def test_a_network_whose_nerve_was_hooked_copies_and_pickles():
+    """A hooked nerve keeps a flat forward of its own: copies and pickles leave it out, as the network's."""
+    net = small_resnet()
+    x = torch.randn(1, 3, 32, 32)
+    handle = net[3].register_forward_hook(lambda module, args, out: None)
+    net(x)
+    net(x)
+    handle.remove()
+    copied = copy.deepcopy(net)
+    loaded = pickle.loads(pickle.dumps(net))
+    with torch.no_grad():
+        assert torch.equal(copied(x), net(x)) and torch.equal(loaded(x), net(x))
+
+
+def test_a_call_patched_on_nerve_or_on_nn_module_runs():
+    """Nerve.forward, a nerve class's __call__, an instance's _call_impl, nn.Module.__call__: each patched
+    one changes how a nerve is called, so the nerve is called (not inlined) and the patch runs."""
+    net = small_resnet()
+    x = torch.randn(1, 3, 32, 32)
+    net(x)
+    net(x)
+    block = type(net[3])
+    original = nv.Nerve.forward
+    patches = [
+        (nv.Nerve, "forward", lambda self, *args, **keywords: original(self, *args, **keywords) * 2),
+        (block, "__call__", lambda self, *args, **keywords: nn.Module.__call__(self, *args, **keywords) * 0),
+        (nn.Module, "__call__", lambda self, *args, **keywords: nn.Module._wrapped_call_impl(self, *args, **keywords)),
+    ]
+    with torch.no_grad():
+        for owner, name, patch in patches:
+            saved = owner.__dict__.get(name)
+            setattr(owner, name, patch)
+            try:
+                assert torch.equal(net(x), line_by_line(net, x)), (owner, name)
+            finally:
+                setattr(owner, name, saved) if saved is not None else delattr(owner, name)
+        net[3]._call_impl = lambda *args, **keywords: torch.zeros(1, 64, 8, 8)
+        assert torch.equal(net(x), line_by_line(net, x))
+        del net[3]._call_impl
+        assert torch.equal(net(x), line_by_line(net, x))
+
+
+def test_a_child_deleted_from_a_nerve_is_an_attribute_error_naming_the_line():
+    net = small_resnet()
+    x = torch.randn(1, 3, 32, 32)
+    net(x)
+    net(x)
+    del net.get_submodule("3.1").act
+    with pytest.raises(AttributeError, match="no child module 'act'") as caught:
+        net(x)
+    assert "raised in neurlink line 3 > line 1" in "\n".join(caught.value.__notes__)
+
+
+def test_a_nerve_unhooked_is_inlined_again():
+    net = small_resnet()
+    x = torch.randn(1, 3, 32, 32)
+    handle = net.get_submodule("3").register_forward_hook(lambda module, args, out: None)
+    net(x)
+    net(x)
+    assert "m_3(" in net._flat.graph_module.code
+    handle.remove()
+    net(x)
+    assert "m_3(" not in net._flat.graph_module.code and "m_3_1_conv(" in net._flat.graph_module.code

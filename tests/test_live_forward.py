@@ -219,7 +219,7 @@ def test_writing_the_flat_forward_again_and_again_keeps_no_source():
     net(x)
     gc.collect()
     before = len(_loader.eval_cache)
-    for k in range(30):
+    for _ in range(30):
         net.get_submodule("2").conv = nn.Conv2d(8, 8, 3, padding=1).double()  # a child swapped: written again
         net(x)
     gc.collect()

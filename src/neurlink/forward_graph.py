@@ -31,7 +31,8 @@ import torch
 from torch import fx, nn
 
 from . import tree_watch
-from .nerve import Nerve
+from .interpreter import child_of
+from .nerve import LINES_FORWARD, Nerve
 from .program import Step, program_of
 from .table import LineTable
 
@@ -46,13 +47,23 @@ def inlinable(module: nn.Module) -> bool:
     """Whether writing ``module``'s lines or steps into the flat forward equals calling it: a nerve
     whose ``forward`` is ``Nerve.forward`` and on which no hook asks to be called (a hooked nerve is
     one call of the module, so that its hooks fire, and the rest of the network stays flat)."""
+    cls = type(module)
     return (
         isinstance(module, Nerve)
-        and type(module).forward is Nerve.forward
-        and "forward" not in module.__dict__
+        and cls.forward is LINES_FORWARD  # not a forward of its own, nor Nerve.forward patched on the class
+        and cls.__call__ is _MODULE_CALL  # nor a call patched on its class or on nn.Module
+        and cls._call_impl is _MODULE_CALL_IMPL
+        and not _CALL_ATTRIBUTES.intersection(module.__dict__)  # nor on the instance
         and module.__dict__.get("_compiled_call_impl") is None  # nn.Module.compile() on the nerve
         and not _hooked(module)
     )
+
+
+# How torch calls a module, as it was when neurlink was imported: a nerve whose call is changed
+# (on its class, on nn.Module, on the instance) is called, not inlined.
+_MODULE_CALL = nn.Module.__call__
+_MODULE_CALL_IMPL = nn.Module._call_impl
+_CALL_ATTRIBUTES = frozenset({"forward", "_call_impl", "_wrapped_call_impl"})
 
 
 def _hooked(module: nn.Module) -> bool:
@@ -70,6 +81,7 @@ class GraphWriter:
         self.paths: dict[str, str] = {}  # flat attribute name -> the module's path below the root
         self.inlined: list[Nerve] = []  # nerves whose own call the graph skips
         self.inlined_paths: list[str] = []
+        self.called: list[Nerve] = []  # nerves called as one module (a hook on them, a forward of their own)
         self.where: list[tuple] = []  # the line being written, as (index, tag, written), outermost first
 
     def call(self, module: nn.Module, path: str, args: tuple, base_shape) -> fx.Node:
@@ -79,6 +91,8 @@ class GraphWriter:
             target = "m_" + path.replace(".", "_")  # one attribute lookup per call at run time
             self.modules[target] = module
             self.paths[target] = path
+            if isinstance(module, Nerve):
+                self.called.append(module)
             node = self.graph.create_node("call_module", target, args, kwargs, name="l" + target[1:])
             node.meta["neurlink_where"] = tuple(self.where)
             return node
@@ -145,7 +159,7 @@ class Scope:
         self.writer, self.owner, self.path = writer, owner, path
 
     def module(self, name: str, *args: Any, base_shape: Any = None) -> fx.Node:
-        return self.writer.call(cast(nn.Module, self.owner._modules[name]), f"{self.path}.{name}", args, base_shape)
+        return self.writer.call(child_of(self.owner, name), f"{self.path}.{name}", args, base_shape)
 
     def function(self, function, *args, **kwargs) -> fx.Node:
         return self.writer.function(function, args, kwargs)
@@ -181,9 +195,9 @@ _PRODUCER_DICTS = ("_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 def _classes_below_module(cls: type) -> list[type]:
-    """The classes whose attributes define what an instance of ``cls`` computes (torch's and
-    neurlink's bases up to ``nn.Module``, which the flat forward does not read)."""
-    return [klass for klass in cls.__mro__ if klass not in (nn.Module, object) and issubclass(klass, nn.Module)]
+    """The classes whose attributes define what an instance of ``cls`` computes: torch's and neurlink's
+    bases, ``nn.Module`` included (how a module is called, ``__call__``, may be patched there)."""
+    return [klass for klass in cls.__mro__ if klass is not object and issubclass(klass, nn.Module)]
 
 
 class FlatForward:
@@ -200,7 +214,8 @@ class FlatForward:
     """
 
     def __init__(self, graph_module: fx.GraphModule, root: nn.Module, writer: Written) -> None:
-        inlined, producers = writer.inlined, [graph_module._modules[name] for name in writer.producers]
+        inlined = writer.inlined
+        producers = [cast(nn.Module, graph_module._modules[name]) for name in writer.producers]
         self._written = writer
         self.graph_module = graph_module
         self.root_children = dict(root._modules)
@@ -276,6 +291,8 @@ class FlatForward:
                 return False
             if not _same_state(nerve, state):
                 return False
+        if any(inlinable(nerve) for nerve in self._written.called):  # a hook removed: inline it again
+            return False
         return self._classes_unchanged() and all(self._producer_unchanged(*producer) for producer in self.producers)
 
     def _classes_unchanged(self) -> bool:
@@ -315,7 +332,8 @@ class FlatForward:
         if not self._classes_unchanged():
             return None
         graph_module = _with_modules(self.graph_module, modules)
-        return FlatForward(graph_module, root, dataclasses.replace(written, inlined=inlined))
+        called = [module for module in modules.values() if isinstance(module, Nerve)]
+        return FlatForward(graph_module, root, dataclasses.replace(written, inlined=inlined, called=called))
 
     @staticmethod
     def _producer_unchanged(module, cls, forward) -> bool:
@@ -412,7 +430,7 @@ def _finish(writer: GraphWriter, root: nn.Module) -> FlatForward:
     takes_base = {
         str(node.target): "base_shape" in node.kwargs for node in writer.graph.nodes if node.op == "call_module"
     }
-    written = Written(writer.inlined, writer.inlined_paths, writer.paths, producers, takes_base)
+    written = Written(writer.inlined, writer.inlined_paths, writer.paths, producers, takes_base, writer.called)
     return FlatForward(graph_module, root, written)
 
 
@@ -426,6 +444,7 @@ class Written:
     paths: dict[str, str]  # flat attribute name -> the called module's path
     producers: list[str]  # flat attribute names of the modules whose output a residual sum overwrites
     takes_base: dict[str, bool]  # flat attribute name -> called with base_shape=
+    called: list  # the nerves called as one module
 
 
 def _with_modules(graph_module: fx.GraphModule, modules: dict[str, nn.Module]) -> fx.GraphModule:
@@ -447,7 +466,7 @@ def _forget_source_with(cls: type) -> None:
     forward = cls.__dict__.get("forward")
     cache = getattr(loader, "eval_cache", None)
     filename = getattr(getattr(forward, "__code__", None), "co_filename", None)
-    if isinstance(cache, dict) and filename in cache:
+    if isinstance(cache, dict) and isinstance(filename, str) and filename in cache:
         weakref.finalize(cls, _forget, cache, filename)
 
 

@@ -14,7 +14,7 @@ Built-in nerves describe their computation once, as ``Nerve._steps(ops, *inputs,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from .errors import DimsError, OutputError
 from .program import Step, program_of
 from .table import Entry, LineTable
 
-__all__ = ["run_lines", "call_child", "check_output", "EagerOps", "Ops"]
+__all__ = ["run_lines", "call_child", "child_of", "optional_child", "check_output", "EagerOps", "Ops"]
 
 
 class Ops(Protocol):
@@ -33,6 +33,26 @@ class Ops(Protocol):
     def module(self, name: str, *args: Any, base_shape: Any = None) -> Any: ...
 
     def function(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+
+def child_of(owner: nn.Module, name: str) -> nn.Module:
+    """The child ``name`` that a built-in nerve's steps call; an ``AttributeError`` naming it (and,
+    as it leaves, the line) where it was deleted after the build, as a hand-written module raises."""
+    child = optional_child(owner, name)
+    if child is None:
+        raise AttributeError(f"{type(owner).__name__}'s child module {name!r} is None, and its computation calls it")
+    return child
+
+
+def optional_child(owner: nn.Module, name: str) -> nn.Module | None:
+    """The child ``name`` of a nerve, or None where the nerve was built without it (``act=None``)."""
+    try:
+        return owner._modules[name]
+    except KeyError:
+        raise AttributeError(
+            f"{type(owner).__name__} has no child module {name!r} (removed after the build?), and its computation"
+            " calls it"
+        ) from None
 
 
 def call_child(module: nn.Module, args, base_shape):
@@ -110,7 +130,7 @@ class EagerOps:
         self.owner = owner
 
     def module(self, name: str, *args: Any, base_shape: Any = None) -> Any:
-        return call_child(cast(nn.Module, self.owner._modules[name]), args, base_shape)
+        return call_child(child_of(self.owner, name), args, base_shape)
 
     @staticmethod
     def function(function, *args, **kwargs):

@@ -36,6 +36,11 @@ class LinesModule(nn.Module):
         super().__delattr__(name)
         tree_watch.bump()
 
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_flat", None)  # a generated forward (a hooked nerve's own): written again on its next call
+        return state
+
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
         if type(self._modules) is not tree_watch.ChildModules:  # pickled by an older neurlink

@@ -217,6 +217,11 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         return current_flat(self, flatten_nerve)
 
 
+# Nerve.forward as neurlink defines it: what the flat forward writes inline (a nerve whose class's
+# forward is another function, Nerve.forward patched included, is called as a module instead).
+LINES_FORWARD = Nerve.forward
+
+
 @functools.cache
 def _signature(cls: type, method: str) -> inspect.Signature:
     """The signature of a method as called on an instance (without ``self``), once per class."""

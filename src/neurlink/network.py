@@ -81,8 +81,7 @@ class Network(LinesModule):
         self._start_checks(as_built=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_flat", None)  # generated again on the first call
+        state = super().__getstate__()  # without the flat forward (LinesModule's): written again on the first call
         state.pop("_first_param", None)
         state.pop("_verified", None)
         as_built = state.pop("_as_built", None)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import DimsError, NerveArgumentError
-from ..interpreter import Ops
+from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ..nn.channels import LayerNorm2d as _LayerNorm2dModule
 from ..nn.channels import LayerScale as _LayerScaleModule
@@ -104,7 +104,7 @@ class PointwiseLinear(Nerve):
     def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         x = ops.function(torch.permute, x, _TO_CHANNELS_LAST)
         x = ops.module("linear", x)
-        if self._modules["act"] is not None:
+        if optional_child(self, "act") is not None:
             x = ops.module("act", x)
         return ops.function(torch.permute, x, _TO_CHANNELS_FIRST)
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import _runtime
 from ..errors import NerveArgumentError
-from ..interpreter import Ops
+from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ..nn import pointwise, to_size
 from ..shapes import ShapeSpec
@@ -194,7 +194,7 @@ class ConvNd(Nerve):
         if self.transposed and geometry.kind == "static" and any(geometry.crop):
             x = ops.function(_runtime.crop_end, x, geometry.crop)
         for name in ("act", "norm") if self.norm_after_act else ("norm", "act"):
-            if self._modules[name] is not None:
+            if optional_child(self, name) is not None:
                 x = ops.module(name, x)
         return x
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..interpreter import Ops
+from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ._args import Act, check_shape_ranks, keeps_dims, make_act, positive_int
 
@@ -57,9 +57,9 @@ class SqueezeExcitation(Nerve):
     def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         scale = ops.function(F.adaptive_avg_pool2d, x, 1)
         scale = ops.module("fc1", scale)
-        if self._modules["act"] is not None:
+        if optional_child(self, "act") is not None:
             scale = ops.module("act", scale)
         scale = ops.module("fc2", scale)
-        if self._modules["scale_act"] is not None:
+        if optional_child(self, "scale_act") is not None:
             scale = ops.module("scale_act", scale)
         return ops.function(operator.mul, scale, x)
