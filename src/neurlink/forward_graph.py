@@ -189,6 +189,12 @@ def _same_state(nerve: nn.Module, state: dict) -> bool:
     return now.keys() == state.keys() and all(now[key] is value for key, value in state.items())
 
 
+def _same_nerve(nerve: nn.Module, cls: type, state: dict) -> bool:
+    """Whether ``nerve`` still computes what the graph inlined: of class ``cls``, still inlinable, with
+    the attributes ``state`` (its children are compared by the caller: by identity, or by path)."""
+    return type(nerve) is cls and inlinable(nerve) and _same_state(nerve, state)
+
+
 # What the graph depends on besides the watched modules' attributes: a nerve's children and own tensors
 # (its hook dicts are tree_watch.HookDicts, which bump the epoch), a residual producer's hooks.
 _PRODUCER_DICTS = ("_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -287,9 +293,7 @@ class FlatForward:
         if root._modules is not self._root_modules or root._modules != self.root_children:
             return False
         for nerve, cls, children, state in self.inlined:
-            if type(nerve) is not cls or nerve._modules != children or not inlinable(nerve):
-                return False
-            if not _same_state(nerve, state):
+            if nerve._modules != children or not _same_nerve(nerve, cls, state):
                 return False
         if any(inlinable(nerve) for nerve in self._written.called):  # a hook removed: inline it again
             return False
@@ -317,11 +321,9 @@ class FlatForward:
         except AttributeError:  # a path the root does not have
             return None
         for nerve, (_, cls, children, state) in zip(inlined, self.inlined):
-            if type(nerve) is not cls or nerve._modules.keys() != children.keys() or not inlinable(nerve):
+            if nerve._modules.keys() != children.keys() or not _same_nerve(nerve, cls, state):
                 return None
             if nerve._parameters or nerve._buffers:  # a nerve's own tensors: written for the network's ones
-                return None
-            if not _same_state(nerve, state):
                 return None
         for name, takes_base in written.takes_base.items():
             if bool(getattr(modules[name], "uses_base_shape", False)) is not takes_base:

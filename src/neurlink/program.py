@@ -14,6 +14,7 @@ module swapped after the build is the one every tool calls.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -63,7 +64,7 @@ class Program:
         inputs,
         call: Callable[[Step, nn.Module, list[Any]], Any],
         *,
-        pick: Callable[[Any, int], Any] | None = None,
+        pick: Callable[[Any, int], Any] = operator.getitem,
     ) -> list[Any]:
         """Run the lines: ``call(step, module, args)`` makes each line's value from the module
         ``owner`` holds for it now and the values it selects. Returns every line's value (those
@@ -80,10 +81,7 @@ class Program:
         try:
             for step in self.steps:
                 args = [
-                    values[ref.line]
-                    if ref.output is None
-                    else (pick(values[ref.line], ref.output) if pick else values[ref.line][ref.output])
-                    for ref in step.refs
+                    values[ref.line] if ref.output is None else pick(values[ref.line], ref.output) for ref in step.refs
                 ]
                 values[step.line] = call(step, modules[step.name], args)
                 for line in step.drops:
