@@ -197,6 +197,58 @@ def test_initialisation_like_torchvision() -> None:
     assert torch.equal(block.get_submodule("5.scale").weight, torch.full((96, 1, 1), 1e-6))
 
 
+def test_a_resnet_is_built_on_meta_then_initialised_once_like_torchvision() -> None:
+    """Every tensor written (none left as allocated): torchvision's statistics on every kind of tensor."""
+    torch.manual_seed(0)
+    net = neurlink.resnet50()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 53
+    for norm in norms:
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)) and not norm.bias.any()
+        assert not norm.running_mean.any() and torch.equal(norm.running_var, torch.ones_like(norm.running_var))
+        assert norm.num_batches_tracked.item() == 0
+    stem = net["stem"].conv.weight  # He normal, fan_out: std sqrt(2 / (64 * 49))
+    assert abs(stem.std().item() - (2 / (64 * 49)) ** 0.5) < 1e-3
+    head = net[-1].conv  # nn.Linear's default: uniform in +-1/sqrt(2048), bias too
+    bound = 1 / 2048**0.5
+    for tensor in (head.weight, head.bias):
+        assert tensor.abs().max() <= bound and tensor.abs().max() > 0.9 * bound
+    assert all(p.device.type == "cpu" for p in net.parameters())
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.isfinite(net.eval()(x)).all()
+
+
+def test_a_resnet_is_built_on_the_device_and_dtype_the_caller_builds_with() -> None:
+    with torch.device("meta"):
+        assert all(p.is_meta for p in neurlink.resnet18().parameters())
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        net = neurlink.resnet18(num_classes=3)
+    finally:
+        torch.set_default_dtype(previous)
+    assert {p.dtype for p in net.parameters()} == {torch.float64}
+    assert net.eval()(torch.randn(1, 3, 32, 32, dtype=torch.float64)).shape == (1, 3, 1, 1)
+
+
+def test_a_norm_that_cannot_reset_itself_is_built_the_ordinary_way() -> None:
+    """A module without reset_parameters() cannot be allocated empty and initialised: nothing is left
+    as allocated, as its values are those its constructor gave."""
+
+    class Scale(nn.Module):
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.full((channels, 1, 1), 0.5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.weight
+
+    net = neurlink.resnet18(num_classes=4, norm=Scale)
+    scales = [m for m in net.modules() if isinstance(m, Scale)]
+    assert len(scales) == 20 and all(torch.equal(m.weight, torch.full_like(m.weight, 0.5)) for m in scales)
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 4, 1, 1)
+
+
 # --- the nerves against plain torch -----------------------------------------------------------
 
 

@@ -7,12 +7,21 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from .. import nerves as nv
 from ..errors import NerveArgumentError, UnexpectedArgumentError
 
-__all__ = ["check_keywords", "stage_lines", "init_weights", "kaiming_fan_out", "uniform_by_outputs", "positive_number"]
+__all__ = [
+    "build_initialised",
+    "check_keywords",
+    "stage_lines",
+    "init_weights",
+    "kaiming_fan_out",
+    "uniform_by_outputs",
+    "positive_number",
+]
 
 
 def stage_lines(
@@ -29,6 +38,58 @@ def stage_lines(
         else:
             lines.append((dims, block(**keywords)))
     return lines
+
+
+def build_initialised(
+    lines: list[Any], init: Callable[[nv.Network], None], head_lines: int, **build: Any
+) -> nv.Network:
+    """``nv.build(lines, **build)`` then ``init(net)``, which sets every conv outside the last
+    ``head_lines`` lines (and may set more), with each tensor written once.
+
+    torchvision's constructors let every conv draw PyTorch's default init and then draw the family's
+    over it; on ResNet-152 the first draw is a third of the build. Here the network is built on the
+    meta device (shapes only), then each module's tensors are allocated on the device the caller builds
+    on (``torch.device(...)`` or ``torch.set_default_device``) and initialised once: by ``init`` for
+    the convs it overwrites, by the module's own ``reset_parameters()`` for the rest (norms and their
+    running statistics, the head, a conv's bias). Where a module cannot say how to initialise itself
+    (no ``reset_parameters``, or a tensor held outside its parameters and buffers), the network is
+    built again the ordinary way: no tensor is ever left as allocated.
+    """
+    device = torch.get_default_device()
+    if device.type == "meta":
+        net = nv.build(lines, **build)
+        init(net)  # the family's init leaves meta tensors alone
+        return net
+    with torch.device("meta"):
+        net = nv.build(lines, **build)
+    first_head = len(net.lines) - head_lines
+    overwritten = {  # what init writes over: the weight of every bias-free conv outside the head
+        id(module)
+        for entry in net.lines[:first_head]
+        if entry.name is not None
+        for module in net.get_submodule(entry.name).modules()
+        if isinstance(module, nn.Conv2d) and module.bias is None
+    }
+    owners = [
+        module
+        for module in net.modules()
+        if any(t.is_meta for t in (*module._parameters.values(), *module._buffers.values()) if t is not None)
+    ]
+    unsure = any(
+        id(module) not in overwritten and not callable(getattr(module, "reset_parameters", None)) for module in owners
+    ) or any(isinstance(value, torch.Tensor) for module in net.modules() for value in vars(module).values())
+    if unsure:
+        net = nv.build(lines, **build)
+        init(net)
+        return net
+    with torch.no_grad():
+        for module in owners:
+            module.to_empty(device=device, recurse=False)
+            if id(module) not in overwritten:
+                module.reset_parameters()  # type: ignore[operator]  # checked callable above
+    init(net)
+    net._start_checks(as_built=True)  # the same tree, its tensors allocated: still the network as built
+    return net
 
 
 def init_weights(net: nv.Network, head_lines: int, conv: Callable, head: Callable) -> None:

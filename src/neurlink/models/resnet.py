@@ -34,7 +34,7 @@ from .. import nerves as nv
 from .._registry import register_model
 from ..errors import NerveArgumentError
 from ..nerves._args import Act, Norm, make_act, positive_int
-from ._common import check_keywords
+from ._common import build_initialised, check_keywords
 from ._published import torchvision_weights
 
 __all__ = [
@@ -266,15 +266,12 @@ def _resnet(
     check_keywords(builder, keywords, (block,), ("num_classes", "replace_stride_with_dilation"))
     features = backbone_lines(block, depths, keywords, dilation)
     channels = 8 * 64 * keywords.get("expansion", block.default_expansion)  # layer4's
-    net = nv.build(
-        [
-            features,
-            ((channels, "(1, 1)"), nv.AvgPool2d()),  # adaptive average pooling
-            ((num_classes, "(1, 1)"), nv.Conv2d(1)),  # the classifier: torchvision's fc, as a 1x1 conv
-        ]
-    )
-    _init_like_torchvision(net)
-    return net
+    lines = [
+        features,
+        ((channels, "(1, 1)"), nv.AvgPool2d()),  # adaptive average pooling
+        ((num_classes, "(1, 1)"), nv.Conv2d(1)),  # the classifier: torchvision's fc, as a 1x1 conv
+    ]
+    return build_initialised(lines, _init_like_torchvision, head_lines=1)
 
 
 def _init_like_torchvision(net: nv.Network, head_lines: int = 1) -> None:
