@@ -211,13 +211,23 @@ def test_hr_module_fuse_layers_follow_the_declared_ratios() -> None:
         ]
     )
     transition, module = net[2], net[3]
-    assert {key: len(path) for key, path in transition.paths.items()} == {(1, 0): 1, (2, 0): 3}
-    assert sorted(module.paths) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
-    down = [module.get_submodule(str(line)) for line in module.paths[(2, 0)]]  # ratio 2 -> 16: three convs
+    # each part is a sub-line tagged with timm's name: branch 1 is one doubling from branch 0, branch 2 three
+    assert list(transition.line_tags()) == ["branch1.0", "branch2.0", "branch2.1", "branch2.2"]
+    fuse = [tag for tag in module.line_tags() if tag.startswith("fuse_layers.")]
+    assert fuse == [
+        *("fuse_layers.0.1", "fuse_layers.0.2", "fuse_layers.1.0.0", "fuse_layers.1.2"),
+        *("fuse_layers.2.0.0", "fuse_layers.2.0.1", "fuse_layers.2.0.2", "fuse_layers.2.1.0", "fuse_layers.2.1.1"),
+    ]
+    assert [tag for tag in module.line_tags() if tag.startswith("branches.")] == [
+        "branches.0.0",
+        "branches.1.0",
+        "branches.2.0",
+    ]
+    down = [module[f"fuse_layers.2.0.{k}"] for k in range(3)]  # ratio 2 -> 16: three convs
     assert [d.conv.stride for d in down] == [(2, 2)] * 3
     assert [d.conv.out_channels for d in down] == [4, 4, 16]
     assert [type(d.act).__name__ for d in down] == ["ReLU", "ReLU", "NoneType"]  # no act after the last
-    up = module.get_submodule(str(module.paths[(0, 2)][0]))
+    up = module["fuse_layers.0.2"]
     assert (up.conv.kernel_size, up.conv.out_channels) == ((1, 1), 4)
     shapes = [tuple(y.shape) for y in net(torch.randn(1, 3, 35, 35))]
     assert shapes == [(1, 4, 18, 18), (1, 8, 9, 9), (1, 16, 3, 3)]
@@ -253,10 +263,11 @@ def test_hr_module_equals_hand_written_torch() -> None:
     def basic(line, x):
         return (conv_bn(f"{line}.2", conv_bn(f"{line}.1", x), relu=False) + x).relu()
 
-    branch0, branch1 = basic(module.blocks[0][0], a), basic(module.blocks[1][0], b)
-    up = conv_bn(str(module.paths[(0, 1)][0]), branch1, relu=False)
+    tags = module.line_tags()  # the sub-line of each part
+    branch0, branch1 = basic(tags["branches.0.0"], a), basic(tags["branches.1.0"], b)
+    up = conv_bn(str(tags["fuse_layers.0.1"]), branch1, relu=False)
     up = nn.functional.interpolate(up, size=(9, 9), mode="nearest")
-    down = conv_bn(str(module.paths[(1, 0)][0]), branch0, stride=2, relu=False)
+    down = conv_bn(str(tags["fuse_layers.1.0.0"]), branch0, stride=2, relu=False)
     with torch.no_grad():
         out0, out1 = net([a, b])
     torch.testing.assert_close(out0, (branch0 + up).relu())

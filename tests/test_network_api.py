@@ -26,6 +26,23 @@ def test_len_and_indexing_like_a_sequential():
         net["layer5"]
 
 
+def test_a_nerve_is_indexed_by_its_sub_lines_tags_as_a_network_by_its_lines():
+    from neurlink.models.unet import UnetDecoderBlock
+
+    net = neurlink.unet_resnet18(num_classes=2)
+    block = next(module for module in net.children() if isinstance(module, UnetDecoderBlock))
+    tags = block.line_tags()
+    assert list(tags) == ["conv1", "conv2"]
+    assert block["conv2"] is block[tags["conv2"]] is block[-1] and block["conv1"] is block[-2]
+    assert block["conv1"].conv.kernel_size == (3, 3)
+    with pytest.raises(neurlink.InputError, match="no line is tagged 'conv3'; did you mean 'conv2' or 'conv1'"):
+        block["conv3"]
+    conv = net[1]  # the stem: a nerve that makes its modules itself
+    assert conv.line_tags() == {}
+    with pytest.raises(neurlink.InputError, match="Conv2d_BN_ReLU has no lines of its own"):
+        conv[0]
+
+
 def test_inputs_as_a_dict_keyed_by_their_tags():
     net = two_inputs()
     image, mask = torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import tree_watch
+from .errors import InputError
 from .table import LineTable
 
 __all__ = ["LinesModule"]
@@ -35,6 +36,26 @@ class LinesModule(nn.Module):
     def __delattr__(self, name: str) -> None:
         super().__delattr__(name)
         tree_watch.bump()
+
+    def __getitem__(self, line: int | str) -> nn.Module:
+        """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``;
+        on a nerve, of its sub-lines: ``block["branches.0.1"]``."""
+        table = self._table
+        if table is None:
+            raise InputError(f"{type(self).__name__} has no lines of its own (it makes its modules itself)")
+        entry = table.entries[table.index_of(line)]
+        if entry.name is None:
+            raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
+        return self.get_submodule(entry.name)
+
+    def line_tags(self) -> dict[str, int]:
+        """The tag of every tagged line (a nerve's sub-lines), with its index, in line order.
+
+        How a nerve names the parts it is made of: the zoo's nerves tag the sub-lines that hold a
+        reference model's parts (an HR module's ``branches.1.3``, a U-Net decoder block's ``conv2``),
+        and the weight mappings (``neurlink.interop``) read the parts from the tags.
+        """
+        return {} if self._table is None else dict(self._table.tags)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()

@@ -176,13 +176,6 @@ class Network(LinesModule):
         """The modules of the lines, in order (Input lines have none), as a Sequential's."""
         return (self.get_submodule(entry.name) for entry in self._table.entries if entry.name is not None)
 
-    def __getitem__(self, line: int | str) -> nn.Module:
-        """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``."""
-        entry = self._table.entries[self._table.index_of(line)]
-        if entry.name is None:
-            raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
-        return self.get_submodule(entry.name)
-
     @property
     def lines(self) -> list[Entry]:
         """One entry per line: index, tag, dims, the line as written, what it selects."""

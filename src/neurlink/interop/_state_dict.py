@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -22,7 +22,16 @@ from ..nerve import Nerve
 from ..nerves import ConvNd
 from ..nerves.merge import SkipConnectNd
 
-__all__ = ["Pair", "load_pairs", "export_pairs", "conv_pairs", "block_pairs", "linear_pairs", "check_complete"]
+__all__ = [
+    "Pair",
+    "load_pairs",
+    "export_pairs",
+    "conv_pairs",
+    "block_pairs",
+    "linear_pairs",
+    "tagged_pairs",
+    "check_complete",
+]
 
 # Errors list this many problems, then how many more there are.
 _SHOWN = 8
@@ -143,6 +152,26 @@ def block_pairs(block: nn.Module, prefix: str, target: str, library: str) -> Ite
             raise StateDictError(
                 f"line {prefix}{name} ({type(module).__name__}) has weights, but a {library} block has only"
                 " convs, norms and a downsample"
+            )
+
+
+def tagged_pairs(
+    nerve: Nerve, prefix: str, target: str, library: str, key: Callable[[str], str] = lambda tag: tag
+) -> Iterator[Pair]:
+    """The parts of a nerve that names them by tagging its sub-lines (``nerve.line_tags()``): a conv
+    line tagged ``t`` is ``{target}{key(t)}.0`` and ``.1`` (conv and norm), a ResNet block its
+    :func:`block_pairs` under ``{target}{key(t)}.``. Weights on an untagged sub-line stay unmapped, for
+    :func:`check_complete` to name."""
+    for tag, index in nerve.line_tags().items():
+        module, name = nerve[index], f"{prefix}{index}."
+        if isinstance(module, ConvNd):
+            yield from conv_pairs(module, name, f"{target}{key(tag)}.0", f"{target}{key(tag)}.1")
+        elif is_block(module):
+            yield from block_pairs(module, name, f"{target}{key(tag)}.", library)
+        elif has_state(module):
+            raise StateDictError(
+                f"line {name[:-1]} ({type(module).__name__}, tagged {tag!r}) has weights, but a {library} part is"
+                " a conv (and its norm) or a block"
             )
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import StateDictError
 from ..models.unet import UnetDecoderBlock
 from ..nerves import ConvNd
-from ._state_dict import Pair, check_complete, conv_pairs, export_pairs, has_state, load_pairs
+from ._state_dict import Pair, check_complete, conv_pairs, export_pairs, has_state, load_pairs, tagged_pairs
 from .torchvision._resnet import resnet_pairs
 
 __all__ = ["load_smp", "to_smp_state_dict"]
@@ -65,9 +65,7 @@ def _pairs(model: nn.Module) -> list[Pair]:
     for name, module in lines[first:]:
         where = f"line {name} ({type(module).__name__})"
         if isinstance(module, UnetDecoderBlock) and head is None:
-            for k, line in enumerate(module.convs, start=1):
-                prefix, target = f"{name}.{line}.", f"decoder.blocks.{blocks}.conv{k}"
-                pairs.extend(conv_pairs(module.get_submodule(str(line)), prefix, f"{target}.0", f"{target}.1"))
+            pairs.extend(tagged_pairs(module, f"{name}.", f"decoder.blocks.{blocks}.", "smp"))  # conv1, conv2
             blocks += 1
         elif isinstance(module, ConvNd) and head is None:
             head = name

@@ -4,7 +4,7 @@ The key mapping is derived from the network's lines, in order: the first two con
 timm's stem (``conv1``/``bn1``, ``conv2``/``bn2``); the ResNet blocks after them are ``layer1``;
 every :class:`~neurlink.models.hrnet.HRTransition` line starts a stage (``transition1`` ...),
 whose :class:`~neurlink.models.hrnet.HRModule` lines are ``stage2.0``, ``stage2.1``, ...; inside
-them the branches and fuse paths each nerve records name timm's ``branches`` and ``fuse_layers``.
+them the sub-lines are tagged with timm's names (``branches.{i}.{k}``, ``fuse_layers.{i}.{j}``).
 After the last stage, the ResNet blocks are the head's ``incre_modules``, the conv lines its
 ``downsamp_modules`` and ``final_layer``, and the last conv the ``classifier`` (a ``[N, C]``
 Linear weight as our 1x1 conv's ``[N, C, 1, 1]``). So an HRNet a user writes in this shape maps
@@ -32,7 +32,17 @@ from torch import nn
 from ..errors import StateDictError
 from ..models.hrnet import HRModule, HRTransition
 from ..nerves import ConvNd
-from ._state_dict import Pair, block_pairs, check_complete, conv_pairs, export_pairs, has_state, is_block, linear_pairs
+from ._state_dict import (
+    Pair,
+    block_pairs,
+    check_complete,
+    conv_pairs,
+    export_pairs,
+    has_state,
+    is_block,
+    linear_pairs,
+    tagged_pairs,
+)
 from ._state_dict import load_pairs as _load_pairs
 
 __all__ = ["load_timm", "to_timm_state_dict"]
@@ -105,24 +115,12 @@ def _pairs(model: nn.Module) -> list[Pair]:
 
 
 def _transition_pairs(transition: HRTransition, prefix: str, target: str) -> Iterator[Pair]:
-    """An existing branch's conv is ``transition{t}.{i}.0``/``.1``; a new branch's chain ``.{i}.{k}.0``/``.1``."""
-    existing = len(transition.input_links[0].dims)
-    for (i, _), path in transition.paths.items():
-        for k, line in enumerate(path):
-            at = f"{target}{i}." if i < existing else f"{target}{i}.{k}."
-            yield from conv_pairs(transition.get_submodule(str(line)), f"{prefix}{line}.", f"{at}0", f"{at}1")
+    """A transition's conv tagged ``branch{i}`` (an existing branch's) is timm's ``transition{t}.{i}.0``
+    and ``.1``; one tagged ``branch{i}.{k}`` (a new branch's chain) ``transition{t}.{i}.{k}.0`` and ``.1``."""
+    return tagged_pairs(transition, prefix, target, "timm", key=lambda tag: tag.removeprefix("branch"))
 
 
 def _module_pairs(module: HRModule, prefix: str, target: str) -> Iterator[Pair]:
-    """Branch ``i``'s blocks are ``branches.{i}.{k}``; the fuse path from ``j`` to ``i`` is ``fuse_layers.{i}.{j}``:
-    up, ``.0`` conv and ``.1`` norm; down, ``.{k}.0`` and ``.{k}.1`` per stride-2 conv."""
-    for i, lines in module.blocks.items():
-        for k, line in enumerate(lines):
-            yield from block_pairs(
-                module.get_submodule(str(line)), f"{prefix}{line}.", f"{target}branches.{i}.{k}.", "timm"
-            )
-    for (i, j), path in sorted(module.paths.items()):
-        convs = [line for line in path if isinstance(module.get_submodule(str(line)), ConvNd)]
-        for k, line in enumerate(convs):
-            at = f"{target}fuse_layers.{i}.{j}." + ("" if j > i else f"{k}.")
-            yield from conv_pairs(module.get_submodule(str(line)), f"{prefix}{line}.", f"{at}0", f"{at}1")
+    """An HR module's sub-lines are tagged with timm's names: ``branches.{i}.{k}`` (its blocks), then
+    ``fuse_layers.{i}.{j}`` (up: a 1x1 conv) and ``fuse_layers.{i}.{j}.{k}`` (down: stride-2 convs)."""
+    return tagged_pairs(module, prefix, target, "timm")

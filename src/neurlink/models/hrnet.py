@@ -61,9 +61,11 @@ __all__ = [
 class _Branches(nv.Nerve):
     """What the transition and the HR module share: reading branches, and ending in one Bundle line.
 
-    Both record, for the weight mappings (``neurlink.interop.timm``), which sub-lines make which
-    part: ``self.paths[(i, j)]`` lists the sub-line indices that carry input branch ``j`` to output
-    branch ``i`` (a conv chain, or a conv then a resize), ``self.blocks[i]`` those of branch ``i``'s blocks.
+    Both name their parts by tagging the sub-lines that hold them (``nerve.line_tags()``), with
+    timm's names: an HR module's blocks ``branches.{i}.{k}``, its fuse convs from branch ``j`` to
+    ``i`` ``fuse_layers.{i}.{j}`` (up: one 1x1 conv) or ``fuse_layers.{i}.{j}.{k}`` (down: stride-2
+    convs); a transition's conv of an existing branch ``branch{i}``, of a new one ``branch{i}.{k}``.
+    ``block["branches.1.0"]`` is that block; the weight mappings (``neurlink.interop.timm``) read the tags.
     """
 
     spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
@@ -82,8 +84,6 @@ class _Branches(nv.Nerve):
                     f"{name} branches are at ratios of the input, but {dims!r} has an absolute shape",
                     allowed="(channels, ratio) dims, e.g. ((18, 4), (36, 8), ...)",
                 )
-        self.paths: dict[tuple[int, int], list[int]] = {}
-        self.blocks: dict[int, list[int]] = {}
         self._lines: list = []
         self._first = len(self.input_links)  # sub-lines 0.. are the inputs
         return inputs, outputs
@@ -97,9 +97,10 @@ class _Branches(nv.Nerve):
         return self._first + len(self._lines) - 1
 
     def _downsample(
-        self, source: Any, dims_from: Dims, dims_to: Dims, norm: Norm, act: Act, last_act: Act
+        self, source: Any, dims_from: Dims, dims_to: Dims, norm: Norm, act: Act, last_act: Act, tag: str
     ) -> list[int]:
-        """Stride-2 3x3 convs (conv -> norm -> act) from ``dims_from`` until ``dims_to``'s ratio.
+        """Stride-2 3x3 convs (conv -> norm -> act) from ``dims_from`` until ``dims_to``'s ratio,
+        tagged ``{tag}.0``, ``{tag}.1``, ...
 
         The chain keeps ``dims_from``'s channels until its last conv, which makes ``dims_to``'s,
         and has ``last_act`` as its activation (HRNet's fuse ends it without one).
@@ -109,7 +110,8 @@ class _Branches(nv.Nerve):
         for k in range(1, steps + 1):
             last = k == steps
             dims = (dims_to.channels if last else dims_from.channels, _scaled(dims_from.shape, 2**k))
-            conv = nv.Conv2d_BN_ReLU[source if k == 1 else -1](3, **_conv(norm, last_act if last else act))
+            selector = (source if k == 1 else -1, f"{tag}.{k - 1}")
+            conv = nv.Conv2d_BN_ReLU[selector](3, **_conv(norm, last_act if last else act))
             indices.append(self._line((dims, conv)))
         return indices
 
@@ -153,12 +155,12 @@ class HRTransition(_Branches):
                         f"{name} branch {i} goes from {inputs[i]!r} to {dims_out!r}; an existing branch keeps its ratio",
                         allowed=f"ratio {inputs[i].shape!r} for branch {i}",
                     )
-                conv = nv.Conv2d_BN_ReLU[self._branch(i)](3, **_conv(norm, act))
-                self.paths[(i, i)] = [self._line((dims_out, conv))]
+                conv = nv.Conv2d_BN_ReLU[self._branch(i), f"branch{i}"](3, **_conv(norm, act))
+                ends.append(self._line((dims_out, conv)))
             else:
                 last = len(inputs) - 1
-                self.paths[(i, last)] = self._downsample(self._branch(last), inputs[last], dims_out, norm, act, act)
-            ends.append(self.paths[(i, i if i < len(inputs) else len(inputs) - 1)][-1])
+                chain = self._downsample(self._branch(last), inputs[last], dims_out, norm, act, act, f"branch{i}")
+                ends.append(chain[-1])
         self._bundle(outputs, ends)
 
 
@@ -209,31 +211,31 @@ class HRModule(_Branches):
                     f"{name} branch {i} goes from {dims_in!r} to {dims_out!r}; an HR module keeps every branch's ratio",
                     allowed=f"ratio {dims_in.shape!r} for branch {i} (change ratios with an HRTransition line)",
                 )
+        branch_ends = []  # the sub-line of each branch's last block
         for i, dims in enumerate(outputs):
             source = self._branch(i)
-            self.blocks[i] = [self._line((dims, block[source if k == 0 else -1](**keywords))) for k in range(counts[i])]
+            for k in range(counts[i]):
+                last = self._line((dims, block[source if k == 0 else -1, f"branches.{i}.{k}"](**keywords)))
+            branch_ends.append(last)
         if len(outputs) == 1:
-            self._bundle(outputs, [self.blocks[0][-1]])
+            self._bundle(outputs, [branch_ends[0]])
             return
         ends = []
         for i, dims_i in enumerate(outputs):
             terms = []
             for j, dims_j in enumerate(outputs):
-                branch_j = self.blocks[j][-1]
+                branch_j = branch_ends[j]
                 if j == i:
                     terms.append(branch_j)
                 elif j > i:  # lower resolution: 1x1 conv + norm at its ratio, then resized up
-                    conv = nv.Conv2d_BN_ReLU[branch_j](1, **_conv(norm, None))
-                    self.paths[(i, j)] = [
-                        self._line(((dims_i.channels, dims_j.shape.written), conv)),
-                        # resized to branch i's own size, ceil(base / ratio): no base shape needed, so the
-                        # module can be called on its own (checkpoint wrappers, by hand)
-                        self._line((dims_i, nv.Interpolate[[-1, self.blocks[i][-1]]](mode))),
-                    ]
-                    terms.append(self.paths[(i, j)][-1])
+                    conv = nv.Conv2d_BN_ReLU[branch_j, f"fuse_layers.{i}.{j}"](1, **_conv(norm, None))
+                    self._line(((dims_i.channels, dims_j.shape.written), conv))
+                    # resized to branch i's own size, ceil(base / ratio): no base shape needed, so the
+                    # module can be called on its own (checkpoint wrappers, by hand)
+                    terms.append(self._line((dims_i, nv.Interpolate[[-1, branch_ends[i]]](mode))))
                 else:  # higher resolution: stride-2 convs down to branch i
-                    self.paths[(i, j)] = self._downsample(branch_j, dims_j, dims_i, norm, act, None)
-                    terms.append(self.paths[(i, j)][-1])
+                    down = self._downsample(branch_j, dims_j, dims_i, norm, act, None, f"fuse_layers.{i}.{j}")
+                    terms.append(down[-1])
             total = self._line((dims_i, nv.Add[terms]()))
             activation = make_act(act, name)  # a module of its own for every branch
             ends.append(total if activation is None else self._line((dims_i, activation)))

@@ -46,7 +46,7 @@ class UnetDecoderBlock(nv.Nerve):
     ``x`` is resized (``mode``, smp's default ``"nearest"``) to the size of ``skip``, a line at the
     declared shape, and concatenated with it (``x`` first); with one line selected it is resized to the
     declared shape. Then two 3x3 conv -> norm -> act to the declared channels (a conv bias only
-    without a norm, as smp). For the weight mappings, ``convs`` lists the two conv sub-lines.
+    without a norm, as smp), tagged ``conv1`` and ``conv2`` (smp's names, read by the weight mapping).
     """
 
     spatial_rank = 2
@@ -82,10 +82,9 @@ class UnetDecoderBlock(nv.Nerve):
         elif not x.shape.same_as(shape):
             lines.append(((x.channels, shape), nv.Interpolate[0](mode)))
         conv = _conv(norm, act)
-        lines.append((dims_out, nv.Conv2d_BN_ReLU(3, **conv)))
-        lines.append((dims_out, nv.Conv2d_BN_ReLU(3, **conv)))
-        first = self.add(lines)[-2]
-        self.convs = [first, first + 1]
+        lines.append((dims_out, nv.Conv2d_BN_ReLU[-1, "conv1"](3, **conv)))  # tagged with smp's names
+        lines.append((dims_out, nv.Conv2d_BN_ReLU[-1, "conv2"](3, **conv)))
+        self.add(lines)
 
 
 # --- the networks ----------------------------------------------------------------------------
