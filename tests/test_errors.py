@@ -1460,3 +1460,14 @@ def test_errors_are_also_the_python_exceptions_code_catches():
     with pytest.raises(FileNotFoundError, match="no such directory") as missing:
         neurlink.from_pretrained("/no/such/directory/anywhere")
     assert isinstance(missing.value, neurlink.PretrainedError)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "10"])
+def test_a_zoo_builder_names_a_num_classes_it_cannot_make(value) -> None:
+    """timm's num_classes=0 (no classifier) is refused at the builder, not as channels on line 12."""
+    with pytest.raises(
+        neurlink.NerveArgumentError, match=rf"resnet18: num_classes={value!r} is not a positive int"
+    ) as info:
+        neurlink.create_model("resnet18", num_classes=value)
+    assert "outputs=" in str(info.value) and "line 12" not in str(info.value)
+    assert neurlink.resnet18(np.int64(3))[-1].conv.out_channels == 3

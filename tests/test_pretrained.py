@@ -241,9 +241,12 @@ def test_what_is_not_data_is_refused_before_anything_is_written(tmp_path, user_n
 def test_a_network_changed_after_its_build_is_refused(tmp_path):
     net = neurlink.resnet18(num_classes=10)
     net.get_submodule("12").conv = torch.nn.Conv2d(512, 3, 1)
-    with pytest.raises(PretrainedError, match="no longer matches its definition"):
+    with pytest.raises(PretrainedError, match="no longer matches its definition") as info:
         net.save_pretrained(tmp_path)
     assert not (tmp_path / "config.json").exists()
+    # the line the user wrote (here the zoo's), and the class as a user knows it
+    assert str(info.value).startswith("line 12: ((10, '(1, 1)'), Conv2d(1))")
+    assert "module '12.conv' is Conv2d, the definition makes Conv2dOnPoints (an nn.Conv2d)" in str(info.value)
 
 
 def test_a_pickled_network_with_a_lambda_still_pickles_but_does_not_save(tmp_path):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import fnmatch
 import functools
 import inspect
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar, cast, overload
 
 from torch import nn
 
-from .errors import NeurlinkError, UnknownModelError, did_you_mean
+from .errors import NerveArgumentError, NeurlinkError, UnknownModelError, did_you_mean
 
 __all__ = ["register_model", "list_models", "create_model"]
 
@@ -111,6 +112,7 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
                 f"{name} has no published weights to load by name (weights={weights!r})",
                 allowed=f"{name}(...) without weights=, and load a state_dict into it",
             )
+        _check_num_classes(name, signature, args, kwargs)
         network = function(*args, **kwargs)
         keywords = _keywords(signature, args, kwargs)
         if keywords is not None and isinstance(network, nn.Module):
@@ -128,6 +130,26 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
         shown = signature.replace(parameters=[*parameters[:at], weights_parameter, *parameters[at:]])
         builder.__signature__ = shown  # type: ignore[attr-defined]
     return builder
+
+
+def _check_num_classes(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> None:
+    """A classifier's width, checked at the builder: timm's ``num_classes=0`` (no classifier) would
+    otherwise be an error about channels on a line of the zoo's definition."""
+    try:
+        given = signature.bind_partial(*args, **kwargs).arguments
+    except TypeError:
+        return  # the builder's own call raises it
+    value = given.get("num_classes", 1)
+    try:
+        count = -1 if isinstance(value, bool) else operator.index(value)  # an int, a NumPy int
+    except TypeError:
+        count = -1
+    if count < 1:
+        raise NerveArgumentError(
+            f"{name}: num_classes={value!r} is not a positive int",
+            allowed="num_classes >= 1; for the features before the classifier, call the network with"
+            " outputs=[a tag of net.lines] (e.g. net(x, outputs=['layer4']) on a ResNet)",
+        )
 
 
 def _keywords(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict | None:

@@ -37,6 +37,7 @@ from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
 from .errors import CheckpointError, CheckpointNotFoundError, NeurlinkError, PretrainedError
+from .lines_module import LinesModule
 
 if TYPE_CHECKING:
     from .network import Network
@@ -158,12 +159,14 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[s
         raise PretrainedError(f"the definition does not build again: {error}") from None
     difference = _first_difference(_layout(again), _layout(network))
     if difference is not None:
-        raise PretrainedError(
-            "the network no longer matches its definition (a module was replaced or added after the build):"
-            f" {difference}",
+        path, how = difference
+        error = PretrainedError(
+            f"the network no longer matches its definition (a module was replaced or added after the build): {how}",
             allowed="save a network as built (changing weights is fine); to fine-tune on other classes, build"
             " with num_classes=... and load the other weights into it, or build the changed definition",
         )
+        _locate_module(network, path, error)
+        raise error
     changed: dict[str, dict[str, Any]] = {}
     built = dict(again.named_modules())
     for path, module in network.named_modules():
@@ -269,16 +272,28 @@ def _set_attributes(network: nn.Module, attributes: Any, reader: Reader) -> None
 def _layout(network: nn.Module) -> dict:
     """Each module's class and each tensor's shape, by name."""
     layout: dict = {
-        f"module {name or '(the network)'!r}": type(module).__name__ for name, module in network.named_modules()
+        f"module {name or '(the network)'!r}": _class_text(type(module)) for name, module in network.named_modules()
     }
     layout.update({f"tensor {key!r}": tuple(value.shape) for key, value in network.state_dict().items()})
     return layout
 
 
-def _first_difference(built: dict, given: dict) -> str | None:
-    for key in [*given, *(key for key in built if key not in given)]:  # in the network's order
+def _class_text(cls: type) -> str:
+    """A module's class as a user knows it: neurlink's own torch subclasses say which torch class they are."""
+    if cls.__module__.startswith("neurlink.") and not issubclass(cls, LinesModule):
+        base = next((k for k in cls.__mro__[1:] if k.__module__.startswith("torch.nn.modules")), None)
+        if base is not None:
+            return f"{cls.__name__} (an nn.{base.__name__})"
+    return cls.__name__
+
+
+def _first_difference(built: dict, given: dict) -> tuple[str, str] | None:
+    """The first module or tensor (in the network's order) that differs: its path, and how."""
+    for key in [*given, *(key for key in built if key not in given)]:
         if built.get(key) != given.get(key):
-            return f"{key} is {given.get(key, 'missing')}, the definition makes {built.get(key, 'none')}"
+            return key.split("'")[
+                1
+            ], f"{key} is {given.get(key, 'missing')}, the definition makes {built.get(key, 'none')}"
     return None
 
 
