@@ -160,13 +160,13 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[s
     difference = _first_difference(_layout(again), _layout(network))
     if difference is not None:
         path, how = difference
-        error = PretrainedError(
+        mismatch = PretrainedError(
             f"the network no longer matches its definition (a module was replaced or added after the build): {how}",
             allowed="save a network as built (changing weights is fine); to fine-tune on other classes, build"
             " with num_classes=... and load the other weights into it, or build the changed definition",
         )
-        _locate_module(network, path, error)
-        raise error
+        _locate_module(network, path, mismatch)
+        raise mismatch
     changed: dict[str, dict[str, Any]] = {}
     built = dict(again.named_modules())
     for path, module in network.named_modules():
