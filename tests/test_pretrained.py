@@ -334,6 +334,38 @@ def test_a_torch_submodule_torch_has_not_loaded_is_not_imported(tmp_path, module
     assert module not in sys.modules
 
 
+def test_a_name_through_a_lazy_attribute_imports_nothing(tmp_path):
+    """``torch:onnx.ONNXProgram`` passes the module rule (``torch``), but reading ``torch.onnx`` through
+    torch's ``__getattr__`` would import it (27 modules) before the value is refused: attributes are
+    read as stored, so nothing is imported by any spelling. In a fresh process, where nothing else did."""
+    names = ["torch:onnx.ONNXProgram", "torch:ao.pruning.BaseSparsifier", "torch:utils.tensorboard.SummaryWriter"]
+    for k, name in enumerate(names):
+        _write(tmp_path / str(k), _with(_line(name)))
+    _write(tmp_path / "warm", _with(_line("neurlink.nerves:NoSuchNerve")))  # what loading itself imports
+    script = textwrap.dedent(
+        f"""
+        import sys, neurlink
+        lazy = [m for m in ("torch.onnx", "torch.ao.pruning", "torch.utils.tensorboard") if m in sys.modules]
+        assert not lazy, f"imported by neurlink itself: {{lazy}}"
+        try:
+            neurlink.from_pretrained(r"{tmp_path}/warm")
+        except neurlink.PretrainedError:
+            pass
+        before = set(sys.modules)
+        for k in range({len(names)}):
+            try:
+                neurlink.from_pretrained(r"{tmp_path}/" + str(k))
+            except neurlink.PretrainedError as error:
+                assert "is not loaded, and a definition loads none" in str(error), error
+            else:
+                raise AssertionError("loaded")
+        assert set(sys.modules) == before, sorted(set(sys.modules) - before)[:5]
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_modules_in_a_config_are_made_on_the_meta_device_first(tmp_path):
     """A 4-terabyte Linear written in a config: its shapes are checked before any memory is spent."""
     config = {

@@ -106,9 +106,15 @@ def resolve(name, trusted: tuple[str, ...]):
         raise PretrainedError(f"{name!r}: module {module_name!r} cannot be imported: {error}") from None
     for attribute in attributes:
         try:
-            value = getattr(value, attribute)
+            # read as stored, never computed: a module's __getattr__ (torch's lazy submodules) would import
+            # what the rule above refuses (torch:onnx.ONNXProgram imports torch.onnx), a descriptor run code
+            value = inspect.getattr_static(value, attribute)
         except AttributeError:
-            raise PretrainedError(f"{name!r}: {module_name!r} has no attribute path {'.'.join(attributes)!r}") from None
+            lazy = inspect.ismodule(value) and f"{value.__name__}.{attribute}" not in sys.modules
+            raise PretrainedError(
+                f"{name!r}: {module_name!r} has no attribute path {'.'.join(attributes)!r}"
+                + (f" (module {value.__name__}.{attribute} is not loaded, and a definition loads none)" if lazy else "")
+            ) from None
     if not _acceptable(value, module_name, attributes, trusted):
         what = getattr(value, "__qualname__", None) or getattr(value, "__name__", "")
         where = getattr(value, "__module__", None)
