@@ -395,3 +395,148 @@ def test_an_error_in_one_thread_does_not_leak_into_another():
         results = list(pool.map(broken, range(16)))
     for k, result in enumerate(results):
         assert result == ("built" if k % 2 == 0 else f"line 2 > line 2: (({8 + k}, 3), Conv2d_BN_ReLU(3))"), result
+
+
+# --- saves: atomic, paired, never through a link ----------------------------------------------
+
+
+def _small(act=nn.ReLU):
+    torch.manual_seed(0)
+    return nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d_BN_ReLU(3, act=act)), ((2, 1), nv.Conv2d(1))]).eval()
+
+
+def test_a_save_replaces_links_and_never_writes_through_them(tmp_path):
+    """A Hugging Face cache snapshot links its files to blobs that other snapshots share."""
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir()
+    snapshot.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (blobs / name).write_text("shared")
+        (snapshot / name).symlink_to(Path("..") / "blobs" / name)
+    net = _small()
+    net.save_pretrained(snapshot)
+    assert [(blobs / name).read_text() for name in ("config.json", "model.safetensors")] == ["shared", "shared"]
+    assert not any(path.is_symlink() for path in snapshot.iterdir())
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(neurlink.from_pretrained(snapshot)(x), net(x))
+
+
+def test_a_save_interrupted_between_its_files_leaves_a_pair_that_is_refused(tmp_path, monkeypatch):
+    """New weights beside the old definition differ only in an activation here: they would load."""
+    old, new = _small(nn.ReLU), _small(nn.SiLU)
+    old.save_pretrained(tmp_path)
+    real_replace, calls = neurlink._files.os.replace, []
+
+    def interrupted(source, target):
+        calls.append(target)
+        if len(calls) == 2:  # Ctrl-C between the weights' rename and the definition's
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(neurlink._files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(tmp_path)
+    monkeypatch.undo()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors"]  # no temporaries
+    with pytest.raises(neurlink.PretrainedError, match="were written by different saves"):
+        neurlink.from_pretrained(tmp_path)
+    new.save_pretrained(tmp_path)  # saving again mends it
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(neurlink.from_pretrained(tmp_path)(x), new(x))
+
+
+def test_a_save_killed_at_any_moment_leaves_one_of_the_checkpoints_or_a_refusal(tmp_path):
+    """SIGKILL at random moments of saves that alternate between two networks: whatever is on disk
+    loads as one of them exactly, or is refused; never a mixture (the invariant, whatever the timing)."""
+    script = f"""
+import torch, neurlink, neurlink.nerves as nv
+from torch import nn
+def small(act):
+    torch.manual_seed(0)
+    return nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d_BN_ReLU(3, act=act)), ((2, 1), nv.Conv2d(1))]).eval()
+nets = [small(nn.ReLU), small(nn.SiLU)]
+nets[0].save_pretrained(r"{tmp_path}")
+print("ready", flush=True)
+k = 0
+while True:
+    k += 1
+    nets[k % 2].save_pretrained(r"{tmp_path}")
+"""
+    x = torch.randn(1, 3, 8, 8)
+    expected = [_small(nn.ReLU)(x), _small(nn.SiLU)(x)]
+    for delay in (0.05, 0.2, 0.45):
+        with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as process:
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+            time.sleep(delay)
+            process.kill()
+            process.wait(timeout=60)
+        try:
+            out = neurlink.from_pretrained(tmp_path)(x)
+        except neurlink.PretrainedError as error:
+            assert "were written by different saves" in str(error)
+        else:
+            assert any(torch.equal(out, y) for y in expected)
+
+
+def test_a_checkpoint_saved_before_save_ids_still_loads(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    net = _small()
+    net.save_pretrained(tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    import json
+
+    data = json.loads(config)
+    del data["weights_id"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    save_file(load_file(tmp_path / "model.safetensors"), str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(neurlink.from_pretrained(tmp_path)(x), net(x))
+
+
+def _raw_safetensors(path: Path, header: str, data: bytes = b"\0" * 16) -> None:
+    encoded = header.encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (
+            '{"1.conv.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},'
+            ' "1.conv.weight": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}',
+            r"the key '1.conv.weight' appears twice",
+        ),
+        (
+            '{"1.conv.weight": {"dtype": "F8_E4M3", "shape": [16], "data_offsets": [0, 16]}}',
+            r"tensor '1.conv.weight' is of dtype 'F8_E4M3', which no neurlink checkpoint holds \(neurlink writes F64,",
+        ),
+        ('{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 16]}}', r"tensor 'w' has no shape of non-negative"),
+        ("[1, 2]", r"its header is not a JSON object"),
+    ],
+)
+def test_a_malformed_safetensors_header_is_refused_clearly(tmp_path, header, message):
+    _small().save_pretrained(tmp_path)
+    _raw_safetensors(tmp_path / "model.safetensors", header)
+    with pytest.raises(
+        neurlink.PretrainedError, match=rf"model.safetensors: not a readable safetensors file: {message}"
+    ):
+        neurlink.from_pretrained(tmp_path)
+
+
+def test_a_header_claiming_more_than_the_file_holds(tmp_path):
+    _small().save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(neurlink.PretrainedError, match=r"its header claims 1099511627776 bytes \(safetensors allows"):
+        neurlink.from_pretrained(tmp_path)
+
+
+def test_weights_that_are_nan_load_with_a_warning_naming_them(tmp_path):
+    net = _small()
+    with torch.no_grad():
+        net[1].conv.weight[0, 0, 0, 0] = float("nan")
+        net[2].conv.bias.fill_(float("inf"))
+    net.save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match=r"tensor\(s\) '1.conv.weight', '2.conv.bias' hold NaN or infinite values"):
+        again = neurlink.from_pretrained(tmp_path)
+    assert torch.isnan(again[1].conv.weight[0, 0, 0, 0])

@@ -289,6 +289,12 @@ def _write(directory: Path, config, weights: dict | None = None) -> Path:
     return directory
 
 
+def _replace_weights(directory: Path, tensors: dict) -> None:
+    """Other tensors under the same save's id (as a tool editing the weights of one save would write them)."""
+    weights_id = json.loads((directory / "config.json").read_text())["weights_id"]
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"neurlink_weights_id": weights_id})
+
+
 HOSTILE = [
     ("os:system", r"names module 'os', which is not trusted"),
     ("neurlink_test_evil_module:Thing", r"names module 'neurlink_test_evil_module', which is not trusted"),
@@ -399,9 +405,7 @@ def test_a_saved_zoo_model_never_downloads_weights(tmp_path):
 def test_weights_of_another_dtype_are_not_cast_silently(tmp_path):
     net = nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d(1))])
     net.save_pretrained(tmp_path)
-    save_file(
-        {key: value.to(torch.int8) for key, value in net.state_dict().items()}, str(tmp_path / "model.safetensors")
-    )
+    _replace_weights(tmp_path, {key: value.to(torch.int8) for key, value in net.state_dict().items()})
     with pytest.raises(
         CheckpointError, match=r"tensor '1.conv.(weight|bias)' is torch.int8, but the definition's is torch.float32"
     ):
@@ -545,7 +549,7 @@ def test_weights_of_another_definition_name_each_line(saved):
     tensors["1.conv.weight"] = torch.zeros(16, 3, 3, 3)
     tensors["9.extra"] = torch.zeros(1)
     del tensors["2.conv.bias"]
-    save_file(tensors, str(saved / "model.safetensors"))
+    _replace_weights(saved, tensors)
     with pytest.raises(CheckpointError) as caught:
         neurlink.from_pretrained(saved)
     message = str(caught.value)

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast, overload
 import torch
 from torch import nn
 
-from . import _names
+from . import _files, _names
 from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
 from ._registry import create_model, list_models
 from ._version import __version__
@@ -50,7 +51,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _MAX_CONFIG_BYTES = 64 * 2**20  # a definition is a few kilobytes; a config larger than this is not one
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
-_TOP_KEYS = {"format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs", "attributes"}
+_TOP_KEYS = {
+    *("format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs", "attributes"),
+    "weights_id",
+}
 _SCALARS = (type(None), bool, int, float, str)
 
 
@@ -59,6 +63,9 @@ _SCALARS = (type(None), bool, int, float, str)
 
 def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     """Write ``config.json`` and ``model.safetensors`` for ``network`` into ``directory`` (made if needed).
+
+    Each file is replaced whole, and both carry the id of this save: a reader finds the old checkpoint,
+    the new one, or (after an interrupted save) a pair it refuses, never a mixture that loads.
 
     Raises :class:`~neurlink.errors.PretrainedError` before anything is written when a value of the
     definition cannot be written as data (naming the line and the value), or when the network no longer
@@ -77,9 +84,12 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     if folder.exists() and not folder.is_dir():
         raise PretrainedError(f"{folder}: exists and is not a directory")
     folder.mkdir(parents=True, exist_ok=True)
+    # each file replaced whole (never written through a link); the id pairs them (``_files.py``)
+    config["weights_id"] = weights_id = _files.new_weights_id()
     text = json.dumps(config, indent=1, allow_nan=False) + "\n"
-    (folder / CONFIG_NAME).write_text(text, encoding="utf-8")
-    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    metadata = {"format": "pt", _files.WEIGHTS_ID_KEY: weights_id}
+    _files.replace_atomically(folder / WEIGHTS_NAME, lambda path: save_file(tensors, str(path), metadata=metadata))
+    _files.replace_atomically(folder / CONFIG_NAME, lambda path: path.write_text(text, encoding="utf-8"))
 
 
 def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
@@ -319,7 +329,8 @@ def from_pretrained(
     folder = _locate(directory)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = _read_config(config_path)
-    header = _read_header(weights_path)
+    header, metadata = _read_header(weights_path)
+    _check_same_save(config, metadata, config_path, weights_path)
     try:
         _build(config, trusted, None, check_only=True)  # every name passes the rule before anything is imported
         meta = _build(config, trusted, "meta")
@@ -335,12 +346,55 @@ def from_pretrained(
     network = cast("Network", network)
     if torch.device(device or "cpu").type == "meta":
         return network.eval()  # checked against the file's shapes above; there are no values to load
-    state_dict = _read_weights(weights_path, device)
+    _load_in_place(network, weights_path, config_path, metadata, device)
+    return network.eval()
+
+
+def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, weights_path: Path) -> None:
+    """The definition and the weights come from one save (a checkpoint of neurlink < 0.4 records no id)."""
+    written, found = config.get("weights_id"), metadata.get(_files.WEIGHTS_ID_KEY)
+    if written is None and found is None:
+        return
+    if not isinstance(written, str) or written != found:
+        raise PretrainedError(
+            f"{config_path} and {weights_path} were written by different saves (one was interrupted, or two"
+            " ran at once): the definition may not be the one the weights belong with",
+            allowed="save the network again (or copy both files from one save)",
+        )
+
+
+def _load_in_place(network: nn.Module, weights_path: Path, config_path: Path, metadata: dict, device: Device) -> None:
+    """The weights, read line by line into the network's own tensors: at most one line's tensors are held
+    beside the network (loading the whole file first held two copies). A weight that is NaN or infinite
+    is loaded, with a warning naming it."""
+    from safetensors import safe_open
+
+    where = str(torch.device(device)) if device is not None else "cpu"
+    by_line: dict[str, list[str]] = {}
     try:
-        network.load_state_dict(state_dict)
+        with safe_open(str(weights_path), framework="pt", device=where) as file:
+            if (file.metadata() or {}).get(_files.WEIGHTS_ID_KEY) != metadata.get(_files.WEIGHTS_ID_KEY):
+                raise PretrainedError(f"{weights_path} was replaced while it was read: load it again")
+            for key in file.keys():
+                by_line.setdefault(key.partition(".")[0], []).append(key)
+            unfinite = []
+            for name, keys in by_line.items():
+                tensors = {key: file.get_tensor(key) for key in keys}
+                unfinite += [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+                owner = network.get_submodule(name) if name in network._modules else network
+                prefix = f"{name}." if owner is not network else ""
+                nn.Module.load_state_dict(owner, {k.removeprefix(prefix): t for k, t in tensors.items()}, strict=False)
     except (CheckpointError, RuntimeError) as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
-    return network.eval()
+    except PretrainedError:
+        raise
+    except Exception as error:  # safetensors' SafetensorError: the data does not match its header
+        raise PretrainedError(
+            f"{weights_path}: not a readable safetensors file: {type(error).__name__}: {error}"
+        ) from None
+    if unfinite:
+        shown = ", ".join(map(repr, unfinite[:5])) + (f" and {len(unfinite) - 5} more" if len(unfinite) > 5 else "")
+        warnings.warn(f"{weights_path}: tensor(s) {shown} hold NaN or infinite values", stacklevel=3)
 
 
 def _check_dtypes(meta: nn.Module, header: dict, config: dict) -> None:
@@ -494,40 +548,7 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
     return network
 
 
-def _read_header(path: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
-    from safetensors import safe_open
-
+def _read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict[str, str]]:
     if not path.is_file():
         raise PretrainedError(f"{path}: no such file (save_pretrained writes {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as file:
-            header = {}
-            for key in file.keys():
-                part = file.get_slice(key)
-                header[key] = (_DTYPES[_SAFETENSORS_DTYPES[part.get_dtype()]], tuple(part.get_shape()))
-    except Exception as error:  # safetensors' SafetensorError, or a dtype torch does not have
-        raise PretrainedError(f"{path}: not a readable safetensors file: {type(error).__name__}: {error}") from None
-    return header
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
-
-
-def _read_weights(path: Path, device: Device) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device=str(torch.device(device)) if device is not None else "cpu")
-    except Exception as error:
-        raise PretrainedError(f"{path}: not a readable safetensors file: {type(error).__name__}: {error}") from None
+    return _files.read_header(path)
