@@ -1471,3 +1471,5 @@ def test_a_zoo_builder_names_a_num_classes_it_cannot_make(value) -> None:
         neurlink.create_model("resnet18", num_classes=value)
     assert "outputs=" in str(info.value) and "line 12" not in str(info.value)
     assert neurlink.resnet18(np.int64(3))[-1].conv.out_channels == 3
+    assert neurlink.unet_resnet18(num_classes=np.int64(2))[-1].conv.out_channels == 2  # passed on as an int
+    assert neurlink.resnet18(num_classes=torch.tensor(4))._made_by[1] == {"num_classes": 4}

@@ -249,6 +249,27 @@ def test_a_norm_that_cannot_reset_itself_is_built_the_ordinary_way() -> None:
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 4, 1, 1)
 
 
+def test_a_norm_subclass_keeps_what_its_init_sets_beyond_reset_parameters() -> None:
+    """reset_parameters() is torch's: a subclass's own parameter, or a gamma it starts at 0, would be lost."""
+
+    class ScaledNorm(nn.BatchNorm2d):
+        def __init__(self, channels: int) -> None:
+            super().__init__(channels)
+            self.alpha = nn.Parameter(torch.full((channels,), 0.5))
+            nn.init.zeros_(self.weight)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * self.alpha[:, None, None]
+
+    net = neurlink.resnet18(num_classes=3, norm=ScaledNorm).eval()
+    norms = [m for m in net.modules() if isinstance(m, ScaledNorm)]
+    assert len(norms) == 20
+    for norm in norms:
+        assert torch.equal(norm.alpha, torch.full_like(norm.alpha, 0.5))
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))  # torchvision's init sets norms to 1 after
+    assert torch.isfinite(net(torch.randn(1, 3, 64, 64))).all()
+
+
 # --- the nerves against plain torch -----------------------------------------------------------
 
 

@@ -540,3 +540,18 @@ def test_weights_that_are_nan_load_with_a_warning_naming_them(tmp_path):
     with pytest.warns(UserWarning, match=r"tensor\(s\) '1.conv.weight', '2.conv.bias' hold NaN or infinite values"):
         again = neurlink.from_pretrained(tmp_path)
     assert torch.isnan(again[1].conv.weight[0, 0, 0, 0])
+
+
+def test_weights_written_by_another_tool_are_checked_tensor_by_tensor(tmp_path):
+    """Weights without a save id (safetensors' own save_file) are not "another save": their tensors are checked."""
+    from safetensors.torch import save_file
+
+    net = _small()
+    net.save_pretrained(tmp_path)
+    wider = nv.build([((3, 1), nv.Input()), ((6, 1), nv.Conv2d_BN_ReLU(3)), ((2, 1), nv.Conv2d(1))])
+    save_file(wider.state_dict(), str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"line 1: \(\(4, 1\), Conv2d_BN_ReLU\(3"):
+        neurlink.from_pretrained(tmp_path)
+    save_file(net.state_dict(), str(tmp_path / "model.safetensors"))
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(neurlink.from_pretrained(tmp_path)(x), net(x))

@@ -37,10 +37,16 @@ def test_a_nerve_is_indexed_by_its_sub_lines_tags_as_a_network_by_its_lines():
     assert block["conv1"].conv.kernel_size == (3, 3)
     with pytest.raises(neurlink.InputError, match="no line is tagged 'conv3'; did you mean 'conv2' or 'conv1'"):
         block["conv3"]
+    assert len(block) == 6 and list(block) == [block[k] for k in range(2, 6)]  # lines 0, 1: its inputs
+    assert "conv1" in block and block["conv1"] in block and "conv3" not in block and net[1] not in block
+    with pytest.raises(IndexError, match="line 0 is one of the nerve's inputs"):
+        block[0]
     conv = net[1]  # the stem: a nerve that makes its modules itself
-    assert conv.line_tags() == {}
-    with pytest.raises(neurlink.InputError, match="Conv2d_BN_ReLU has no lines of its own"):
-        conv[0]
+    assert conv.line_tags() == {} and bool(conv)
+    for probe in (lambda: conv[0], lambda: len(conv), lambda: iter(conv), lambda: "x" in conv):
+        with pytest.raises(TypeError, match="Conv2d_BN_ReLU has no lines of its own"):
+            probe()
+    assert "stage2" in neurlink.hrnet_w18_small() and "layer4" in net
 
 
 def test_inputs_as_a_dict_keyed_by_their_tags():

@@ -112,7 +112,7 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
                 f"{name} has no published weights to load by name (weights={weights!r})",
                 allowed=f"{name}(...) without weights=, and load a state_dict into it",
             )
-        _check_num_classes(name, signature, args, kwargs)
+        args, kwargs = _check_num_classes(name, signature, args, kwargs)
         network = function(*args, **kwargs)
         keywords = _keywords(signature, args, kwargs)
         if keywords is not None and isinstance(network, nn.Module):
@@ -132,24 +132,29 @@ def _recording(function: Callable[..., nn.Module], name: str, load_weights: Weig
     return builder
 
 
-def _check_num_classes(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> None:
-    """A classifier's width, checked at the builder: timm's ``num_classes=0`` (no classifier) would
-    otherwise be an error about channels on a line of the zoo's definition."""
+def _check_num_classes(name: str, signature: inspect.Signature, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """A classifier's width, checked at the builder (timm's ``num_classes=0``, no classifier, would
+    otherwise be an error about channels on a line of the zoo's definition) and passed on as an int
+    (a NumPy int, a 0-d tensor)."""
     try:
-        given = signature.bind_partial(*args, **kwargs).arguments
+        bound = signature.bind_partial(*args, **kwargs)
     except TypeError:
-        return  # the builder's own call raises it
-    value = given.get("num_classes", 1)
+        return args, kwargs  # the builder's own call raises it
+    if "num_classes" not in bound.arguments:
+        return args, kwargs
+    value = bound.arguments["num_classes"]
     try:
-        count = -1 if isinstance(value, bool) else operator.index(value)  # an int, a NumPy int
+        count = -1 if isinstance(value, bool) else operator.index(value)
     except TypeError:
         count = -1
     if count < 1:
         raise NerveArgumentError(
             f"{name}: num_classes={value!r} is not a positive int",
             allowed="num_classes >= 1; for the features before the classifier, call the network with"
-            " outputs=[a tag of net.lines] (e.g. net(x, outputs=['layer4']) on a ResNet)",
+            " outputs=[...] naming a line (net.lines lists them and their tags)",
         )
+    bound.arguments["num_classes"] = count
+    return bound.args, bound.kwargs
 
 
 def _keywords(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict | None:

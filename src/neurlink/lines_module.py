@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import nn
 
 from . import tree_watch
-from .errors import InputError
+from .errors import LineIndexError, LineTypeError
 from .table import LineTable
 
 __all__ = ["LinesModule"]
@@ -37,16 +39,40 @@ class LinesModule(nn.Module):
         super().__delattr__(name)
         tree_watch.bump()
 
+    # A network, and a nerve made of sub-lines, is a sequence of its lines as a Sequential is of its modules.
     def __getitem__(self, line: int | str) -> nn.Module:
         """The module of a line, by index (negative from the end) or tag: ``net[-1]``, ``net["layer4"]``;
         on a nerve, of its sub-lines: ``block["branches.0.1"]``."""
-        table = self._table
-        if table is None:
-            raise InputError(f"{type(self).__name__} has no lines of its own (it makes its modules itself)")
+        table = self._lines_table()
         entry = table.entries[table.index_of(line)]
         if entry.name is None:
-            raise InputError(f"line {entry.index} is an Input line {entry.written}: it has no module")
+            what = "an Input line" if self.__dict__.get("input_links") is None else "one of the nerve's inputs"
+            raise LineIndexError(f"line {entry.index} is {what} {entry.written}: it has no module")
         return self.get_submodule(entry.name)
+
+    def __len__(self) -> int:
+        """The number of lines, Input lines (a nerve's inputs) included."""
+        return len(self._lines_table().entries)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        """The modules of the lines, in order (Input lines have none), as a Sequential's."""
+        table = self._lines_table()
+        return (self.get_submodule(entry.name) for entry in table.entries if entry.name is not None)
+
+    def __contains__(self, item: object) -> bool:
+        """A tag of a line, or the module of one."""
+        table = self._lines_table()
+        if isinstance(item, str):
+            return item in table.tags
+        return any(module is item for module in self)
+
+    def __bool__(self) -> bool:  # a module is true, whatever its length (a nerve without lines has none)
+        return True
+
+    def _lines_table(self) -> LineTable:
+        if self._table is None:
+            raise LineTypeError(f"{type(self).__name__} has no lines of its own (it makes its modules itself)")
+        return self._table
 
     def line_tags(self) -> dict[str, int]:
         """The tag of every tagged line (a nerve's sub-lines), with its index, in line order.

@@ -168,14 +168,6 @@ class Network(LinesModule):
             specs.append(spec)
         return (specs[0],) if len(specs) == 1 else (specs,)
 
-    def __len__(self) -> int:
-        """The number of lines, Input lines included."""
-        return len(self._table.entries)
-
-    def __iter__(self) -> Iterator[nn.Module]:
-        """The modules of the lines, in order (Input lines have none), as a Sequential's."""
-        return (self.get_submodule(entry.name) for entry in self._table.entries if entry.name is not None)
-
     @property
     def lines(self) -> list[Entry]:
         """One entry per line: index, tag, dims, the line as written, what it selects."""

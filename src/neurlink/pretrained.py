@@ -353,13 +353,14 @@ def from_pretrained(
 def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, weights_path: Path) -> None:
     """The definition and the weights come from one save (a checkpoint of neurlink < 0.4 records no id)."""
     written, found = config.get("weights_id"), metadata.get(_files.WEIGHTS_ID_KEY)
-    if written is None and found is None:
-        return
-    if not isinstance(written, str) or written != found:
+    if found is None:
+        return  # weights written by another tool (or an older neurlink): the checks of their tensors apply
+    if written != found:
         raise PretrainedError(
             f"{config_path} and {weights_path} were written by different saves (one was interrupted, or two"
             " ran at once): the definition may not be the one the weights belong with",
-            allowed="save the network again (or copy both files from one save)",
+            allowed="save the network again (or copy both files from one save); weights written by another"
+            " tool carry no neurlink_weights_id and are checked tensor by tensor",
         )
 
 

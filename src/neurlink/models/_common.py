@@ -51,15 +51,14 @@ def build_initialised(
     meta device (shapes only), then each module's tensors are allocated on the device the caller builds
     on (``torch.device(...)`` or ``torch.set_default_device``) and initialised once: by ``init`` for
     the convs it overwrites, by the module's own ``reset_parameters()`` for the rest (norms and their
-    running statistics, the head, a conv's bias). Where a module cannot say how to initialise itself
-    (no ``reset_parameters``, or a tensor held outside its parameters and buffers), the network is
-    built again the ordinary way: no tensor is ever left as allocated.
+    running statistics, the head, a conv's bias). Where that may not be what the constructor gives (a
+    module of a class that is not torch's own, whose ``__init__`` may set more; a tensor held outside
+    parameters and buffers), the network is built again the ordinary way: no tensor is ever left as
+    allocated, and every value is the one the constructor gives.
     """
     device = torch.get_default_device()
-    if device.type == "meta":
-        net = nv.build(lines, **build)
-        init(net)  # the family's init leaves meta tensors alone
-        return net
+    if device.type == "meta" or _construction_is_intercepted():
+        return _build_then_init(lines, init, build)  # (on meta, the family's init leaves tensors alone)
     with torch.device("meta"):
         net = nv.build(lines, **build)
     first_head = len(net.lines) - head_lines
@@ -75,13 +74,15 @@ def build_initialised(
         for module in net.modules()
         if any(t.is_meta for t in (*module._parameters.values(), *module._buffers.values()) if t is not None)
     ]
-    unsure = any(
-        id(module) not in overwritten and not callable(getattr(module, "reset_parameters", None)) for module in owners
-    ) or any(isinstance(value, torch.Tensor) for module in net.modules() for value in vars(module).values())
+    # only torch's own classes (and neurlink's, which add none) are known to be initialised by
+    # reset_parameters() alone: a subclass may set more in its __init__ (a parameter of its own, a gamma at 0)
+    unsure = (
+        any(not _resets_itself(type(module)) for module in owners)
+        or any(isinstance(value, torch.Tensor) for module in net.modules() for value in vars(module).values())
+        or any(nn.parameter.is_lazy(tensor) for tensor in (*net.parameters(), *net.buffers()))  # LazyBatchNorm2d
+    )
     if unsure:
-        net = nv.build(lines, **build)
-        init(net)
-        return net
+        return _build_then_init(lines, init, build)
     with torch.no_grad():
         for module in owners:
             module.to_empty(device=device, recurse=False)
@@ -90,6 +91,33 @@ def build_initialised(
     init(net)
     net._start_checks(as_built=True)  # the same tree, its tensors allocated: still the network as built
     return net
+
+
+def _build_then_init(lines: list[Any], init: Callable[[nv.Network], None], build: dict[str, Any]) -> nv.Network:
+    net = nv.build(lines, **build)
+    init(net)
+    return net
+
+
+# as torch defines them: a library that patches them (accelerate's init_empty_weights puts every
+# parameter on meta) expects each module to be constructed, which the ordinary build does
+_REGISTER = (nn.Module.register_parameter, nn.Module.register_buffer)
+
+
+def _construction_is_intercepted() -> bool:
+    """A tensor mode (FakeTensorMode) or patched registration sees tensors made: build as they expect."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    patched = (nn.Module.register_parameter, nn.Module.register_buffer) != _REGISTER
+    return patched or _get_current_dispatch_mode() is not None
+
+
+def _resets_itself(cls: type) -> bool:
+    """Whether ``reset_parameters()`` gives a module of ``cls`` every value its constructor gives."""
+    # torch's own, and neurlink's (whose reset_parameters, where there is one, is torch's of the same state)
+    return cls.__module__.startswith(("torch.nn.modules.", "neurlink.nn.")) and callable(
+        getattr(cls, "reset_parameters", None)
+    )
 
 
 def init_weights(net: nv.Network, head_lines: int, conv: Callable, head: Callable) -> None:
