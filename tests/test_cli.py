@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import neurlink
+import neurlink.nerves as nv
 from neurlink.tools.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,13 +293,69 @@ def test_dtype_builder_keywords_and_huge_inputs_in_process(capsys, tmp_path):
     assert main(["summary", "resnet18", "--dtype", "float64", "--input", "1x3x32x32", "--arg", "num_classes=10"]) == 0
     out = capsys.readouterr().out
     assert "(1, 10, 1, 1)" in out and "Parameter memory:     85.31 MiB" in out  # 11,181,642 float64 parameters
-    assert main(["summary", "resnet18", "--input", "1000000x3x100000x100000"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("neurlink: error: cannot make an input of size 1000000x3x100000x100000:")
-    assert "Traceback" not in err
     broken = tmp_path / "broken.py"
     broken.write_text("import missing_module_xyz\n")
     before_path, before_modules = list(sys.path), set(sys.modules)
     assert main(["summary", f"{broken}:net"]) == 1
     assert sys.path == before_path and set(sys.modules) == before_modules
     capsys.readouterr()
+
+
+# --- pointed at anything: hostile names, shadowed names, sizes --------------------------------
+
+
+def test_a_zoo_name_means_the_zoo_beside_a_folder_of_that_name(tmp_path, capsys, monkeypatch):
+    """A cloned repository holding a folder resnet18/ must not shadow the zoo's resnet18."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "resnet18").mkdir()
+    assert main(["check", "resnet18"]) == 0
+    assert "ok: resnet18 builds: 13 lines, 11,689,512 parameters" in capsys.readouterr().out
+    assert main(["check", "./resnet18"]) == 1  # the folder, as a path: it holds no checkpoint
+    assert "resnet18/config.json: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        ("99999999999999999999x3x2x2", "is more than 1,073,741,824 elements"),
+        ("100000x3x2000x2000", "is more than 1,073,741,824 elements"),
+        ("0x3x2x2", "is not an input size"),
+    ],
+)
+def test_input_sizes_are_bounded_before_anything_is_allocated(size, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["summary", "resnet18", "--input", size])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_weights_are_not_an_argument_of_the_command_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "resnet18", "--arg", "weights=DEFAULT"])
+    assert "--arg weights=... is not taken here" in capsys.readouterr().err
+
+
+def test_text_from_a_file_reaches_the_terminal_escaped(tmp_path, capsys):
+    """A tag holding an escape sequence (set the window title, clear the screen) is refused at build, and
+    the message that shows it prints its control characters as escapes."""
+    import json
+
+    net = nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d[-1, "stem"](1))])
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["lines"][1]["nerve"]["tag"] = "\x1b]0;pwned\x07\x1b[2J"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["summary", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "holds characters that are not printable" in err and "\\x1b]0;pwned\\x07" in err
+
+
+def test_a_summary_row_escapes_what_a_definition_wrote():
+    from neurlink.tools.summary import SummaryRow
+
+    row = SummaryRow("1", 0, "t\x1b[2J", ("0",), "Evil(\x1b]0;x\x07)", "(4, 1)\r", ((1, 4, 2, 2),), 0, 0)
+    cells = row.cells()
+    assert not any(ch in "".join(cells) for ch in "\x1b\x07\r")
+    assert cells[1] == "t\\x1b[2J" and cells[4] == "(4, 1)\\r"

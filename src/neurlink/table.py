@@ -200,6 +200,10 @@ class LineTable:
                 f"tag {tag!r} is not a non-empty string{several}",
                 allowed="Nerve[selector, 'tag'](...) with a string tag, e.g. Conv2d[-1, 'c1'](3)",
             )
+        if not tag.isprintable():  # an escape sequence (from a config file) would reach every terminal it is shown on
+            raise SelectorError(
+                f"tag {tag!r} holds characters that are not printable", allowed="a tag of printable characters"
+            )
         if tag in self.tags:
             raise SelectorError(f"tag {tag!r} is already used by line {self.tags[tag]}", allowed="a tag used once")
         return tag

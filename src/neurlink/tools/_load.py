@@ -46,7 +46,9 @@ def load_network(
     """Build MODEL (``resnet50``, ``path/to/saved`` or ``path/to/file.py:function``), on ``device`` when
     given, passing ``keywords`` to the builder (``num_classes=10``); a saved directory imports the
     modules in ``trusted``."""
-    if Path(model).is_dir():
+    # a zoo name means the zoo, even beside a folder of that name (a cloned repository's resnet18/):
+    # a saved directory of such a name is given as a path, ./resnet18
+    if Path(model).is_dir() and model not in list_models():
         return _from_directory(model, device, keywords or {}, trusted)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         if is_file_spec(model):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import sys
 
@@ -28,7 +29,7 @@ from ..shapes import Dims
 from ._lines import input_rank, table_of
 from ._load import CommandError, load_network
 from .graph import graph
-from .summary import summary
+from .summary import printable, summary
 
 __all__ = ["main"]
 
@@ -53,16 +54,24 @@ class Progress:
             sys.stderr.flush()
 
 
+_MAX_INPUT = 2**30  # elements of one input (4 GiB of float32): a larger one is a typo, not a measurement
+
+
 def _size(text: str) -> list[tuple[int, ...]]:
-    """``1x3x224x224`` (or several, comma-separated) as sizes."""
+    """``1x3x224x224`` (or several, comma-separated) as sizes, bounded before anything is allocated."""
     sizes = []
     for part in text.split(","):
         numbers = part.strip().lower().split("x")
-        if len(numbers) < 2 or not all(n.isdigit() and int(n) > 0 for n in numbers):
+        if len(numbers) < 2 or not all(n.isdigit() and n.strip("0") for n in numbers):
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not an input size: write batch x channels x spatial sizes, e.g. 1x3x224x224"
+                f"{text[:80]!r} is not an input size: write batch x channels x spatial sizes, e.g. 1x3x224x224"
             )
-        sizes.append(tuple(int(n) for n in numbers))
+        size = tuple(int(n) if len(n) <= 12 else _MAX_INPUT + 1 for n in numbers)  # (no 4,300-digit int)
+        if math.prod(size) > _MAX_INPUT:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()[:80]!r} is more than {_MAX_INPUT:,} elements, the most an input here may be"
+            )
+        sizes.append(size)
     return sizes
 
 
@@ -163,7 +172,11 @@ def _keywords_option(command: argparse.ArgumentParser) -> None:
 def _keyword(text: str) -> tuple[str, object]:
     name, equals, value = text.partition("=")
     if not equals or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. num_classes=10")
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not NAME=VALUE, e.g. num_classes=10")
+    if name == "weights":  # loading (or downloading) weights measures and checks nothing the lines do not
+        raise argparse.ArgumentTypeError(
+            "--arg weights=... is not taken here: the command line looks at a definition, not at weights"
+        )
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -251,7 +264,7 @@ def _check(args: argparse.Namespace, progress: Progress) -> int:
             net = load_network(model, device="meta", keywords=dict(args.arg or []), trusted=args.trust)
         except CommandError as error:
             progress.clear()
-            print(f"neurlink: error: {error}", file=sys.stderr)
+            print(f"neurlink: error: {printable(str(error), keep=chr(10))}", file=sys.stderr)
             failed += 1
             continue
         progress.clear()
@@ -269,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, progress)
     except (CommandError, NeurlinkError) as error:
         progress.clear()
-        print(f"neurlink: error: {error}", file=sys.stderr)
+        print(f"neurlink: error: {printable(str(error), keep=chr(10))}", file=sys.stderr)  # a config's text, escaped
         return 1
     except KeyboardInterrupt:
         progress.clear()

@@ -43,14 +43,17 @@ class SummaryRow:
     output_dims: tuple[str, ...] = ()  # the declared dims of each output, as written
 
     def cells(self) -> list[str]:
-        """The row as table cells: line, tag, inputs, nerve, dims, output, params, MACs."""
-        nerve = self.nerve if len(self.nerve) <= _NERVE_WIDTH else self.nerve[: _NERVE_WIDTH - 3] + "..."
+        """The row as table cells: line, tag, inputs, nerve, dims, output, params, MACs. What a definition
+        wrote (a tag from a config file) is shown with its control characters escaped: a terminal runs
+        escape sequences, which would set its title, clear it or draw rows of their own."""
+        nerve = printable(self.nerve)
+        nerve = nerve if len(nerve) <= _NERVE_WIDTH else nerve[: _NERVE_WIDTH - 3] + "..."
         return [
             "  " * self.level + self.path,
-            self.tag or "",
-            ", ".join(self.inputs),
+            printable(self.tag or ""),
+            printable(", ".join(self.inputs)),
             nerve,
-            self.dims,
+            printable(self.dims),
             ", ".join(str(shape) for shape in self.output_shapes)
             + (f"  MISMATCH, declared {', '.join(map(str, self.declared_shapes))}" if self.declared_shapes else ""),
             f"{self.params:,}",
@@ -74,6 +77,14 @@ class SummaryRow:
 
     def __str__(self) -> str:
         return "  ".join(cell for cell in self.cells() if cell)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character that is not printable (an ESC, a carriage return, a bidi override)
+    written as its escape, as ``repr`` writes it; the characters in ``keep`` (a newline) stay."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 _HEADER = ["line", "tag", "inputs", "nerve", "dims", "output", "params", "MACs"]
