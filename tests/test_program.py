@@ -97,3 +97,18 @@ def test_a_subclass_of_a_torch_module_of_one_rank_is_held_to_that_rank():
 
     with pytest.raises(neurlink.DimsError, match=r"(?s)MyPool is 2d, but its input line 1 is 1d.*MaxPool1d after"):
         nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv1d(3)), ((8, 4), MyPool(2))])
+
+
+def test_programs_kept_for_selections_of_outputs_are_bounded() -> None:
+    """A new outputs=[...] selection on every call must not grow memory without bound."""
+    from neurlink.program import _KEPT_SELECTIONS
+
+    net = nv.build([((3, 1), nv.Input()), *[((3, 1), nv.Conv2d(1)) for _ in range(60)]])
+    x = torch.randn(1, 3, 4, 4)
+    for k in range(1, 61):
+        assert len(net(x, outputs=[k, 60])) == 2
+    programs = net._table.__dict__["_programs"]
+    assert len(programs) <= _KEPT_SELECTIONS + 2  # the selections, the last line's, every line's
+    for k in range(1, 61):  # compiled again where forgotten: the same values
+        y, last = net(x, outputs=[k, 60])
+        torch.testing.assert_close(last, net(x))
