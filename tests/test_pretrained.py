@@ -567,6 +567,27 @@ def test_a_directory_that_is_a_file(tmp_path):
         net.save_pretrained(tmp_path / "file")
     with pytest.raises(PretrainedError, match="trusted: 3 is not a module name"):
         neurlink.from_pretrained(tmp_path, trusted=[3])
+    with pytest.raises(PretrainedError, match=r"file: is a file, not a directory"):
+        neurlink.from_pretrained(tmp_path / "file")
+
+
+def test_a_local_path_that_is_not_there_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """checkpoints/run1 reads as a Hub id "user/repo"; beside a folder ./checkpoints it is a local path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    looked_up = []
+
+    def from_hub(repo_id):
+        looked_up.append(repo_id)
+        raise PretrainedError("looked up")
+
+    monkeypatch.setattr(neurlink.pretrained, "_from_hub", from_hub)
+    with pytest.raises(neurlink.CheckpointNotFoundError, match=r"checkpoints/run1: no such directory"):
+        neurlink.from_pretrained("checkpoints/run1")
+    assert looked_up == []
+    with pytest.raises(PretrainedError, match="looked up"):
+        neurlink.from_pretrained("someone/run1")  # no such folder here: a Hub repository id
+    assert looked_up == ["someone/run1"]
 
 
 # --- published weights by name, through torchvision's cache -----------------------------------

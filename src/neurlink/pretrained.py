@@ -414,11 +414,18 @@ def _locate(directory: str | os.PathLike[str]) -> Path:
     folder = Path(directory)
     if folder.is_dir():
         return folder
+    if folder.exists():
+        raise PretrainedError(
+            f"{folder}: is a file, not a directory",
+            allowed="the directory save_pretrained wrote (it holds config.json)",
+        )
     text = os.fspath(directory)
-    if isinstance(text, str) and _HUB_ID.fullmatch(text) and ".." not in text and not folder.exists():
+    # "user/repo" is a Hub id unless its first part is a folder here: checkpoints/run1 beside ./checkpoints
+    # is a local path that is not there, not a repository to look up
+    local = Path(text.split("/")[0]).is_dir() if isinstance(text, str) else True
+    if isinstance(text, str) and _HUB_ID.fullmatch(text) and ".." not in text and not local:
         return _from_hub(text)
-    error = PretrainedError if folder.exists() else CheckpointNotFoundError
-    raise error(f"{folder}: no such directory", allowed="a directory written by save_pretrained")
+    raise CheckpointNotFoundError(f"{folder}: no such directory", allowed="a directory written by save_pretrained")
 
 
 def _from_hub(repo_id: str) -> Path:
