@@ -253,6 +253,10 @@ def test_a_config_sets_only_existing_plain_attributes(tmp_path):
         ({"1": {"_version": 3}}, "not a plain attribute"),
         ({"1": {"eps": {"object": "torch:onnx.ONNXProgram"}}}, "not a plain value"),
         ({"9": {"eps": 0.1}}, "no module of this path"),
+        ({"1": {"eps": "big"}}, r"'big' is not of the kind the module holds there \(1e-05\)"),
+        ({"1": {"eps": {"tuple": [1, 2]}}}, "is not of the kind the module holds there"),
+        ({"1": {"num_features": 3.0}}, r"3.0 is not of the kind the module holds there \(3\)"),
+        ({"2.conv": {"stride": {"tuple": [4, 4, 4]}}}, r"\(4, 4, 4\) is not of the kind the module holds there"),
     ]:
         config["attributes"] = attributes
         (tmp_path / "config.json").write_text(json.dumps(config))

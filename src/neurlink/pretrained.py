@@ -276,7 +276,18 @@ def _set_attributes(network: nn.Module, attributes: Any, reader: Reader) -> None
                 reader.fail(f"{where}.{key}", "not a plain attribute of the module the definition makes")
             if not _plain(value):
                 reader.fail(f"{where}.{key}", f"{_short(value)} is not a plain value")
+            if not _same_kind(own[key], value):  # eps="big", a stride of another rank: torch would fail later
+                reader.fail(
+                    f"{where}.{key}", f"{_short(value)} is not of the kind the module holds there ({_short(own[key])})"
+                )
             setattr(module, key, value)
+
+
+def _same_kind(made: Any, value: Any) -> bool:
+    """Both of one type (an int where an int is, a tuple of as many items), item by item."""
+    if isinstance(made, (tuple, list)):
+        return type(value) is type(made) and len(value) == len(made) and all(map(_same_kind, made, value))
+    return type(value) is type(made) or (type(made) is float and type(value) is int)
 
 
 def _layout(network: nn.Module) -> dict:
