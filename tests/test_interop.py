@@ -237,3 +237,29 @@ def test_load_state_dict_accepts_what_torch_accepts():
     renamed = {"1.old_weight": torch.full((3,), 7.0), "1._extra_state": {"scale": 3.0}}
     other.load_state_dict(renamed)  # the load pre-hook renames the key
     assert other.get_submodule("1").weight.tolist() == [7.0, 7.0, 7.0]
+
+
+def test_a_reference_model_that_computes_something_else_with_the_same_weights_is_refused() -> None:
+    """Every tensor maps, but smp's bilinear decoder or sigmoid head, or timm's max pooling, compute
+    another function of them: loading the model (not a bare state_dict) says so."""
+    import segmentation_models_pytorch as smp
+    import timm
+
+    from neurlink.interop import load_smp, load_timm
+
+    for keywords, message in [
+        ({"decoder_interpolation": "bilinear"}, r"build it with decoder_interpolation='bilinear'"),
+        ({"activation": "sigmoid"}, r"ends in Sigmoid after its segmentation head"),
+    ]:
+        reference = smp.Unet("resnet18", encoder_weights=None, classes=2, **keywords)
+        with pytest.raises(neurlink.StateDictError, match=message):
+            load_smp(neurlink.unet_resnet18(num_classes=2), reference)
+    reference = smp.Unet("resnet18", encoder_weights=None, classes=2, decoder_interpolation="bilinear").eval()
+    net = load_smp(neurlink.unet_resnet18(num_classes=2, decoder_interpolation="bilinear"), reference).eval()
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(net(x), reference(x))
+    with pytest.raises(neurlink.StateDictError, match=r"global_pool='max', this network averages"):
+        load_timm(
+            neurlink.hrnet_w18_small(num_classes=10),
+            timm.create_model("hrnet_w18_small", num_classes=10, global_pool="max"),
+        )

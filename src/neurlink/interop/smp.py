@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import StateDictError
 from ..models.unet import UnetDecoderBlock
-from ..nerves import ConvNd
+from ..nerves import ConvNd, Interpolate
 from ._state_dict import Pair, check_complete, conv_pairs, export_pairs, has_state, load_pairs, tagged_pairs
 from .torchvision._resnet import resnet_pairs
 
@@ -45,8 +45,31 @@ def load_smp(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the smp and the neurlink key
     of each problem, with ``model`` unchanged.
     """
-    load_pairs(model, state_dict, _pairs(model), "smp")
+    pairs = _pairs(model)
+    if isinstance(state_dict, nn.Module):
+        _check_same_computation(model, state_dict)
+    load_pairs(model, state_dict, pairs, "smp")
     return model
+
+
+def _check_same_computation(model: nn.Module, reference: nn.Module) -> None:
+    """What smp's model computes beyond its weights, where it can be read: the decoder's resizing mode and
+    an activation after the head (the same weights compute something else under another)."""
+    blocks = [module for module in model.children() if isinstance(module, UnetDecoderBlock)]
+    ours = [sub.mode for block in blocks for sub in block.modules() if isinstance(sub, Interpolate)][:1]
+    theirs = [getattr(block, "interpolation_mode", None) for block in getattr(reference.decoder, "blocks", [])][:1]
+    if ours and theirs and theirs[0] is not None and ours != theirs:
+        raise StateDictError(
+            f"smp's decoder resizes with {theirs[0]!r}, this network's with {ours[0]!r}: the same weights compute"
+            f" something else (build it with decoder_interpolation={theirs[0]!r})"
+        )
+    head = getattr(reference, "segmentation_head", None)
+    activation = getattr(head[-1], "activation", None) if isinstance(head, nn.Sequential) and len(head) else None
+    if activation is not None and not isinstance(activation, nn.Identity):
+        raise StateDictError(
+            f"smp's model ends in {type(activation).__name__} after its segmentation head, this network in the"
+            " head's conv: load smp's model built with activation=None and apply it to the output"
+        )
 
 
 def to_smp_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:

@@ -57,7 +57,18 @@ def load_timm(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) 
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the timm and the neurlink
     key of each problem, with ``model`` unchanged.
     """
-    _load_pairs(model, state_dict, _pairs(model), "timm")
+    pairs = _pairs(model)
+    pool = (
+        getattr(getattr(state_dict, "global_pool", None), "pool_type", "avg")
+        if isinstance(state_dict, nn.Module)
+        else "avg"
+    )
+    if pool != "avg":  # the same weights, another head: timm's global_pool='max' or 'avgmax'
+        raise StateDictError(
+            f"timm's model pools with global_pool={pool!r}, this network averages: the same weights compute"
+            " something else (load a timm model made with global_pool='avg')"
+        )
+    _load_pairs(model, state_dict, pairs, "timm")
     return model
 
 
