@@ -263,3 +263,14 @@ def test_a_reference_model_that_computes_something_else_with_the_same_weights_is
             neurlink.hrnet_w18_small(num_classes=10),
             timm.create_model("hrnet_w18_small", num_classes=10, global_pool="max"),
         )
+
+
+def test_loading_into_a_meta_network_or_from_what_is_not_a_state_dict_is_refused() -> None:
+    """torch copies into meta tensors as a silent no-op; a path or None is not a state_dict."""
+    with torch.device("meta"):
+        shapes_only = neurlink.resnet18()
+    with pytest.raises(neurlink.StateDictError, match="on the meta device"):
+        load_torchvision(shapes_only, torchvision.models.resnet18())
+    for given, message in [("/weights.pth", r"not a str \(read a file with torch.load"), (None, "not a NoneType")]:
+        with pytest.raises(neurlink.StateDictError, match=message):
+            load_torchvision(neurlink.resnet18(), given)

@@ -55,7 +55,17 @@ def load_pairs(
     """
     if isinstance(state_dict, nn.Module):
         state_dict = state_dict.state_dict()
+    if not isinstance(state_dict, Mapping):  # a path, None: not something to read tensors from
+        raise StateDictError(
+            f"a {library} state_dict or model is loaded, not a {type(state_dict).__name__}"
+            + (" (read a file with torch.load or safetensors first)" if isinstance(state_dict, (str, bytes)) else "")
+        )
     own = model.state_dict()
+    if any(tensor.is_meta for tensor in own.values()):  # copying into meta tensors is torch's silent no-op
+        raise StateDictError(
+            f"this {type(model).__name__} is on the meta device (shapes only): values cannot be loaded into it",
+            allowed="build it on a device, or net.to_empty(device='cpu') first, then load",
+        )
     used = {pair.reference: pair.neurlink for pair in pairs}
     unused = [key for key in state_dict if key not in used]
     problems: list[str] = []
