@@ -555,3 +555,64 @@ def test_weights_written_by_another_tool_are_checked_tensor_by_tensor(tmp_path):
     save_file(net.state_dict(), str(tmp_path / "model.safetensors"))
     x = torch.randn(1, 3, 8, 8)
     assert torch.equal(neurlink.from_pretrained(tmp_path)(x), net(x))
+
+
+# --- configs that would cost minutes and gigabytes: refused as the file is read --------------------
+
+_COSTLY = r"""
+import json, resource, sys, time
+import neurlink
+
+def config(lines):
+    head = {"format": "neurlink", "format_version": 1, "neurlink_version": "0.3.0", "dtype": "float32"}
+    return {**head, "lines": [{"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Input"}}, *lines]}
+
+add = lambda k: {"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Add", "selector": list(range(k))}}
+conv = {"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Conv2d", "args": [1]}}
+cases = {
+    "links": (config([add(k) for k in range(1, 1000)]), "selects more than 100,000 lines in all"),
+    "links of one line": (config([conv] * 1500 + [add(1200)]), "selects 1,200 lines; a line read from a file"),
+    "lines": (config([conv] * 100_000), "100,001 lines; a definition read from a file has at most 10,000"),
+    "shape string": (
+        config([{"dims": [[3, "(" + "1, " * 2_500_000 + ")"]], "nerve": {"class": "neurlink.nerves:Conv2d", "args": [1]}}]),
+        "a string of 7,500,002 characters",
+    ),
+    "device": (
+        config([{"dims": [[3, 1]], "module": {"class": "torch.nn:Linear", "args": [2**15, 2**15], "kwargs": {"device": "cpu"}}}]),
+        "kwargs.device: a file does not choose its tensors' device",
+    ),
+    "device in a partial": (
+        config([{"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Conv2d", "args": [1], "kwargs": {"norm": {
+            "partial": {"func": {"object": "torch.nn:BatchNorm2d"}, "kwargs": {"device": "cpu"}}}}}}]),
+        "partial.kwargs.device: a file does not choose",
+    ),
+}
+folder = sys.argv[1]
+for name, (data, message) in cases.items():
+    with open(f"{folder}/config.json", "w") as file:
+        json.dump(data, file)
+    before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    try:
+        neurlink.from_pretrained(folder)
+    except neurlink.PretrainedError as error:
+        assert message in str(error), (name, str(error)[:300])
+        assert len(str(error)) < 2_000, (name, len(str(error)))  # the file's text is not repeated back
+    else:
+        raise AssertionError(f"{name}: loaded")
+    seconds = time.perf_counter() - start
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # kB on Linux
+    print(f"{name}: {seconds:.2f} s, +{grown:.0f} MB", flush=True)
+    assert seconds < 5 and grown < 200, (name, seconds, grown)
+"""
+
+
+def test_configs_that_would_cost_minutes_and_gigabytes_are_refused_as_the_file_is_read(tmp_path):
+    """Each case from a hostile config (millions of links, 100,000 lines, a 7.5 MB shape string, a
+    "device" keyword that would allocate during the shape-only build), refused in a fresh process in
+    well under the bounds (measured: under 0.5 s and a few MB each on this project's machine)."""
+    from safetensors.torch import save_file
+
+    save_file({}, str(tmp_path / "model.safetensors"))
+    done = subprocess.run([sys.executable, "-c", _COSTLY, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(" s, +") == 6, done.stdout

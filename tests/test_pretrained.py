@@ -463,8 +463,11 @@ HOSTILE_CONFIGS = [
     pytest.param(_with(_line(args="3")), r"lines\[1\].nerve.args: expected an array", id="args-string"),
     pytest.param(_with(_line(tag=7)), r"a tag is a string", id="tag-int"),
     pytest.param(_with(_line(args=[3], selector="nowhere")), r"no earlier line is tagged 'nowhere'", id="bad-tag"),
-    pytest.param(_with(_line(dims=[[10**30, 2]], args=[3])), r"the definition does not build", id="huge-channels"),
-    pytest.param(_with(_line(args=[10**30])), r"the definition does not build", id="huge-kernel"),
+    pytest.param(
+        _with(_line(dims=[[10**30, 2]], args=[3])), r"dims\[0\]\[0\]: an integer of 31 digits", id="huge-channels"
+    ),
+    pytest.param(_with(_line(args=[10**30])), r"args\[0\]: an integer of 31 digits, larger than", id="huge-kernel"),
+    pytest.param(_with(_line(args=[2**39])), r"the definition does not build", id="large-kernel"),
     pytest.param(_with(_line(dims=[[8, "((((((((1))))))))" * 50]], args=[3])), r"does not build", id="shape-code"),
     pytest.param(
         _with(_line(dims=[[8, "__import__('os').system('x')"]], args=[3])), r"not a literal shape", id="shape-import"

@@ -45,7 +45,15 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DEPTH", "encode_lines", "encode_valu
 FORMAT = "neurlink"
 FORMAT_VERSION = 1
 MAX_DEPTH = 64  # values nest this deep at most (a definition nests a few levels)
-_MAX_LIST = 1_000_000  # items of one array, lines included
+_MAX_LIST = 1_000_000  # items of one array
+# Limits a real network never meets, checked as a file is read, before anything is built: a config of a
+# few hundred kilobytes could otherwise ask for millions of links or modules (minutes, gigabytes)
+MAX_LINES = 10_000  # lines of one definition (resnet152 has 55; an unrolled transformer a few thousand)
+MAX_LINKS_PER_LINE = 1_000  # lines one line selects
+MAX_LINKS = 100_000  # selections in all
+MAX_STRING = 10_000  # characters of one string (a shape string is a few)
+MAX_INT = 2**40  # magnitude of an integer value (dims, sizes, counts)
+_NOT_FROM_A_FILE = ("device", "dtype")  # where tensors go is the loader's to say (from_pretrained(device=))
 _DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in vars(torch).values() if isinstance(dtype, torch.dtype)}
 
 
@@ -233,10 +241,26 @@ class Reader:
     def integer(self, data, where: str) -> int:
         if not isinstance(data, int) or isinstance(data, bool):
             self.fail(where, f"expected an integer, got {_kind(data)}")
+        if abs(data) > MAX_INT:
+            self.fail(where, f"an integer of {len(str(data))} digits, larger than any size or count")
         return data
 
     def lines(self, data, where: str = "lines") -> list:
-        return [self.line(item, f"{where}[{k}]") for k, item in enumerate(self.array(data, where))]
+        data = self.array(data, where)
+        if len(data) > MAX_LINES:
+            self.fail(where, f"{len(data):,} lines; a definition read from a file has at most {MAX_LINES:,}")
+        links = 0
+        for k, item in enumerate(data):  # (a selection of every earlier line by each line is quadratic)
+            count = _selected(item, k)
+            if count > MAX_LINKS_PER_LINE:
+                self.fail(
+                    f"{where}[{k}]",
+                    f"selects {count:,} lines; a line read from a file selects at most {MAX_LINKS_PER_LINE:,}",
+                )
+            links += count
+            if links > MAX_LINKS:
+                self.fail(where, f"selects more than {MAX_LINKS:,} lines in all (by line {k}), more than any network")
+        return [self.line(item, f"{where}[{k}]") for k, item in enumerate(data)]
 
     def line(self, data, where: str) -> tuple:
         data = self.obj(data, {"dims", "nerve", "module"}, where, {"dims"})
@@ -251,11 +275,21 @@ class Reader:
         channels, shape = self.array(data, where, 2)
         return (self.integer(channels, f"{where}[0]"), self.value(shape, f"{where}[1]", 1))
 
-    def arguments(self, data: dict, where: str, depth: int) -> tuple[tuple, dict]:
+    def arguments(self, data: dict, where: str, depth: int, torch_call: bool = False) -> tuple[tuple, dict]:
+        """A call's arguments; ``torch_call`` for a module or a ``partial`` (a nerve's own keywords, such as
+        an Input's ``dtype``, are the nerve's to read)."""
         args = self.array(data.get("args", []), f"{where}.args")
         kwargs = data.get("kwargs", {})
         if not isinstance(kwargs, dict):
             self.fail(f"{where}.kwargs", f"expected an object, got {_kind(kwargs)}")
+        for key in _NOT_FROM_A_FILE if torch_call else ():
+            if key in kwargs:  # "device": "cpu" would allocate during the shape-only (meta) build
+                self.fail(
+                    f"{where}.kwargs.{key}",
+                    f"a file does not choose its tensors' {key}",
+                    allowed=f"no {key} keyword: from_pretrained(path, device=...) places the network, and the"
+                    " weights give its dtype",
+                )
         return (
             tuple(self.value(item, f"{where}.args[{k}]", depth + 1) for k, item in enumerate(args)),
             {key: self.value(item, f"{where}.kwargs.{key}", depth + 1) for key, item in kwargs.items()},
@@ -278,7 +312,7 @@ class Reader:
         cls = self.name(data["class"], f"{where}.class")
         if self.resolve and not (isinstance(cls, type) and issubclass(cls, nn.Module) and not issubclass(cls, Nerve)):
             self.fail(f"{where}.class", f"{data['class']!r} is not a module class (a nerve is written as 'nerve')")
-        args, kwargs = self.arguments(data, where, depth)
+        args, kwargs = self.arguments(data, where, depth, torch_call=True)
         if not self.resolve:
             return None
         try:
@@ -289,6 +323,10 @@ class Reader:
     def value(self, data, where: str, depth: int = 0):
         if depth > MAX_DEPTH:
             self.fail(where, f"values nest deeper than {MAX_DEPTH} levels")
+        if isinstance(data, str) and len(data) > MAX_STRING:
+            self.fail(where, f"a string of {len(data):,} characters; a definition's are at most {MAX_STRING:,}")
+        if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_INT:
+            self.fail(where, f"an integer of {len(str(data))} digits, larger than any size or count")
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
         if isinstance(data, list):
@@ -339,7 +377,7 @@ class Reader:
         if key == "partial":
             inner = self.obj(inner, {"func", "args", "kwargs"}, f"{where}.partial", {"func"})
             func = self.value(inner["func"], f"{where}.partial.func", nested)
-            args, kwargs = self.arguments(inner, f"{where}.partial", nested)
+            args, kwargs = self.arguments(inner, f"{where}.partial", nested, torch_call=True)
             if not self.resolve:
                 return None
             if not callable(func):
@@ -369,6 +407,23 @@ _VALUE_KEYS = "null, true/false, numbers, strings, arrays, or an object of one k
         "module",
     )
 )
+
+
+def _selected(line, index: int) -> int:
+    """About how many lines a line in a file selects (an upper bound: a slice counts every earlier line)."""
+    nerve = line.get("nerve") if isinstance(line, dict) else None
+    selector = nerve.get("selector") if isinstance(nerve, dict) else None
+    return _selector_size(selector, index, 0)
+
+
+def _selector_size(data, index: int, depth: int) -> int:
+    if depth > MAX_DEPTH:
+        return 0  # refused when the value is read
+    if isinstance(data, list):
+        return sum(_selector_size(item, index, depth + 1) for item in data)
+    if isinstance(data, dict) and "slice" in data:
+        return index
+    return 1
 
 
 def _kind(data) -> str:

@@ -49,7 +49,7 @@ __all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_MAX_CONFIG_BYTES = 64 * 2**20  # a definition is a few kilobytes; a config larger than this is not one
+_MAX_CONFIG_BYTES = 16 * 2**20  # a definition is kilobytes; one larger than this is not a definition
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _TOP_KEYS = {
     *("format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs", "attributes"),
