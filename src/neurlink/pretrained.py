@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast, overload
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from . import _files, _names
 from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
@@ -554,7 +555,7 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
     try:
         # modules written in the config are made inside the device context too: on the meta device
         # first, so that a config cannot spend memory before its shapes are checked against the weights
-        with torch.device(device) if device is not None else contextlib.nullcontext():
+        with torch.device(device) if device is not None else contextlib.nullcontext(), _budget(config, device):
             network = read()()
             if "attributes" in config:
                 _set_attributes(network, config["attributes"], reader)
@@ -565,6 +566,37 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
     except (Exception, RecursionError) as error:
         raise PretrainedError(f"the definition does not build: {type(error).__name__}: {error}") from None
     return network
+
+
+# torch calls the shape-only build of a file's definition may make, and per line: the zoo's largest
+# (hrnet_w18..w64) make 7,200 in all, a conv line about 5; a module that copies its argument a million
+# times (nn.TransformerEncoder(layer, num_layers=10**6)) is stopped within a second or two instead of
+# running for a minute and then out of memory
+_META_CALLS = 40_000
+_META_CALLS_PER_LINE = 25
+
+
+class _TorchCallBudget(TorchFunctionMode):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = self.left = limit
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise PretrainedError(
+                f"building it makes more than {self.limit:,} torch calls on the meta device, far more than a"
+                " network of its lines makes (a module copying its argument a million times?)"
+            )
+        return func(*args, **(kwargs or {}))
+
+
+def _budget(config: dict, device: Device) -> contextlib.AbstractContextManager:
+    """The bound on the shape-only build (the later builds make what it made)."""
+    if device != "meta":
+        return contextlib.nullcontext()
+    lines = config.get("lines")
+    return _TorchCallBudget(_META_CALLS + _META_CALLS_PER_LINE * (len(lines) if isinstance(lines, list) else 0))
 
 
 def _read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict[str, str]]:
