@@ -569,3 +569,25 @@ def test_blocks_are_2d(block: str) -> None:
 def test_builders_name_keywords_they_do_not_take(builder: str, keywords: dict, message: str) -> None:
     with pytest.raises(neurlink.NerveArgumentError, match=message), torch.device("meta"):
         getattr(neurlink, builder)(**keywords)
+
+
+def test_a_strided_1x1_conv_reads_a_permuted_input_contiguous() -> None:
+    """torch 2.14's oneDNN corrupts the heap in the weight gradient of a 1x1 strided conv on a
+    channels-last input (docs/known-issues.md); PointwiseLinear returns one for a contiguous input."""
+    net = nv.build(
+        [
+            ((4, 1), nv.Input()),
+            ((4, 1), nv.PointwiseLinear()),
+            ((16, 2), nv.Conv2d(1)),  # a projection: 1x1, stride 2
+            ((16, 2), nv.Conv2d(3)),
+        ]
+    )
+    seen = []
+    for line in (2, 3):
+        net[line].conv.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    x = torch.randn(2, 4, 16, 16)
+    for _ in range(3):  # the first call (line by line) and the flat forward
+        net(x).sum().backward()
+    assert seen == [True, True] * 3
+    channels_last = net[2].conv(torch.randn(2, 4, 16, 16).to(memory_format=torch.channels_last))
+    assert channels_last.shape == (2, 16, 8, 8)

@@ -22,6 +22,7 @@ from .shapes import (
 )
 
 __all__ = [
+    "contiguous",
     "target_size",
     "pad_same",
     "pad_for_max",
@@ -254,3 +255,9 @@ def conv_on_points(x, weight, bias):
     if x.dim() == 4 and x.shape[-2] == 1 and x.shape[-1] == 1:
         return F.linear(x.flatten(1), weight.flatten(1), bias)[:, :, None, None]
     return F.conv2d(x, weight, bias)
+
+
+def contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the standard (contiguous) memory format: where a permuted tensor meets a torch kernel that
+    mishandles it (``nerves.conv``: a 1x1 strided conv's weight gradient on a channels-last input)."""
+    return x.contiguous()

@@ -175,6 +175,11 @@ class ConvNd(Nerve):
                     padding_mode if symmetric else "zeros",
                 )  # fmt: skip
         self._kernel, self._dilation = kernel, dilation
+        # torch 2.14's oneDNN corrupts the heap (SIGSEGV, nondeterministic) in the weight gradient of a 1x1
+        # strided conv on a channels-last input with few channels, which a PointwiseLinear line before a
+        # projection hands it: such a conv reads its input contiguous (docs/known-issues.md)
+        stride = getattr(geometry, "stride", None) or ()
+        self._contiguous_input = not self.transposed and set(kernel) == {1} and any(s > 1 for s in stride)
         self.uses_base_shape = geometry.needs_target and not out_shape.is_absolute
 
         first, second = act_module, norm_module
@@ -190,6 +195,8 @@ class ConvNd(Nerve):
             x = ops.function(
                 _runtime.pad_same, x, self._kernel, self._dilation, geometry.stride, geometry.padding, self.padding_mode
             )
+        if self._contiguous_input:
+            x = ops.function(_runtime.contiguous, x)
         x = ops.module("conv", x, base_shape=base_shape)
         if self.transposed and geometry.kind == "static" and any(geometry.crop):
             x = ops.function(_runtime.crop_end, x, geometry.crop)
