@@ -1473,3 +1473,16 @@ def test_a_zoo_builder_names_a_num_classes_it_cannot_make(value) -> None:
     assert neurlink.resnet18(np.int64(3))[-1].conv.out_channels == 3
     assert neurlink.unet_resnet18(num_classes=np.int64(2))[-1].conv.out_channels == 2  # passed on as an int
     assert neurlink.resnet18(num_classes=torch.tensor(4))._made_by[1] == {"num_classes": 4}
+
+
+@pytest.mark.parametrize(
+    "builder, keyword",
+    [("unet_resnet18", "classes"), ("unet_resnet34", "encoder_weights"), ("hrnet_w18_small", "foo")],
+)
+def test_every_family_names_an_unknown_keyword_at_its_builder(builder, keyword) -> None:
+    """smp's classes= given to a U-Net, or a typo to an HRNet: named at the builder, not at line 3 or 5."""
+    with pytest.raises(
+        neurlink.UnexpectedArgumentError, match=rf"{builder}\(\) got unexpected keyword argument\(s\) '{keyword}'"
+    ) as info:
+        neurlink.create_model(builder, **{keyword: 2})
+    assert "line " not in str(info.value) and "block_keywords" not in str(info.value)

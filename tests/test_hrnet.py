@@ -383,8 +383,10 @@ def test_branch_nerves_are_2d(conv) -> None:
 
 
 def test_keywords_the_module_and_its_block_do_not_take() -> None:
-    with pytest.raises(neurlink.NerveArgumentError, match="neither it nor its block BasicBlock takes 'pretrained'"):
+    with pytest.raises(neurlink.NerveArgumentError, match=r"'pretrained' \(published weights: weights='DEFAULT'\)"):
         neurlink.hrnet_w18_small(pretrained=True)
+    with pytest.raises(neurlink.NerveArgumentError, match="neither it nor its block BasicBlock takes 'pretrained'"):
+        nv.build([((18, 1), nv.Input()), ((18, 1), HRModule(pretrained=1))])
     with pytest.raises(neurlink.NerveArgumentError) as raised:
         nv.build([((3, 1), nv.Input()), ((3, 1), nv.Add("x"))])
     assert str(raised.value).endswith("allowed: Add()")  # the signature, without its return annotation

@@ -61,11 +61,6 @@ def load_pairs(
             + (" (read a file with torch.load or safetensors first)" if isinstance(state_dict, (str, bytes)) else "")
         )
     own = model.state_dict()
-    if any(tensor.is_meta for tensor in own.values()):  # copying into meta tensors is torch's silent no-op
-        raise StateDictError(
-            f"this {type(model).__name__} is on the meta device (shapes only): values cannot be loaded into it",
-            allowed="build it on a device, or net.to_empty(device='cpu') first, then load",
-        )
     used = {pair.reference: pair.neurlink for pair in pairs}
     unused = [key for key in state_dict if key not in used]
     problems: list[str] = []
@@ -99,6 +94,12 @@ def load_pairs(
         problems.append(f"{library} key {key!r} is not used: no neurlink key maps to it{hint}")
     if problems:
         raise error(f"the state_dict does not fit this {type(model).__name__}", _diagnosis(unused, used) + problems)
+    if any(tensor.is_meta for tensor in own.values()):  # copying into meta tensors is torch's silent no-op
+        raise StateDictError(
+            f"the state_dict fits, but this {type(model).__name__} is on the meta device (shapes only): values"
+            " cannot be loaded into it",
+            allowed="build it on a device, or net.to_empty(device='cpu') first, then load",
+        )
     model.load_state_dict(loaded, strict=True)
 
 

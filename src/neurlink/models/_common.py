@@ -160,7 +160,13 @@ def check_keywords(
 ) -> None:
     """Name a keyword that neither the builder nor its blocks take, at the builder rather than deep
     in its first block; ``own`` are the builder's own keywords, the rest go to ``blocks``."""
-    takes = {name for block in blocks for name in inspect.signature(block.__init__).parameters if name != "self"}
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    takes = {
+        name
+        for block in blocks
+        for name, parameter in inspect.signature(block.__init__).parameters.items()
+        if name != "self" and parameter.kind not in variadic
+    }
     unknown = sorted(key for key in keywords if key not in takes and key not in own)
     if not unknown:
         return

@@ -40,6 +40,7 @@ from .._registry import register_model
 from ..errors import DimsError, NerveArgumentError, UnexpectedArgumentError
 from ..nerves._args import Act, Norm, make_act, positive_int
 from ..shapes import Dims, ShapeSpec
+from ._common import check_keywords
 from ._published import timm_weights
 from .resnet import BasicBlock, Bottleneck, _conv
 
@@ -313,9 +314,10 @@ for _width in (18, 30, 32, 40, 44, 48, 64):
     )
 
 
-def _hrnet(config: tuple, num_classes: int, keywords: dict) -> nv.Network:
+def _hrnet(builder: str, num_classes: int, keywords: dict) -> nv.Network:
     """The stem, stage 1, then per stage a transition line and its HR module lines, then timm's head."""
-    (_, stem_block, stem_depth, stem_planes), *stages = config
+    check_keywords(builder, keywords, (HRModule, BasicBlock), ("num_classes",))  # at the builder, not line 5
+    (_, stem_block, stem_depth, stem_planes), *stages = _CONFIGS[builder]
     c = stages[0][3]  # the width: branch channels are c, 2c, 4c, 8c at ratios 4, 8, 16, 32
     lines: list = [
         ((3, 1), nv.Input()),
@@ -372,52 +374,52 @@ def _init_like_timm(net: nv.Network) -> None:
 @register_model(weights=timm_weights)
 def hrnet_w18_small(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18-Small (timm's ``hrnet_w18_small``): one module per stage, two blocks per branch. Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w18_small"], num_classes, module_keywords)
+    return _hrnet("hrnet_w18_small", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w18_small_v2(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18-Small-V2 (timm's ``hrnet_w18_small_v2``): 1, 3 and 2 modules in stages 2-4. Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w18_small_v2"], num_classes, module_keywords)
+    return _hrnet("hrnet_w18_small_v2", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w18(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W18 (timm's ``hrnet_w18``): branches of 18, 36, 72 and 144 channels. Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w18"], num_classes, module_keywords)
+    return _hrnet("hrnet_w18", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w30(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W30 (timm's ``hrnet_w30``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w30"], num_classes, module_keywords)
+    return _hrnet("hrnet_w30", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w32(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W32 (timm's ``hrnet_w32``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w32"], num_classes, module_keywords)
+    return _hrnet("hrnet_w32", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w40(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W40 (timm's ``hrnet_w40``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w40"], num_classes, module_keywords)
+    return _hrnet("hrnet_w40", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w44(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W44 (timm's ``hrnet_w44``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w44"], num_classes, module_keywords)
+    return _hrnet("hrnet_w44", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w48(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W48 (timm's ``hrnet_w48``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w48"], num_classes, module_keywords)
+    return _hrnet("hrnet_w48", num_classes, module_keywords)
 
 
 @register_model(weights=timm_weights)
 def hrnet_w64(num_classes: int = 1000, **module_keywords: Any) -> nv.Network:
     """HRNet-W64 (timm's ``hrnet_w64``). Keywords go to every HR module."""
-    return _hrnet(_CONFIGS["hrnet_w64"], num_classes, module_keywords)
+    return _hrnet("hrnet_w64", num_classes, module_keywords)

@@ -33,6 +33,7 @@ from .. import nerves as nv
 from .._registry import register_model
 from ..errors import DimsError, NerveArgumentError
 from ..nerves._args import Act, Norm, check_shape_ranks, make_act, positive_int
+from ._common import check_keywords
 from .resnet import BasicBlock, Bottleneck, _conv, _init_like_torchvision, _ResidualBlock, backbone_lines
 
 __all__ = ["UnetDecoderBlock", "unet_resnet18", "unet_resnet34", "unet_resnet50"]
@@ -97,6 +98,7 @@ _RATIOS = (16, 8, 4, 2, 1)
 
 
 def _unet(
+    builder: str,
     block: type[_ResidualBlock],
     depths: tuple[int, int, int, int],
     num_classes: int,
@@ -104,7 +106,9 @@ def _unet(
     decoder_interpolation: str,
     keywords: dict[str, Any],
 ) -> nv.Network:
-    positive_int("num_classes", num_classes, "unet")
+    # smp's own keywords (classes, encoder_weights, in_channels) named at the builder, not in a block
+    check_keywords(builder, keywords, (block,), ("num_classes", "decoder_channels", "decoder_interpolation"))
+    positive_int("num_classes", num_classes, builder)
     channels = tuple(decoder_channels) if isinstance(decoder_channels, (tuple, list)) else None
     if channels is None or len(channels) != len(_SKIPS):
         raise NerveArgumentError(
@@ -154,7 +158,9 @@ def unet_resnet18(
     **block_keywords: Any,
 ) -> nv.Network:
     """U-Net on a ResNet-18 encoder (smp's ``Unet("resnet18", encoder_weights=None, classes=num_classes)``)."""
-    return _unet(BasicBlock, (2, 2, 2, 2), num_classes, decoder_channels, decoder_interpolation, block_keywords)
+    return _unet(
+        "unet_resnet18", BasicBlock, (2, 2, 2, 2), num_classes, decoder_channels, decoder_interpolation, block_keywords
+    )
 
 
 @register_model
@@ -166,7 +172,9 @@ def unet_resnet34(
     **block_keywords: Any,
 ) -> nv.Network:
     """U-Net on a ResNet-34 encoder (smp's ``Unet("resnet34", encoder_weights=None, classes=num_classes)``)."""
-    return _unet(BasicBlock, (3, 4, 6, 3), num_classes, decoder_channels, decoder_interpolation, block_keywords)
+    return _unet(
+        "unet_resnet34", BasicBlock, (3, 4, 6, 3), num_classes, decoder_channels, decoder_interpolation, block_keywords
+    )
 
 
 @register_model
@@ -178,4 +186,6 @@ def unet_resnet50(
     **block_keywords: Any,
 ) -> nv.Network:
     """U-Net on a ResNet-50 encoder (smp's ``Unet("resnet50", encoder_weights=None, classes=num_classes)``)."""
-    return _unet(Bottleneck, (3, 4, 6, 3), num_classes, decoder_channels, decoder_interpolation, block_keywords)
+    return _unet(
+        "unet_resnet50", Bottleneck, (3, 4, 6, 3), num_classes, decoder_channels, decoder_interpolation, block_keywords
+    )
