@@ -105,7 +105,7 @@ def test_every_zoo_family_round_trips_bit_exactly(tmp_path, name, size):
     again = _round_trip(net, tmp_path, torch.randn(2, 3, size, size))
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"] == {"name": name, "keywords": {"num_classes": 5}}
-    assert config["format"] == "neurlink" and config["format_version"] == 1
+    assert config["format"] == "neurlink" and config["format_version"] == 2
     assert config["neurlink_version"] == neurlink.__version__
     assert isinstance(again, neurlink.Network)
 
@@ -451,7 +451,7 @@ HOSTILE_CONFIGS = [
     pytest.param('{"lines": ' + "9" * 5000 + "}", r"not valid JSON", id="huge-int"),
     pytest.param(_config(extra=1), r"unknown key 'extra'", id="unknown-key"),
     pytest.param(_config(format="pickle"), r"not a neurlink config", id="foreign-format"),
-    pytest.param(_config(format_version=2), r"format version 2 is not one this neurlink reads", id="version-2"),
+    pytest.param(_config(format_version=3), r"format version 3 is not one this neurlink reads", id="version-3"),
     pytest.param(_config(format_version="1"), r"format version '1'", id="version-string"),
     pytest.param(_config(format_version=True), r"format version True", id="version-bool"),
     pytest.param(_config(dtype="int64"), r"dtype 'int64' is not a floating-point torch dtype", id="dtype"),

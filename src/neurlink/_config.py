@@ -40,10 +40,20 @@ from .lines import PREVIOUS, NerveDef, OutputOf, flatten
 from .nerve import Nerve
 from .shapes import Dims, ShapeSpec
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DEPTH", "encode_lines", "encode_value", "Reader", "keeps_no_locals"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "READABLE_VERSIONS",
+    "MAX_DEPTH",
+    "encode_lines",
+    "encode_value",
+    "Reader",
+    "keeps_no_locals",
+]
 
 FORMAT = "neurlink"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: weights_id, the save that pairs config.json with its weights
+READABLE_VERSIONS = (1, 2)
 MAX_DEPTH = 64  # values nest this deep at most (a definition nests a few levels)
 _MAX_LIST = 1_000_000  # items of one array
 # Limits a real network never meets, checked as a file is read, before anything is built: a config of a

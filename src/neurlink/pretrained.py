@@ -34,7 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from . import _files, _names
-from ._config import _DTYPES, FORMAT, FORMAT_VERSION, NotData, Reader, encode_lines, encode_value
+from ._config import _DTYPES, FORMAT, FORMAT_VERSION, READABLE_VERSIONS, NotData, Reader, encode_lines, encode_value
 from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
@@ -349,17 +349,36 @@ def from_pretrained(
         fake = {key: torch.empty(shape, dtype=dtype, device="meta") for key, (dtype, shape) in header.items()}
         check_state_dict(meta, fake)  # a changed definition, line by line, before any memory is spent
         _check_dtypes(meta, header, config)
-        network = _build(config, trusted, device)
+        # the weights become the meta network's tensors where they are all its tensors (one copy in
+        # memory, no init); else a network is built on the device and the weights copied into it
+        on_meta = torch.device(device or "cpu").type == "meta"
+        assign = not on_meta and _state_is_every_tensor(meta)
+        network = meta if on_meta or assign else _build(config, trusted, device)
     except CheckpointError as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     except NeurlinkError as error:
         raise PretrainedError(f"{config_path}: {error}") from None
     # what save_pretrained wrote is a Network's (a zoo builder's or nv.build's), so one is built from it
     network = cast("Network", network)
-    if torch.device(device or "cpu").type == "meta":
+    if on_meta:
         return network.eval()  # checked against the file's shapes above; there are no values to load
-    _load_in_place(network, weights_path, config_path, metadata, device)
+    _load_weights(network, weights_path, config_path, metadata, device, assign=assign)
+    if assign:
+        network._start_checks(as_built=True)  # the tree as built, its tensors the loaded ones
     return network.eval()
+
+
+def _state_is_every_tensor(network: nn.Module) -> bool:
+    """Whether the state_dict holds every tensor the network has (no non-persistent buffer, no tensor
+    held as a plain attribute): then loading it in place of the meta tensors leaves none on meta."""
+    state = network.state_dict(keep_vars=True)
+    held = {id(t) for t in state.values()}
+    tensors = [
+        t
+        for _, t in (*network.named_parameters(remove_duplicate=False), *network.named_buffers(remove_duplicate=False))
+    ]
+    attributes = any(isinstance(v, torch.Tensor) for m in network.modules() for v in vars(m).values())
+    return not attributes and all(id(t) in held for t in tensors)
 
 
 def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, weights_path: Path) -> None:
@@ -376,10 +395,12 @@ def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, 
         )
 
 
-def _load_in_place(network: nn.Module, weights_path: Path, config_path: Path, metadata: dict, device: Device) -> None:
-    """The weights, read line by line into the network's own tensors: at most one line's tensors are held
-    beside the network (loading the whole file first held two copies). A weight that is NaN or infinite
-    is loaded, with a warning naming it."""
+def _load_weights(
+    network: nn.Module, weights_path: Path, config_path: Path, metadata: dict, device: Device, *, assign: bool
+) -> None:
+    """The weights, read line by line: as the tensors of a network built on the meta device (``assign``:
+    one copy in memory), or copied into a built network's own (one line's tensors beside it). A weight
+    that is NaN or infinite is loaded, with a warning naming it."""
     from safetensors import safe_open
 
     where = str(torch.device(device)) if device is not None else "cpu"
@@ -396,7 +417,8 @@ def _load_in_place(network: nn.Module, weights_path: Path, config_path: Path, me
                 unfinite += [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
                 owner = network.get_submodule(name) if name in network._modules else network
                 prefix = f"{name}." if owner is not network else ""
-                nn.Module.load_state_dict(owner, {k.removeprefix(prefix): t for k, t in tensors.items()}, strict=False)
+                part = {k.removeprefix(prefix): t for k, t in tensors.items()}
+                nn.Module.load_state_dict(owner, part, strict=False, assign=assign)
     except (CheckpointError, RuntimeError) as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     except PretrainedError:
@@ -478,10 +500,10 @@ def _read_config(path: Path) -> dict:
     if config.get("format") != FORMAT:
         raise PretrainedError(f"{path}: not a neurlink config (format {config.get('format')!r}, not {FORMAT!r})")
     version = config.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise PretrainedError(
             f"{path}: format version {version!r} is not one this neurlink reads",
-            allowed=f"format_version {FORMAT_VERSION}; a newer neurlink reads newer versions",
+            allowed=f"format_version {' or '.join(map(str, READABLE_VERSIONS))}; a newer neurlink reads newer versions",
         )
     if ("model" in config) == ("lines" in config):
         raise PretrainedError(f"{path}: a config has one of 'model' (a zoo model) and 'lines' (a definition)")
