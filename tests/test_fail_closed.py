@@ -242,6 +242,17 @@ def test_a_plain_module_that_cannot_be_copied_is_a_definition_error_naming_the_l
         nv.build([((3, 1), nv.Input()), ((3, 1), Locked())])
 
 
+def test_a_numpy_scalar_set_after_the_build_is_saved_as_the_number_it_holds(tmp_path):
+    import numpy as np
+
+    net = nv.build([((3, 1), nv.Input()), ((3, 1), nn.BatchNorm2d(3)), ((4, 1), nv.Conv2d(1))]).eval()
+    net[1].eps = np.float32(0.25)  # weights ported from a NumPy pipeline
+    net.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["attributes"] == {"1": {"eps": 0.25}}
+    x = torch.randn(1, 3, 4, 4)
+    torch.testing.assert_close(neurlink.from_pretrained(tmp_path)(x), net(x), rtol=0, atol=0)
+
+
 def test_a_config_sets_only_existing_plain_attributes(tmp_path):
     net = nv.build([((3, 1), nv.Input()), ((3, 1), nn.BatchNorm2d(3)), ((4, 1), nv.Conv2d(1))])
     net[1].eps = 0.5

@@ -207,10 +207,17 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
     """A module's own public attributes (not its children or mode): what its constructor set. A tensor
     held as a plain attribute (not a parameter or buffer) is one of them: the weights do not hold it."""
     return {
-        key: value
+        key: _python_scalar(value)
         for key, value in vars(module).items()
         if not key.startswith("_") and key != "training" and not isinstance(value, nn.Module)
     }
+
+
+def _python_scalar(value: Any) -> Any:
+    """A NumPy scalar (``eps=np.float32(1e-3)``) as the Python number it holds: plain, and written as one."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _plain(value: Any) -> bool:
