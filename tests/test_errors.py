@@ -1486,3 +1486,16 @@ def test_every_family_names_an_unknown_keyword_at_its_builder(builder, keyword) 
     ) as info:
         neurlink.create_model(builder, **{keyword: 2})
     assert "line " not in str(info.value) and "block_keywords" not in str(info.value)
+
+
+def test_a_norm_module_of_other_channels_is_a_build_error() -> None:
+    """resnet18(norm=nn.BatchNorm2d(64)): one module for every line built, then failed at the first call."""
+    with pytest.raises(
+        NerveArgumentError,
+        match=r"norm=BatchNorm2d\(num_features=64\) is for 64 channels, but this line's norm has 128",
+    ):
+        neurlink.resnet18(norm=nn.BatchNorm2d(64))
+    with pytest.raises(NerveArgumentError, match=r"GroupNorm\(num_channels=16\) is for 16 channels"):
+        nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3, norm=nn.GroupNorm(4, 16)))])
+    net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3, norm=nn.BatchNorm2d(8)))])  # a copy per line
+    assert net[1].norm.num_features == 8

@@ -68,19 +68,34 @@ def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
     if norm is None or norm is nn.Identity or isinstance(norm, nn.Identity):
         return None
     if isinstance(norm, nn.Module):
-        return copy.deepcopy(norm)
+        return _of_channels(copy.deepcopy(norm), channels, owner)
     if not callable(norm):
         raise NerveArgumentError(
             f"{owner}: norm={norm!r} is not callable", allowed="norm=nn.BatchNorm2d, a callable or None"
         )
     try:
-        return norm(channels)
+        return _of_channels(norm(channels), channels, owner)
     except TypeError as error:
         raise NerveArgumentError(
             f"{owner}: norm={getattr(norm, '__name__', norm)!r} cannot be made from the channel count: {error}",
             allowed="a class or callable taking the channel count: nn.BatchNorm2d,"
             " functools.partial(nn.GroupNorm, 8), a module, or None",
         ) from None
+
+
+def _of_channels(norm: nn.Module, channels: int, owner: str) -> nn.Module:
+    """A norm module that says its channel count (BatchNorm's ``num_features``, GroupNorm's
+    ``num_channels``) has the line's: a module given once for every line would fail at the first call."""
+    for attribute in ("num_features", "num_channels"):
+        count = getattr(norm, attribute, None)
+        if isinstance(count, int) and count != channels:
+            raise NerveArgumentError(
+                f"{owner}: norm={type(norm).__name__}({attribute}={count}) is for {count} channels, but this line's"
+                f" norm has {channels}",
+                allowed="a class or callable that makes the norm from the channel count (norm=nn.BatchNorm2d,"
+                " functools.partial(nn.GroupNorm, 8)), or a module of this line's channels",
+            )
+    return norm
 
 
 def make_act(act, owner: str) -> nn.Module | None:
