@@ -274,3 +274,12 @@ def test_loading_into_a_meta_network_or_from_what_is_not_a_state_dict_is_refused
     for given, message in [("/weights.pth", r"not a str \(read a file with torch.load"), (None, "not a NoneType")]:
         with pytest.raises(neurlink.StateDictError, match=message):
             load_torchvision(neurlink.resnet18(), given)
+
+
+def test_the_reference_given_first_says_which_argument_is_which() -> None:
+    with pytest.raises(
+        neurlink.StateDictError, match=r"load_torchvision\(model, ...\): model is a ResNet, not a neurlink network"
+    ):
+        load_torchvision(torchvision.models.resnet18(), neurlink.resnet18())
+    with pytest.raises(neurlink.StateDictError, match=r"to_torchvision_state_dict\(net\) with a neurlink network"):
+        to_torchvision_state_dict(torchvision.models.resnet18())

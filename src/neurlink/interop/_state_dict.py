@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from ..errors import StateDictError
+from ..lines_module import LinesModule
 from ..nerve import Nerve
 from ..nerves import ConvNd
 from ..nerves.merge import SkipConnectNd
 
 __all__ = [
     "Pair",
+    "require_network",
     "load_pairs",
     "export_pairs",
     "conv_pairs",
@@ -42,6 +44,17 @@ class Pair:
     neurlink: str
     reference: str
     linear: bool = False  # a Linear's [N, C] weight is our 1x1 conv's [N, C, 1, 1]
+
+
+def require_network(model: object, function: str) -> None:
+    """The first argument of a loader or exporter is the neurlink network (the reference's model comes second)."""
+    if not isinstance(model, LinesModule) or model.__dict__.get("_table") is None:
+        raise StateDictError(
+            f"{function}(model, ...): model is a {type(model).__name__}, not a neurlink network",
+            allowed=f"{function}(net, reference) with the neurlink network first"
+            if not function.startswith("to_")
+            else f"{function}(net) with a neurlink network",
+        )
 
 
 def load_pairs(

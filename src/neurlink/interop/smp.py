@@ -30,7 +30,16 @@ from torch import nn
 from ..errors import StateDictError
 from ..models.unet import UnetDecoderBlock
 from ..nerves import ConvNd, Interpolate
-from ._state_dict import Pair, check_complete, conv_pairs, export_pairs, has_state, load_pairs, tagged_pairs
+from ._state_dict import (
+    Pair,
+    check_complete,
+    conv_pairs,
+    export_pairs,
+    has_state,
+    load_pairs,
+    require_network,
+    tagged_pairs,
+)
 from .torchvision._resnet import resnet_pairs
 
 __all__ = ["load_smp", "to_smp_state_dict"]
@@ -45,6 +54,7 @@ def load_smp(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the smp and the neurlink key
     of each problem, with ``model`` unchanged.
     """
+    require_network(model, "load_smp")
     pairs = _pairs(model)
     if isinstance(state_dict, nn.Module):
         _check_same_computation(model, state_dict)
@@ -74,6 +84,7 @@ def _check_same_computation(model: nn.Module, reference: nn.Module) -> None:
 
 def to_smp_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """``model``'s weights under smp's keys, for ``smp.Unet("resnet34", ...).load_state_dict``."""
+    require_network(model, "to_smp_state_dict")
     return export_pairs(model, _pairs(model), "smp")
 
 

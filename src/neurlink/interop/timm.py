@@ -41,6 +41,7 @@ from ._state_dict import (
     has_state,
     is_block,
     linear_pairs,
+    require_network,
     tagged_pairs,
 )
 from ._state_dict import load_pairs as _load_pairs
@@ -57,6 +58,7 @@ def load_timm(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) 
     buffer filled, or a :class:`~neurlink.errors.StateDictError` naming the timm and the neurlink
     key of each problem, with ``model`` unchanged.
     """
+    require_network(model, "load_timm")
     pairs = _pairs(model)
     pool = (
         getattr(getattr(state_dict, "global_pool", None), "pool_type", "avg")
@@ -74,6 +76,7 @@ def load_timm(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) 
 
 def to_timm_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """``model``'s weights under timm's keys, for ``timm.create_model("hrnet_w18").load_state_dict``."""
+    require_network(model, "to_timm_state_dict")
     return export_pairs(model, _pairs(model), "timm")
 
 

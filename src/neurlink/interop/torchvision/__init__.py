@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ...models._published import register_weights_loader
-from .._state_dict import Pair, export_pairs, load_pairs
+from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
@@ -48,6 +48,7 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
     one exception is BatchNorm's ``num_batches_tracked``, which checkpoints saved before
     PyTorch 0.4.1 lack: as ``BatchNorm`` itself does, it is then set to 0. Returns ``model``.
     """
+    require_network(model, "load_torchvision")
     load_pairs(model, state_dict, _pairs(model), "torchvision")
     return model
 
@@ -58,6 +59,7 @@ def to_torchvision_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor
     The inverse of :func:`load_torchvision`. Like ``state_dict()``, the tensors share memory with
     the model's (the head's weight is a ``[N, C]`` view of the conv weight).
     """
+    require_network(model, "to_torchvision_state_dict")
     return export_pairs(model, _pairs(model), "torchvision")
 
 
