@@ -359,3 +359,16 @@ def test_a_summary_row_escapes_what_a_definition_wrote():
     cells = row.cells()
     assert not any(ch in "".join(cells) for ch in "\x1b\x07\r")
     assert cells[1] == "t\\x1b[2J" and cells[4] == "(4, 1)\\r"
+
+
+def test_a_declared_input_larger_than_the_bound_is_refused_and_names_are_printed_escaped(tmp_path, capsys):
+    net = nv.build([((3, "(40000, 40000)"), nv.Input()), ((4, "(40000, 40000)"), nv.Conv2d(1))])
+    net.save_pretrained(tmp_path / "big")
+    assert main(["summary", str(tmp_path / "big")]) == 1
+    err = capsys.readouterr().err
+    assert "line 0's input would be 1x3x40000x40000, more than 1,073,741,824 elements" in err
+    evil = tmp_path / "evil\x1b]0;PWNED\x07"
+    nv.build([((3, 1), nv.Input()), ((4, 1), nv.Conv2d(1))]).save_pretrained(evil)
+    assert main(["check", str(evil)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\x1b]0;PWNED\\x07 builds" in out

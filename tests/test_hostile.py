@@ -641,3 +641,89 @@ print(grown / weights)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout) < 1.75, done.stdout
+
+
+# --- from an adversarial review ----------------------------------------------------------------
+
+
+def test_device_or_dtype_given_by_position_is_refused(tmp_path):
+    """Linear(20000, 10000, True, "cpu") in a file would allocate 800 MB during the shape-only build."""
+    import json
+
+    from safetensors.torch import save_file
+
+    head = {"format": "neurlink", "format_version": 2, "neurlink_version": "0.3.0", "dtype": "float32"}
+    for args, key in (([20000, 10000, True, "cpu"], "device"), ([4, 4, True, None, {"dtype": "float64"}], "dtype")):
+        linear = {"dims": [[3, 1]], "module": {"class": "torch.nn:Linear", "args": args}}
+        config = {**head, "lines": [{"dims": [[3, 1]], "nerve": {"class": "neurlink.nerves:Input"}}, linear]}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        save_file({}, str(tmp_path / "model.safetensors"))
+        with pytest.raises(
+            neurlink.PretrainedError, match=rf"a file does not choose its tensors' {key} \(given by position"
+        ):
+            neurlink.from_pretrained(tmp_path)
+
+
+def test_a_header_claiming_impossible_shapes_or_many_keys_is_refused_quickly(tmp_path):
+    import json
+
+    _small().save_pretrained(tmp_path)
+    for shape in ([2**63], [2**40] * 3):
+        _raw_safetensors(
+            tmp_path / "model.safetensors", json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}})
+        )
+        with pytest.raises(neurlink.PretrainedError, match="claims a shape of"):
+            neurlink.from_pretrained(tmp_path)
+    keys = ", ".join(f'"k{k}": {{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}' for k in range(40_000))
+    _raw_safetensors(
+        tmp_path / "model.safetensors",
+        "{" + keys + ', "k39999": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}',
+    )
+    start = time.perf_counter()
+    with pytest.raises(neurlink.PretrainedError, match="'k39999' appears twice"):
+        neurlink.from_pretrained(tmp_path)
+    assert time.perf_counter() - start < 10  # (it was quadratic: 28 s)
+
+
+def test_a_dtype_value_that_is_not_a_string_and_a_save_over_a_directory(tmp_path):
+    import json
+
+    net = _small()
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["lines"][1]["nerve"]["kwargs"] = {"act": {"dtype": []}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(neurlink.PretrainedError, match=r"\[\] is not a torch dtype"):
+        neurlink.from_pretrained(tmp_path)
+    target = tmp_path / "other"
+    (target / "config.json").mkdir(parents=True)
+    with pytest.raises(neurlink.PretrainedError, match="config.json: is a directory, where the save writes a file"):
+        net.save_pretrained(target)
+    assert not (target / "model.safetensors").exists()  # nothing written
+
+
+def test_a_weights_file_replaced_while_it_is_read_is_never_mixed_in(tmp_path):
+    """The weights file is opened once and read by that opening alone (safetensors opens its path a second
+    time for the data, which a concurrent save can replace between the two: 4 of 400 loads mixed one
+    save's attributes with another's weights). Where the open file cannot be named, a replaced path is
+    refused."""
+    from safetensors import safe_open
+
+    old, new = _small(nn.ReLU), _small(nn.SiLU)
+    with torch.no_grad():
+        for p in new.parameters():
+            p.add_(1.0)
+    old.save_pretrained(tmp_path)
+    pinned = neurlink._files.Pinned(tmp_path / "model.safetensors")
+    try:
+        new.save_pretrained(tmp_path)  # the path now names another file
+        with safe_open(str(pinned.path), framework="pt") as file:
+            torch.testing.assert_close(file.get_tensor("1.conv.weight"), old[1].conv.weight, rtol=0, atol=0)
+        pinned.check()  # the file read is the file pinned
+        pinned.path = tmp_path / "model.safetensors"  # a platform without /proc/self/fd reads the path
+        with pytest.raises(neurlink.PretrainedError, match="was replaced while it was read"):
+            pinned.check()
+    finally:
+        pinned.close()
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(neurlink.from_pretrained(tmp_path)(x), new(x))

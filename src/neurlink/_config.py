@@ -24,6 +24,7 @@ imported only under the rule of ``_names.py``, after every name of the file has 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 from collections.abc import Set
@@ -325,10 +326,21 @@ class Reader:
         args, kwargs = self.arguments(data, where, depth, torch_call=True)
         if not self.resolve:
             return None
+        self._no_placement(cls, args, kwargs, where)
         try:
             return cls(*args, **kwargs)
         except Exception as error:
             self.fail(where, f"{cls.__name__}(...) raised {type(error).__name__}: {error}")
+
+    def _no_placement(self, func: Any, args: tuple, kwargs: dict, where: str) -> None:
+        """``device`` or ``dtype`` given by position (``Linear(20000, 10000, True, "cpu")``): refused as by keyword."""
+        try:
+            given = inspect.signature(func).bind_partial(*args, **kwargs).arguments
+        except (TypeError, ValueError):
+            return  # the call itself raises it
+        for key in _NOT_FROM_A_FILE:
+            if given.get(key) is not None:  # (None: the default, the loader's choice)
+                self.fail(f"{where}.args", f"a file does not choose its tensors' {key} (given by position here)")
 
     def value(self, data, where: str, depth: int = 0):
         if depth > MAX_DEPTH:
@@ -371,7 +383,7 @@ class Reader:
                 self.fail(where, f"{inner!r} is not 'inf', '-inf' or 'nan'")
             return float(inner)
         if key == "dtype":
-            if inner not in _DTYPES:
+            if not isinstance(inner, str) or inner not in _DTYPES:
                 self.fail(where, f"{inner!r} is not a torch dtype")
             return _DTYPES[inner]
         if key in ("dims", "shape"):
@@ -392,6 +404,7 @@ class Reader:
                 return None
             if not callable(func):
                 self.fail(f"{where}.partial.func", f"{func!r} is not callable")
+            self._no_placement(func, args, kwargs, f"{where}.partial")
             return functools.partial(func, *args, **kwargs)
         if key == "nerve":
             return self.nerve(inner, f"{where}.nerve", nested)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import struct
 import uuid
@@ -28,10 +29,11 @@ import torch
 from ._config import _DTYPES
 from .errors import PretrainedError
 
-__all__ = ["new_weights_id", "replace_atomically", "read_header", "WEIGHTS_ID_KEY"]
+__all__ = ["new_weights_id", "replace_atomically", "read_header", "Pinned", "WEIGHTS_ID_KEY"]
 
 WEIGHTS_ID_KEY = "neurlink_weights_id"  # in the safetensors metadata
 _MAX_HEADER = 100 * 2**20  # safetensors' own limit on its JSON header
+_MAX_ELEMENTS = 2**48  # of one tensor (a petabyte of bytes): the file must hold them, so only a lie claims more
 
 SAFETENSORS_DTYPES = {
     "F64": "float64",
@@ -71,20 +73,53 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
             os.close(directory)
 
 
-def read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict[str, str]]:
+class Pinned:
+    """A file opened once and read by that opening alone, as a save may replace the path meanwhile:
+    ``path`` names the open file itself (``/proc/self/fd/N``) where the platform can, for readers that
+    take a path (safetensors opens its file twice); elsewhere ``check()`` says whether the path still
+    names the file opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.shown = path
+        self.file = open(path, "rb")  # noqa: SIM115  # closed by close()
+        by_descriptor = Path(f"/proc/self/fd/{self.file.fileno()}")
+        self.path = by_descriptor if by_descriptor.exists() else path
+        self._identity = _identity(os.fstat(self.file.fileno()))
+
+    def check(self) -> None:
+        try:
+            now = _identity(os.stat(self.path))
+        except OSError:
+            now = None
+        if now != self._identity:
+            raise PretrainedError(f"{self.shown} was replaced while it was read (a save ran meanwhile): load it again")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def read_header(
+    pinned: Pinned,
+) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict[str, str]]:
     """Each tensor's dtype and shape, and the metadata, from a safetensors file's header."""
+    path = pinned.shown
 
     def fail(reason: str) -> PretrainedError:
         return PretrainedError(f"{path}: not a readable safetensors file: {reason}")
 
-    with open(path, "rb") as file:
-        start = file.read(8)
-        if len(start) < 8:
-            raise fail("it is shorter than a safetensors header")
-        (length,) = struct.unpack("<Q", start)
-        if length > _MAX_HEADER:
-            raise fail(f"its header claims {length} bytes (safetensors allows {_MAX_HEADER})")
-        text = file.read(length)
+    file = pinned.file  # the bytes of the file opened, whatever the path names now
+    file.seek(0)
+    start = file.read(8)
+    if len(start) < 8:
+        raise fail("it is shorter than a safetensors header")
+    (length,) = struct.unpack("<Q", start)
+    if length > _MAX_HEADER:
+        raise fail(f"its header claims {length} bytes (safetensors allows {_MAX_HEADER})")
+    text = file.read(length)
     if len(text) < length:
         raise fail(f"its header claims {length} bytes, the file holds {len(text)} after the first 8")
     try:
@@ -110,6 +145,8 @@ def read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...
             )
         if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
             raise fail(f"tensor {key!r} has no shape of non-negative ints")
+        if len(shape) > 64 or math.prod(shape) > _MAX_ELEMENTS:  # (torch would overflow making it, even on meta)
+            raise fail(f"tensor {key[:80]!r} claims a shape of {math.prod(shape):.3g} elements")
         header[key] = (_DTYPES[SAFETENSORS_DTYPES[dtype]], tuple(shape))
     return header, metadata
 
@@ -119,8 +156,9 @@ class _DuplicateKey(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        twice = next(key for key in keys if keys.count(key) > 1)
-        raise _DuplicateKey(f"the key {twice[:80]!r} appears twice in its header (which tensor is meant?)")
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(f"the key {key[:80]!r} appears twice in its header (which tensor is meant?)")
+        seen.add(key)
     return dict(pairs)

@@ -85,6 +85,9 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     if folder.exists() and not folder.is_dir():
         raise PretrainedError(f"{folder}: exists and is not a directory")
     folder.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):  # before either is written: a save replaces both or neither
+        if (folder / name).is_dir() and not (folder / name).is_symlink():
+            raise PretrainedError(f"{folder / name}: is a directory, where the save writes a file")
     # each file replaced whole (never written through a link); the id pairs them (``_files.py``)
     config["weights_id"] = weights_id = _files.new_weights_id()
     text = json.dumps(config, indent=1, allow_nan=False) + "\n"
@@ -348,7 +351,16 @@ def from_pretrained(
     folder = _locate(directory)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = _read_config(config_path)
-    header, metadata = _read_header(weights_path)
+    pinned = _pin(weights_path)  # every read of the weights is of this one file, whatever a save does meanwhile
+    try:
+        return _load(pinned, config, config_path, trusted, device)
+    finally:
+        pinned.close()
+
+
+def _load(pinned: _files.Pinned, config: dict, config_path: Path, trusted: tuple[str, ...], device: Device) -> Network:
+    weights_path = pinned.shown
+    header, metadata = _files.read_header(pinned)
     _check_same_save(config, metadata, config_path, weights_path)
     try:
         _build(config, trusted, None, check_only=True)  # every name passes the rule before anything is imported
@@ -369,7 +381,7 @@ def from_pretrained(
     network = cast("Network", network)
     if on_meta:
         return network.eval()  # checked against the file's shapes above; there are no values to load
-    _load_weights(network, weights_path, config_path, metadata, device, assign=assign)
+    _load_weights(network, pinned, config_path, metadata, device, assign=assign)
     if assign:
         network._start_checks(as_built=True)  # the tree as built, its tensors the loaded ones
     return network.eval()
@@ -403,7 +415,7 @@ def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, 
 
 
 def _load_weights(
-    network: nn.Module, weights_path: Path, config_path: Path, metadata: dict, device: Device, *, assign: bool
+    network: nn.Module, pinned: _files.Pinned, config_path: Path, metadata: dict, device: Device, *, assign: bool
 ) -> None:
     """The weights, read line by line: as the tensors of a network built on the meta device (``assign``:
     one copy in memory), or copied into a built network's own (one line's tensors beside it). A weight
@@ -411,9 +423,10 @@ def _load_weights(
     from safetensors import safe_open
 
     where = str(torch.device(device)) if device is not None else "cpu"
+    weights_path = pinned.shown
     by_line: dict[str, list[str]] = {}
     try:
-        with safe_open(str(weights_path), framework="pt", device=where) as file:
+        with safe_open(str(pinned.path), framework="pt", device=where) as file:
             if (file.metadata() or {}).get(_files.WEIGHTS_ID_KEY) != metadata.get(_files.WEIGHTS_ID_KEY):
                 raise PretrainedError(f"{weights_path} was replaced while it was read: load it again")
             for key in file.keys():
@@ -426,6 +439,7 @@ def _load_weights(
                 prefix = f"{name}." if owner is not network else ""
                 part = {k.removeprefix(prefix): t for k, t in tensors.items()}
                 nn.Module.load_state_dict(owner, part, strict=False, assign=assign)
+        pinned.check()  # where the path was read again (no /proc/self/fd), it still names the file pinned
     except (CheckpointError, RuntimeError) as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
     except PretrainedError:
@@ -628,7 +642,10 @@ def _budget(config: dict, device: Device) -> contextlib.AbstractContextManager:
     return _TorchCallBudget(_META_CALLS + _META_CALLS_PER_LINE * (len(lines) if isinstance(lines, list) else 0))
 
 
-def _read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], dict[str, str]]:
+def _pin(path: Path) -> _files.Pinned:
     if not path.is_file():
         raise PretrainedError(f"{path}: no such file (save_pretrained writes {CONFIG_NAME} and {WEIGHTS_NAME})")
-    return _files.read_header(path)
+    try:
+        return _files.Pinned(path)
+    except OSError as error:
+        raise PretrainedError(f"{path}: cannot be read: {error}") from None

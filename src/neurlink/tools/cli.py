@@ -148,7 +148,13 @@ def _default_sizes(net: nn.Module) -> list[tuple[int, ...]]:
     sizes = []
     for entry in inputs:
         dims: Dims = entry.dims[0]
-        sizes.append((1, dims.channels, *dims.shape.size(base_spatial)))
+        size = (1, dims.channels, *dims.shape.size(base_spatial))
+        if math.prod(size) > _MAX_INPUT:  # an absolute shape a file declares is held to --input's bound
+            raise CommandError(
+                f"line {entry.index}'s input would be {'x'.join(map(str, size))}, more than {_MAX_INPUT:,}"
+                " elements: give a smaller one with --input"
+            )
+        sizes.append(size)
     return sizes
 
 
@@ -184,7 +190,7 @@ def _keyword(text: str) -> tuple[str, object]:
 
 
 def _build(args: argparse.Namespace, progress: Progress) -> nn.Module:
-    progress(f"building {args.model}")
+    progress(f"building {printable(args.model)}")
     try:
         net = load_network(args.model, device=args.device, keywords=dict(args.arg or []), trusted=args.trust)
     except RuntimeError as error:  # e.g. no memory on the device
@@ -259,7 +265,7 @@ def _list(args: argparse.Namespace, progress: Progress) -> int:
 def _check(args: argparse.Namespace, progress: Progress) -> int:
     failed = 0
     for model in args.models:
-        progress(f"checking {model}")
+        progress(f"checking {printable(model)}")
         try:
             net = load_network(model, device="meta", keywords=dict(args.arg or []), trusted=args.trust)
         except CommandError as error:
@@ -269,7 +275,7 @@ def _check(args: argparse.Namespace, progress: Progress) -> int:
             continue
         progress.clear()
         params = sum(p.numel() for p in net.parameters())
-        print(f"ok: {model} builds: {len(table_of(net).entries)} lines, {params:,} parameters")
+        print(f"ok: {printable(model)} builds: {len(table_of(net).entries)} lines, {params:,} parameters")
     return 1 if failed else 0
 
 
