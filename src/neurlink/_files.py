@@ -8,9 +8,10 @@ through. Two renames are not one, so each save draws a new id and writes it into
 ``from_pretrained`` refuses a definition beside weights of another save (an interrupted save, or
 two at once), which would otherwise load whenever they differ only in parameter-free ways.
 
-The safetensors header is parsed here before safetensors opens the file, so that what the format
-leaves open is refused with a clear message: duplicate keys, a dtype no checkpoint of neurlink
-holds, a header larger than the format allows.
+The safetensors file is read here, through one opening (``Pinned``): its header parsed by hand, so
+that what the format leaves open is refused with a clear message (duplicate keys, a dtype no checkpoint
+of neurlink holds, a header larger than the format allows, impossible shapes), and each tensor read into
+memory of its own (a tensor mapped from the file would change if the file were written in place).
 """
 
 from __future__ import annotations
@@ -74,32 +75,37 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
 
 
 class Pinned:
-    """A file opened once and read by that opening alone, as a save may replace the path meanwhile:
-    ``path`` names the open file itself (``/proc/self/fd/N``) where the platform can, for readers that
-    take a path (safetensors opens its file twice); elsewhere ``check()`` says whether the path still
-    names the file opened."""
+    """A weights file opened once and read by that opening alone: a save may replace the path meanwhile
+    (safetensors' own reader opens the path a second time for the data, which mixed two saves), and the
+    tensors read are copies, never a mapping of the file."""
 
     def __init__(self, path: Path) -> None:
         self.shown = path
         self.file = open(path, "rb")  # noqa: SIM115  # closed by close()
-        by_descriptor = Path(f"/proc/self/fd/{self.file.fileno()}")
-        self.path = by_descriptor if by_descriptor.exists() else path
-        self._identity = _identity(os.fstat(self.file.fileno()))
+        self._size = os.fstat(self.file.fileno()).st_size
+        self.offsets: dict[str, tuple[int, int]] = {}  # each tensor's bytes in the file (read_header)
 
-    def check(self) -> None:
-        try:
-            now = _identity(os.stat(self.path))
-        except OSError:
-            now = None
-        if now != self._identity:
-            raise PretrainedError(f"{self.shown} was replaced while it was read (a save ran meanwhile): load it again")
+    def tensor(self, key: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+        """A tensor of its own memory holding ``key``'s bytes, read from the file opened (never a view
+        of a mapping of the file, which would change if the file were written in place later)."""
+        begin, end = self.offsets[key]
+        tensor = torch.empty(shape, dtype=dtype)
+        size = tensor.numel() * tensor.element_size()
+        if end - begin != size or begin < 8 or end > self._size:
+            raise PretrainedError(
+                f"{self.shown}: not a readable safetensors file: tensor {key[:80]!r} has {end - begin} bytes"
+                f" at {begin}..{end} of {self._size}, where {size} are needed"
+            )
+        if size:
+            self.file.seek(begin)
+            data = bytearray(size)
+            if self.file.readinto(data) != size:
+                raise PretrainedError(f"{self.shown}: not a readable safetensors file: it ends inside {key[:80]!r}")
+            tensor.view(-1).view(torch.uint8).copy_(torch.frombuffer(data, dtype=torch.uint8))
+        return tensor
 
     def close(self) -> None:
         self.file.close()
-
-
-def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
-    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def read_header(
@@ -148,6 +154,10 @@ def read_header(
         if len(shape) > 64 or math.prod(shape) > _MAX_ELEMENTS:  # (torch would overflow making it, even on meta)
             raise fail(f"tensor {key[:80]!r} claims a shape of {math.prod(shape):.3g} elements")
         header[key] = (_DTYPES[SAFETENSORS_DTYPES[dtype]], tuple(shape))
+        offsets = entry.get("data_offsets")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)):
+            raise fail(f"tensor {key[:80]!r} has no data_offsets [begin, end]")
+        pinned.offsets[key] = (8 + length + offsets[0], 8 + length + offsets[1])
     return header, metadata
 
 

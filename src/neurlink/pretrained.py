@@ -381,7 +381,7 @@ def _load(pinned: _files.Pinned, config: dict, config_path: Path, trusted: tuple
     network = cast("Network", network)
     if on_meta:
         return network.eval()  # checked against the file's shapes above; there are no values to load
-    _load_weights(network, pinned, config_path, metadata, device, assign=assign)
+    _load_weights(network, pinned, header, config_path, device, assign=assign)
     if assign:
         network._start_checks(as_built=True)  # the tree as built, its tensors the loaded ones
     return network.eval()
@@ -415,39 +415,31 @@ def _check_same_save(config: dict, metadata: dict[str, str], config_path: Path, 
 
 
 def _load_weights(
-    network: nn.Module, pinned: _files.Pinned, config_path: Path, metadata: dict, device: Device, *, assign: bool
+    network: nn.Module, pinned: _files.Pinned, header: dict, config_path: Path, device: Device, *, assign: bool
 ) -> None:
-    """The weights, read line by line: as the tensors of a network built on the meta device (``assign``:
-    one copy in memory), or copied into a built network's own (one line's tensors beside it). A weight
-    that is NaN or infinite is loaded, with a warning naming it."""
-    from safetensors import safe_open
-
-    where = str(torch.device(device)) if device is not None else "cpu"
+    """The weights, read line by line from the file opened (``pinned``) into tensors of their own: as the
+    tensors of a network built on the meta device (``assign``: the weights once in memory), or copied
+    into a built network's own (one line's tensors beside it). Never views of a mapping of the file,
+    which would change under the network if the file were written in place later. A weight that is
+    NaN or infinite is loaded, with a warning naming it."""
     weights_path = pinned.shown
+    target = torch.device(device) if device is not None else torch.device("cpu")
     by_line: dict[str, list[str]] = {}
+    for key in header:
+        by_line.setdefault(key.partition(".")[0], []).append(key)
+    unfinite = []
     try:
-        with safe_open(str(pinned.path), framework="pt", device=where) as file:
-            if (file.metadata() or {}).get(_files.WEIGHTS_ID_KEY) != metadata.get(_files.WEIGHTS_ID_KEY):
-                raise PretrainedError(f"{weights_path} was replaced while it was read: load it again")
-            for key in file.keys():
-                by_line.setdefault(key.partition(".")[0], []).append(key)
-            unfinite = []
-            for name, keys in by_line.items():
-                tensors = {key: file.get_tensor(key) for key in keys}
-                unfinite += [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-                owner = network.get_submodule(name) if name in network._modules else network
-                prefix = f"{name}." if owner is not network else ""
-                part = {k.removeprefix(prefix): t for k, t in tensors.items()}
-                nn.Module.load_state_dict(owner, part, strict=False, assign=assign)
-        pinned.check()  # where the path was read again (no /proc/self/fd), it still names the file pinned
+        for name, keys in by_line.items():
+            tensors = {key: pinned.tensor(key, *header[key]).to(target) for key in keys}
+            unfinite += [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+            owner = network.get_submodule(name) if name in network._modules else network
+            prefix = f"{name}." if owner is not network else ""
+            part = {k.removeprefix(prefix): t for k, t in tensors.items()}
+            nn.Module.load_state_dict(owner, part, strict=False, assign=assign)
     except (CheckpointError, RuntimeError) as error:
         raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
-    except PretrainedError:
-        raise
-    except Exception as error:  # safetensors' SafetensorError: the data does not match its header
-        raise PretrainedError(
-            f"{weights_path}: not a readable safetensors file: {type(error).__name__}: {error}"
-        ) from None
+    except OSError as error:
+        raise PretrainedError(f"{weights_path}: cannot be read: {error}") from None
     if unfinite:
         shown = ", ".join(map(repr, unfinite[:5])) + (f" and {len(unfinite) - 5} more" if len(unfinite) > 5 else "")
         warnings.warn(f"{weights_path}: tensor(s) {shown} hold NaN or infinite values", stacklevel=3)
