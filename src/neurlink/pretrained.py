@@ -301,12 +301,12 @@ def _same_kind(made: Any, value: Any) -> bool:
     return type(value) is type(made) or (type(made) is float and type(value) is int)
 
 
-def _layout(network: nn.Module) -> dict:
-    """Each module's class and each tensor's shape, by name."""
-    layout: dict = {
-        f"module {name or '(the network)'!r}": _class_text(type(module)) for name, module in network.named_modules()
+def _layout(network: nn.Module) -> dict[tuple[str, str], Any]:
+    """Each module's class and each tensor's shape, by (kind, path)."""
+    layout: dict[tuple[str, str], Any] = {
+        ("module", name): _class_text(type(module)) for name, module in network.named_modules()
     }
-    layout.update({f"tensor {key!r}": tuple(value.shape) for key, value in network.state_dict().items()})
+    layout.update({("tensor", key): tuple(value.shape) for key, value in network.state_dict().items()})
     return layout
 
 
@@ -323,9 +323,9 @@ def _first_difference(built: dict, given: dict) -> tuple[str, str] | None:
     """The first module or tensor (in the network's order) that differs: its path, and how."""
     for key in [*given, *(key for key in built if key not in given)]:
         if built.get(key) != given.get(key):
-            return key.split("'")[
-                1
-            ], f"{key} is {given.get(key, 'missing')}, the definition makes {built.get(key, 'none')}"
+            kind, path = key
+            shown = f"{kind} {path or '(the network)'!r}"
+            return path, f"{shown} is {given.get(key, 'missing')}, the definition makes {built.get(key, 'none')}"
     return None
 
 
