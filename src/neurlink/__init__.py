@@ -76,6 +76,11 @@ from .models import resnext101_32x8d as resnext101_32x8d
 from .models import unet_resnet18 as unet_resnet18
 from .models import unet_resnet34 as unet_resnet34
 from .models import unet_resnet50 as unet_resnet50
+from .models import vit_b_16 as vit_b_16
+from .models import vit_b_32 as vit_b_32
+from .models import vit_h_14 as vit_h_14
+from .models import vit_l_16 as vit_l_16
+from .models import vit_l_32 as vit_l_32
 from .models import wide_resnet50_2 as wide_resnet50_2
 from .models import wide_resnet101_2 as wide_resnet101_2
 from .nerve import Input as Input

@@ -35,6 +35,10 @@ __all__ = [
     "adaptive_pool_to",
     "interpolate_to",
     "crop_end",
+    "grid_size",
+    "tokens_to_map",
+    "resample_positions",
+    "add_sincos_positions",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -261,3 +265,56 @@ def contiguous(x: torch.Tensor) -> torch.Tensor:
     """``x`` in the standard (contiguous) memory format: where a permuted tensor meets a torch kernel that
     mishandles it (``nerves.conv``: a 1x1 strided conv's weight gradient on a channels-last input)."""
     return x.contiguous()
+
+
+@fx.wrap
+def grid_size(base_shape: Sequence[int], ratios) -> tuple[int, ...]:
+    """The grid a token line lies on for this call: ``ceil(base / ratio)`` per dim (``target_size``)."""
+    return target_size(base_shape, ratios, None)
+
+
+@fx.wrap
+def tokens_to_map(x: torch.Tensor, base_shape, ratios, extra: int) -> torch.Tensor:
+    """Tokens ``(N, extra + prod(grid), C)`` folded onto their grid as a map ``(N, C, *grid)``, the extra
+    tokens left out."""
+    grid = grid_size(base_shape, ratios)
+    if extra:
+        x = x[:, extra:]
+    return x.transpose(1, 2).unflatten(2, grid)
+
+
+@fx.wrap
+def resample_positions(weight: torch.Tensor, grid, built, prefix: int) -> torch.Tensor:
+    """A learned position embedding ``(1, prefix + prod(built), C)`` for the grid ``grid`` of this call: itself
+    at the grid it was made for; otherwise its grid part resampled bicubically, antialiased (as timm's
+    ``resample_abs_pos_embed``), the prefix kept."""
+    grid = tuple(grid)
+    if grid == tuple(built):
+        return weight
+    channels = weight.shape[-1]
+    positions = weight[:, prefix:].reshape(1, *built, channels).movedim(-1, 1)
+    mode = {1: "linear", 2: "bicubic", 3: "trilinear"}[len(built)]
+    positions = F.interpolate(positions, size=grid, mode=mode, align_corners=False, antialias=len(built) == 2)
+    positions = positions.movedim(1, -1).reshape(1, -1, channels)
+    return torch.cat([weight[:, :prefix], positions], dim=1) if prefix else positions
+
+
+@fx.wrap
+def add_sincos_positions(x: torch.Tensor, grid, prefix: int, temperature: float) -> torch.Tensor:
+    """``x`` plus fixed sine-cosine embeddings of its grid tokens' positions: for each grid dim in order, a
+    ``C / (2 rank)`` block of sines then one of cosines of the position times ``temperature ** (-i / F)``."""
+    grid = tuple(grid)
+    channels = x.shape[-1]
+    frequencies = channels // (2 * len(grid))
+    omega = temperature ** -(torch.arange(frequencies, device=x.device, dtype=torch.float32) / frequencies)
+    axes = torch.meshgrid(*(torch.arange(n, device=x.device, dtype=torch.float32) for n in grid), indexing="ij")
+    parts = []
+    for axis in axes:
+        angles = axis.reshape(-1, 1) * omega
+        parts += [angles.sin(), angles.cos()]
+    embedding = torch.cat(parts, dim=1).to(x.dtype)
+    if embedding.shape[1] < channels:  # channels not divisible by 2 * rank: the last ones get none
+        embedding = F.pad(embedding, (0, channels - embedding.shape[1]))
+    if prefix:
+        embedding = F.pad(embedding, (0, 0, prefix, 0))
+    return x + embedding

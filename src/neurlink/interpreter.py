@@ -101,13 +101,15 @@ def check_output(entry: Entry, value, base_shape) -> None:
         )
     for k, (dims, y) in enumerate(zip(entry.dims, value if count > 1 else (value,))):
         try:
-            expected = (dims.channels, *dims.shape.size(tuple(base_shape)))
+            expected = dims.tensor_shape(tuple(base_shape))
         except DimsError:  # a ratio of a base of another rank: no size to hold it to
             continue
         which = f"output {k}" if count > 1 else "its module"
         if not isinstance(y, torch.Tensor) or tuple(y.shape[1:]) != expected:
             raise OutputError(
-                f"the line declares {dims!r}, that is (N, {', '.join(map(str, expected))}) for this input,"
+                f"the line declares {dims!r}, that is (N, {', '.join(map(str, expected))}) for this input"
+                + (" (tokens, channels last)" if dims.shape.is_tokens else "")
+                + ","
                 f" but {which} returned {_describe(y)}",
                 allowed="a module whose output has the declared channels and shape (or declare what it returns)",
             )

@@ -17,17 +17,16 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .errors import ForwardError, NeurlinkError
+from .shapes import Layout, layout_of
 from .table import Entry, LineTable, Ref
 
 __all__ = ["Layout", "Step", "Program", "program_of", "in_lines"]
-
-Layout = Literal["map", "vector"]
 
 
 @dataclass(frozen=True)
@@ -142,11 +141,13 @@ def _compile(table: LineTable, outputs: tuple[int, ...] | None) -> Program:
 
 
 def _layout(entry: Entry, rank: int | None) -> Layout:
-    """A line's layout from its declared dims: vectors ``(N, C)`` where every output's shape is
-    ``"()"`` (or its rank is 0), channels-first maps ``(N, C, *spatial)`` otherwise."""
-    if rank == 0 or all(dims.shape.rank == 0 for dims in entry.dims):
+    """A line's layout from its declared dims: tokens ``(N, L, C)`` where an output's shape is
+    ``nv.tokens(...)``, vectors ``(N, C)`` where every output's shape is ``"()"`` (or its rank is 0),
+    channels-first maps ``(N, C, *spatial)`` otherwise."""
+    layout = layout_of(entry.dims)
+    if layout == "map" and rank == 0:
         return "vector"
-    return "map"
+    return layout
 
 
 def in_lines(error: Exception, where) -> Exception:

@@ -2,9 +2,10 @@
 
 A line declares each output as ``(channels, shape)``. ``shape`` is either a
 *ratio* of the base shape (int, float or one per spatial dim; size
-``ceil(base / ratio)``) or an *absolute* shape written as a string literal such
-as ``"(1, 1)"``. Everything a PyTorch user derives by hand (stride, padding,
-output_padding) is computed here from two such declarations.
+``ceil(base / ratio)``), an *absolute* shape written as a string literal such
+as ``"(1, 1)"``, or a *token sequence* ``tokens(ratio, extra=k)`` (see :func:`tokens`).
+Everything a PyTorch user derives by hand (stride, padding, output_padding, a sequence's
+length) is computed here from two such declarations.
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ import ast
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from .errors import DimsError
 
+# How a line's tensor is held: channels-first maps (N, C, *spatial), vectors (N, C), or token
+# sequences (N, L, C), channels last as nn.LayerNorm, nn.Linear and scaled_dot_product_attention take them.
+Layout = Literal["map", "vector", "tokens"]
+
 __all__ = [
     "dims_text",
+    "tokens",
+    "Layout",
+    "layout_of",
     "ShapeSpec",
     "Dims",
     "size_at",
@@ -69,24 +77,42 @@ class ShapeSpec:
     (1, 1)
     >>> ShapeSpec("()").size((224, 224))  # a vector: (N, C)
     ()
+    >>> ShapeSpec(tokens(16, extra=1)).size((224, 224))  # 14 * 14 patches and a class token
+    (197,)
     """
 
-    __slots__ = ("ratios", "absolute", "broadcast", "written")
+    __slots__ = ("ratios", "absolute", "broadcast", "written", "is_tokens", "extra", "length")
     ratios: tuple[Fraction, ...] | None
     absolute: tuple[int, ...] | None
     broadcast: bool  # True when one value stands for every spatial dim (``2``, ``"7"``).
     written: Any
+    is_tokens: bool  # a token sequence (N, L, C): of a grid at ``ratios``, or of a fixed ``length``
+    extra: int  # tokens before the grid's (a class token, register tokens)
+    length: int | None  # a fixed number of tokens, for a sequence that is no grid
 
     def __init__(self, written: Any) -> None:
         if isinstance(written, ShapeSpec):
-            self.ratios, self.absolute = written.ratios, written.absolute
-            self.broadcast, self.written = written.broadcast, written.written
+            for name in ShapeSpec.__slots__:
+                setattr(self, name, getattr(written, name))
             return
         self.written = written
         self.ratios = None
         self.absolute = None
         self.broadcast = True
-        if isinstance(written, str):
+        self.is_tokens, self.extra, self.length = False, 0, None
+        if isinstance(written, str) and written.strip().startswith("tokens"):
+            grid, self.extra, self.length = _parse_tokens(written)
+            self.is_tokens, self.written = True, _TokensText(written.strip())  # shown as the call it is
+            if grid is not None:
+                self.ratios = (
+                    tuple(_as_ratio(value, written) for value in grid)
+                    if isinstance(grid, tuple)
+                    else (_as_ratio(grid, written),)
+                )
+                self.broadcast = not isinstance(grid, tuple)
+            else:
+                self.broadcast = False
+        elif isinstance(written, str):
             self.absolute, self.broadcast = _parse_absolute(written)
         elif isinstance(written, tuple) and written:
             self.ratios = tuple(_as_ratio(value, written) for value in written)
@@ -99,8 +125,14 @@ class ShapeSpec:
         return self.absolute is not None
 
     @property
+    def layout(self) -> Layout:
+        """How a tensor of this shape is held: ``"tokens"`` (N, L, C), ``"vector"`` (N, C) or ``"map"``."""
+        return "tokens" if self.is_tokens else "vector" if self.is_vector else "map"
+
+    @property
     def rank(self) -> int | None:
-        """Number of spatial dims written out, or None when one value stands for all."""
+        """Number of spatial dims written out (of a token sequence: of its grid), or None when one
+        value stands for all (or a fixed-length sequence, which has no grid)."""
         if self.broadcast:
             return None
         values = self.absolute if self.absolute is not None else self.ratios
@@ -131,9 +163,24 @@ class ShapeSpec:
         """``"()"``: no spatial dims, a tensor ``(N, C)``."""
         return self.absolute == ()
 
+    def grid(self, base_shape: Sequence[int]) -> tuple[int, ...]:
+        """The grid a token sequence's tokens (after its extra ones) lie on: ``ceil(base / ratio)``."""
+        if not self.is_tokens or self.ratios is None:
+            raise ValueError("only a token sequence of a grid has one")
+        return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(len(base_shape))))
+
     def size(self, base_shape: Sequence[int]) -> tuple[int, ...]:
-        """The concrete spatial size of this shape for a given base shape."""
+        """The concrete spatial size of this shape for a given base shape (of tokens: ``(L,)``)."""
         rank = len(base_shape)
+        if self.is_tokens:
+            if self.length is not None:
+                return (self.length,)
+            count = self.extra
+            grid = self.grid(base_shape)
+            product = 1
+            for size in grid:
+                product *= size
+            return (count + product,)
         if self.is_vector:
             return ()
         if self.absolute is not None and not self.broadcast:
@@ -144,8 +191,18 @@ class ShapeSpec:
 
     def same_as(self, other: ShapeSpec, rank: int | None = None) -> bool:
         """Whether two declarations denote the same size for every base shape."""
-        if self.is_absolute != other.is_absolute:
+        if self.is_absolute != other.is_absolute or self.is_tokens != other.is_tokens:
             return False
+        if self.is_tokens:
+            if (self.extra, self.length) != (other.extra, other.length):
+                return False
+            if self.ratios is None or other.ratios is None:
+                return self.ratios is other.ratios
+            rank = rank or self.rank or other.rank or 1
+            try:
+                return self.ratios_for(rank) == other.ratios_for(rank)
+            except DimsError:
+                return False
         if self.is_vector or other.is_vector:
             return self.is_vector and other.is_vector
         if rank is None:
@@ -158,7 +215,7 @@ class ShapeSpec:
             return False
 
     def _key(self) -> tuple:
-        return (self.ratios, self.absolute, self.broadcast)
+        return (self.ratios, self.absolute, self.broadcast, self.is_tokens, self.extra, self.length)
 
     def __eq__(self, other: object) -> bool:
         """The same declaration: ``2`` (one value for every dim) is not ``(2, 2)``, whose rank is fixed;
@@ -178,6 +235,103 @@ class ShapeSpec:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ShapeSpec, (self.written,))
+
+
+class _TokensText(str):
+    """The text of a token declaration, shown as the call that wrote it: ``tokens(16, extra=1)``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def tokens(ratio: Any = None, *, extra: int = 0, length: int | None = None) -> str:
+    """A token sequence ``(N, L, C)``, the shape of a line of tokens: ``(768, nv.tokens(16, extra=1))``.
+
+    ``tokens(r)`` is a sequence of the patches of a map at ratio ``r`` of the base (``L =
+    prod(ceil(base / r))``, in row-major order, as ``x.flatten(2).transpose(1, 2)`` makes them);
+    a 1-d base makes it a sequence at a ratio of the base (audio frames, text). ``extra=k`` puts
+    ``k`` more tokens before them (a class token, register tokens); ``tokens(length=n)`` is a
+    sequence of a fixed length that lies on no grid.
+
+    The declaration is text, ``"tokens(16, extra=1)"``, and may be written as that string too;
+    what this returns is that text (a ``str``), shown as the call.
+
+    >>> tokens(16, extra=1)
+    tokens(16, extra=1)
+    >>> ShapeSpec(tokens((4, 8))).size((32, 32)), ShapeSpec(tokens(length=77)).size((32, 32))
+    ((32,), (77,))
+    """
+    text = _tokens_text(ratio, extra, length)
+    _parse_tokens(text)  # checked now, where it was written
+    return _TokensText(text)
+
+
+def _tokens_text(ratio: Any, extra: Any, length: Any) -> str:
+    arguments = []
+    if ratio is not None:
+        arguments.append(_ratio_text(ratio))
+    if extra != 0:
+        arguments.append(f"extra={extra!r}")
+    if length is not None:
+        arguments.append(f"length={length!r}")
+    return f"tokens({', '.join(arguments)})"
+
+
+def _ratio_text(ratio: Any) -> str:
+    if isinstance(ratio, tuple):
+        return "(" + ", ".join(_ratio_text(r) for r in ratio) + ("," if len(ratio) == 1 else "") + ")"
+    if isinstance(ratio, numbers.Rational) and not isinstance(ratio, bool) and ratio.denominator == 1:
+        return str(ratio.numerator)
+    if _is_number(ratio):
+        return repr(float(ratio))  # 1/3 reads back as the fraction it was (see _as_ratio)
+    return repr(ratio)  # refused when parsed
+
+
+_TOKENS_ALLOWED = (
+    "tokens(ratio) for the patches of a map at a ratio of the base (a tuple for one ratio per dim),"
+    " tokens(ratio, extra=k) with k >= 0 tokens before them, or tokens(length=n) for n tokens on no grid"
+)
+
+
+def _parse_tokens(written: str) -> tuple[Any, int, int | None]:
+    """``(ratio, extra, length)`` of a token declaration's text, read as a literal call (never evaluated)."""
+    try:
+        call = ast.parse(written.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise DimsError(f"shape {written!r} is not a token declaration", allowed=_TOKENS_ALLOWED) from None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "tokens"):
+        raise DimsError(f"shape {written!r} is not a token declaration", allowed=_TOKENS_ALLOWED)
+    try:
+        args = [ast.literal_eval(a) for a in call.args]
+        keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise DimsError(f"shape {written!r}: its arguments are not literals", allowed=_TOKENS_ALLOWED) from None
+    if len(args) > 1 or set(keywords) - {"extra", "length"} or None in keywords:
+        raise DimsError(f"shape {written!r} takes one ratio, extra= and length=", allowed=_TOKENS_ALLOWED)
+    ratio = args[0] if args else None
+    extra, length = keywords.get("extra", 0), keywords.get("length")
+
+    def whole(value: Any, low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not whole(extra, 0):
+        raise DimsError(f"shape {written!r}: extra={extra!r} is not an int >= 0", allowed=_TOKENS_ALLOWED)
+    if (ratio is None) == (length is None):
+        raise DimsError(
+            f"shape {written!r} gives "
+            + ("both a ratio and a length" if ratio is not None else "neither a ratio nor a length"),
+            allowed=_TOKENS_ALLOWED,
+        )
+    if length is not None and (not whole(length, 1) or extra):
+        raise DimsError(
+            f"shape {written!r}: length={length!r} is not an int >= 1 (with no extra)", allowed=_TOKENS_ALLOWED
+        )
+    if ratio is not None:
+        for value in ratio if isinstance(ratio, tuple) and ratio else (ratio,):
+            _as_ratio(value, written)
+    return ratio, extra, length
 
 
 def _parse_absolute(written: str) -> tuple[tuple[int, ...], bool]:
@@ -232,6 +386,12 @@ class Dims:
     def same_as(self, other: Dims, rank: int | None = None) -> bool:
         return self.channels == other.channels and self.shape.same_as(other.shape, rank)
 
+    def tensor_shape(self, base_shape: Sequence[int]) -> tuple[int, ...]:
+        """The shape of a tensor of these dims after its batch dim, for a base shape: ``(C, *size)``
+        for a map, ``(C,)`` for a vector, ``(L, C)`` for tokens."""
+        size = self.shape.size(base_shape)
+        return (*size, self.channels) if self.shape.is_tokens else (self.channels, *size)
+
     def __iter__(self) -> Iterator[Any]:
         return iter((self.channels, self.shape))
 
@@ -256,6 +416,12 @@ class Dims:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Dims, (self.channels, self.shape))
+
+
+def layout_of(dims: Iterable[Dims]) -> Layout:
+    """The layout of a line's value from its declared dims (every output of a line has one)."""
+    layouts = {d.shape.layout for d in dims}
+    return "tokens" if "tokens" in layouts else "map" if "map" in layouts else "vector"
 
 
 def dims_text(dims: Iterable[Dims]) -> str:

@@ -34,7 +34,7 @@ from .errors import (
     did_you_mean,
 )
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
-from .shapes import Dims
+from .shapes import Dims, Layout, layout_of
 
 __all__ = ["Ref", "Entry", "LineTable", "instantiate"]
 
@@ -156,13 +156,16 @@ class LineTable:
                 return self._input_entry(index, tag, spec)
             refs = self._resolve_top(nerve.selector, index)
             links = tuple(self._link(ref) for ref in refs)
+            check_layouts(nerve.cls, links, spec.dims)
             rank = _line_rank(nerve.cls, links, spec.dims)
             module = instantiate(nerve, links, spec.dims)
             kind = nerve.cls
         else:
             tag = None
             refs = self._resolve_top(PREVIOUS, index)
-            rank = _line_rank(nerve, tuple(self._link(ref) for ref in refs), spec.dims)
+            links = tuple(self._link(ref) for ref in refs)
+            check_layouts(nerve, links, spec.dims)
+            rank = _line_rank(nerve, links, spec.dims)
             kind = nerve
             # A module written in the lines is the definition's, not the network's: every line of every
             # build gets its own copy, so that two networks built from one list (a student and its teacher)
@@ -375,6 +378,66 @@ def _fixed_rank(kind) -> int | None:
     return rank if rank is not None else torch_rank(cls)
 
 
+_EVERY_LAYOUT: frozenset[Layout] = frozenset(("map", "vector", "tokens"))
+_CHANNELS_FIRST: frozenset[Layout] = frozenset(("map", "vector"))
+_WHAT = {"map": "a channels-first map (N, C, *spatial)", "vector": "vectors (N, C)", "tokens": "tokens (N, L, C)"}
+# torch's modules that act on the last dim: channels of tokens and vectors, but a map's last spatial dim
+_LAST_DIM = (nn.LayerNorm, nn.RMSNorm, nn.Linear, nn.LazyLinear, nn.Bilinear)
+
+
+def nerve_layouts(cls: type) -> frozenset[Layout]:
+    """The layouts a line's nerve or module class reads: a nerve's ``layouts``; neurlink's own nerves
+    that declare none, and torch's modules of a fixed rank, read channels-first maps and vectors; any
+    other class (a plain activation, a nerve of a user's own) reads any."""
+    declared = getattr(cls, "layouts", None)
+    if declared is not None:
+        return frozenset(declared)
+    if torch_rank(cls) is not None or getattr(cls, "spatial_rank", None) is not None:
+        return _CHANNELS_FIRST
+    if cls.__module__.startswith("neurlink.") and issubclass(cls, nn.Module) and hasattr(cls, "_finish_build"):
+        return _CHANNELS_FIRST
+    return _EVERY_LAYOUT
+
+
+def check_layouts(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> None:
+    """Refuse a line whose nerve (a class) or plain module (an instance) reads a layout it does not
+    work on: a conv after a token line, attention after a map line, a norm over the wrong axis."""
+    cls = kind if isinstance(kind, type) else type(kind)
+    name = cls.__name__
+    accepted = nerve_layouts(cls)
+    for link in links:
+        layout = layout_of(link.dims)
+        if layout in accepted:
+            if layout == "map" and isinstance(kind, _LAST_DIM) and _acts_on_channels(kind, link):
+                raise DimsError(
+                    f"nn.{name} acts on the last dim, but line {link.index} is a channels-first map (N, C, *spatial),"
+                    " whose last dim is a spatial one",
+                    allowed=f"nv.{'LayerNorm' if 'Norm' in name else 'PointwiseLinear'}() for its channels,"
+                    f" or a line ((C, nv.tokens(r)), nv.ToTokens()) first to make tokens (N, L, C)",
+                )
+            continue
+        if layout == "tokens":
+            allowed = (
+                "a line ((C, r), nv.ToMap()) first, folding the tokens back onto their grid at ratio r,"
+                " or a nerve of tokens (nv.Linear, nv.LayerNorm, nv.SelfAttention, nv.MLP)"
+            )
+        elif "tokens" in accepted and len(accepted) == 1:
+            allowed = f"a line ((C, nv.tokens(r)), nv.ToTokens()) first, making tokens of line {link.index}'s grid"
+        else:
+            allowed = "a nerve of " + " or ".join(_WHAT[k] for k in sorted(accepted))
+        raise DimsError(
+            f"{name} works on {' or '.join(_WHAT[k] for k in sorted(accepted))},"
+            f" but its input line {link.index} holds {_WHAT[layout]}",
+            allowed=allowed,
+        )
+
+
+def _acts_on_channels(module: nn.Module, link: Link) -> bool:
+    """Whether a last-dim module was sized for the channels of a map line (and so means them)."""
+    size = getattr(module, "normalized_shape", None) or (getattr(module, "in_features", None),)
+    return tuple(size) == (link.channels,)
+
+
 def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | None:
     """The number of spatial dims of a line: fixed by its nerve (Conv2d: 2), carried through from
     its inputs by a nerve that keeps it (Add, Concat, Identity, Interpolate), or written in its shape.
@@ -419,6 +482,9 @@ def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | N
                 )
     if rank is None and len(declared) == 1:
         rank = declared.pop()
+    if rank is None and any(d.shape.is_tokens and d.shape.ratios is not None for d in dims):
+        # tokens lie on the grid of the tokens they are made from, whatever makes them (a plain module too)
+        rank = next((link.rank for link in links if link.shape.is_tokens and link.rank is not None), None)
     return rank
 
 

@@ -66,3 +66,8 @@ from .unet import UnetDecoderBlock as UnetDecoderBlock
 from .unet import unet_resnet18 as unet_resnet18
 from .unet import unet_resnet34 as unet_resnet34
 from .unet import unet_resnet50 as unet_resnet50
+from .vit import vit_b_16 as vit_b_16
+from .vit import vit_b_32 as vit_b_32
+from .vit import vit_h_14 as vit_h_14
+from .vit import vit_l_16 as vit_l_16
+from .vit import vit_l_32 as vit_l_32

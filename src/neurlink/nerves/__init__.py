@@ -14,9 +14,14 @@ from ..network import Network as Network
 from ..network import build as build
 from ..shapes import Dims as Dims
 from ..shapes import ShapeSpec as ShapeSpec
+from ..shapes import tokens as tokens
+from .attention import CrossAttention as CrossAttention
+from .attention import SelfAttention as SelfAttention
+from .channels import LayerNorm as LayerNorm
 from .channels import LayerNorm2d as LayerNorm2d
 from .channels import LayerScale as LayerScale
 from .channels import PointwiseLinear as PointwiseLinear
+from .channels import RMSNorm as RMSNorm
 from .conv import Conv1d as Conv1d
 from .conv import Conv1d_BN_ReLU as Conv1d_BN_ReLU
 from .conv import Conv1d_ReLU as Conv1d_ReLU
@@ -58,4 +63,12 @@ from .pool import MaxPool2d as MaxPool2d
 from .pool import MaxPool3d as MaxPool3d
 from .resample import Identity as Identity
 from .resample import Interpolate as Interpolate
+from .sequence import ClassToken as ClassToken
+from .sequence import PositionEmbedding as PositionEmbedding
+from .sequence import SinCosPositionEmbedding as SinCosPositionEmbedding
+from .sequence import ToMap as ToMap
+from .sequence import ToTokens as ToTokens
+from .sequence import ToVector as ToVector
 from .squeeze_excite import SqueezeExcitation as SqueezeExcitation
+from .transformer import MLP as MLP
+from .transformer import TransformerBlock as TransformerBlock

@@ -34,7 +34,7 @@ from ..nn.channels import LayerNorm2d as _LayerNorm2dModule
 from ..nn.channels import LayerScale as _LayerScaleModule
 from ._args import Act, check_shape_ranks, keeps_dims, make_act
 
-__all__ = ["LayerNorm2d", "PointwiseLinear", "LayerScale"]
+__all__ = ["LayerNorm", "RMSNorm", "LayerNorm2d", "PointwiseLinear", "LayerScale"]
 
 _TO_CHANNELS_LAST = (0, 2, 3, 1)
 _TO_CHANNELS_FIRST = (0, 3, 1, 2)
@@ -44,6 +44,62 @@ def _bool(name: str, value: object, owner: str) -> bool:
     if not isinstance(value, bool):
         raise NerveArgumentError(f"{owner}: {name}={value!r} is not a bool", allowed=f"{name}=True or False")
     return value
+
+
+def _eps(eps: object, owner: str) -> float:
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
+        raise NerveArgumentError(f"{owner}: eps={eps!r} is not a positive number", allowed="eps > 0, e.g. 1e-6")
+    return float(eps)
+
+
+class _ChannelNorm(Nerve):
+    """A norm over the channels of each position, on any layout: tokens ``(N, L, C)`` and vectors as they
+    are (the channels are their last dim), a channels-first map read channels-last and given back."""
+
+    keeps_rank = True
+    layouts = ("map", "vector", "tokens")
+    _norm: type[nn.Module]
+
+    def __init__(self, eps: float | None, elementwise_affine: bool, **extra: bool) -> None:
+        super().__init__()
+        self.expect_links(1)
+        name = type(self).__name__
+        if eps is not None:
+            eps = _eps(eps, name)
+        _bool("elementwise_affine", elementwise_affine, name)
+        for key, value in extra.items():
+            _bool(key, value, name)
+        keeps_dims(self)
+        link = self.input_links[0]
+        self._channels_first = link.shape.layout == "map"
+        self.norm = self._norm(self.target_dims[0].channels, eps=eps, elementwise_affine=elementwise_affine, **extra)
+
+    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
+        if not self._channels_first:
+            return ops.module("norm", x)
+        x = ops.module("norm", ops.function(torch.movedim, x, 1, -1))
+        return ops.function(torch.movedim, x, -1, 1)
+
+
+class LayerNorm(_ChannelNorm):
+    """``nn.LayerNorm`` over the channels of each token (or position of a map, or vector): the transformer's
+    norm, ``((768, nv.tokens(16, extra=1)), nv.LayerNorm(1e-6))``. ``eps``, ``elementwise_affine`` and
+    ``bias`` as in torch; the line keeps its input's dims; parameters live in ``norm``."""
+
+    _norm = nn.LayerNorm
+
+    def __init__(self, eps: float = 1e-5, *, elementwise_affine: bool = True, bias: bool = True) -> None:
+        super().__init__(eps, elementwise_affine, bias=bias)
+
+
+class RMSNorm(_ChannelNorm):
+    """``nn.RMSNorm`` over the channels of each token (or position, or vector); ``eps=None`` is torch's
+    default (the dtype's machine epsilon). Parameters live in ``norm``."""
+
+    _norm = nn.RMSNorm
+
+    def __init__(self, eps: float | None = None, *, elementwise_affine: bool = True) -> None:
+        super().__init__(eps, elementwise_affine)
 
 
 class LayerNorm2d(Nerve):
@@ -117,6 +173,7 @@ class LayerScale(Nerve):
     """
 
     keeps_rank = True
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self, init_value: float = 1e-6) -> None:
         super().__init__()
@@ -126,7 +183,8 @@ class LayerScale(Nerve):
             raise NerveArgumentError(f"{name}: init_value={init_value!r} is not a number", allowed="a float, e.g. 1e-6")
         keeps_dims(self)
         link = self.input_links[0]
-        rank = link.rank if link.rank is not None else link.shape.rank
+        # channels last (tokens) or no spatial dims: one factor per channel broadcasts over the last dim
+        rank = 0 if link.shape.is_tokens else link.rank if link.rank is not None else link.shape.rank
         if rank is None:
             raise DimsError(
                 f"{name} cannot tell how many spatial dims line {link.index} has",

@@ -29,6 +29,7 @@ class StochasticDepth(Nerve):
     """
 
     keeps_rank = True
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self, p: float) -> None:
         super().__init__()

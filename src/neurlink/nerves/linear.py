@@ -36,8 +36,11 @@ class Linear(Nerve):
     """``nn.Linear`` from the selected line to a vector line ``(out_features, "()")``; ``bias`` as in torch.
 
     The input is a vector line, or a line of an absolute shape (``"(1, 1)"``, ``"(7, 7)"``) that is
-    flattened, as ``torch.flatten(x, 1)``; its parameters live in ``linear``.
+    flattened, as ``torch.flatten(x, 1)``; its parameters live in ``linear``. On a line of tokens it
+    acts on each token: the line declares the same tokens with the channels it makes.
     """
+
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self, bias: bool = True) -> None:
         super().__init__()
@@ -45,6 +48,16 @@ class Linear(Nerve):
         if not isinstance(bias, bool):
             raise NerveArgumentError(f"Linear: bias={bias!r} is not a bool", allowed="bias=True or False")
         source, target = self.input_links[0].dims[0], self.target_dims[0]
+        if source.shape.is_tokens:
+            if not target.shape.same_as(source.shape, self.input_links[0].rank):
+                raise DimsError(
+                    f"Linear acts on each token of line {self.input_links[0].index}, {source.shape!r}, but the line"
+                    f" declares {target.shape!r}",
+                    allowed=f"({target.channels}, {source.shape!r})",
+                )
+            self._flatten = False
+            self.linear = nn.Linear(source.channels, target.channels, bias=bias)
+            return
         if not target.shape.is_vector:
             raise DimsError(
                 f"Linear makes vectors (N, C), but the line declares the shape {target.shape!r}",

@@ -28,6 +28,7 @@ class Add(Nerve):
     ``((64, 4), nv.Add[[-1, "skip"]]())``."""
 
     keeps_rank = True  # its output has the spatial rank of its inputs
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,10 +50,11 @@ class Add(Nerve):
 
 
 class Concat(Nerve):
-    """Concatenation of the selected lines along channels; their channels must sum to
-    the declared channels and their shapes equal the declared shape."""
+    """Concatenation of the selected lines along channels (of tokens: their last dim); their channels
+    must sum to the declared channels and their shapes equal the declared shape."""
 
     keeps_rank = True  # its output has the spatial rank of its inputs
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,9 +75,10 @@ class Concat(Nerve):
                     f"Concat needs every input at the declared shape {target.shape!r}, but {_dims_text(link)} differs",
                     allowed="inputs at the same shape (resample first with a pool, conv or Interpolate)",
                 )
+        self._dim = -1 if target.shape.is_tokens else 1
 
     def _steps(self, ops: Ops, *inputs: torch.Tensor) -> torch.Tensor:
-        return ops.function(torch.cat, inputs, dim=1)
+        return ops.function(torch.cat, inputs, dim=self._dim)
 
 
 class Bundle(Nerve):
@@ -88,6 +91,7 @@ class Bundle(Nerve):
     """
 
     keeps_rank = True  # its outputs have the spatial rank of its inputs
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self) -> None:
         super().__init__()

@@ -92,6 +92,7 @@ class Identity(Nerve):
     """Pass the selected line through unchanged; its dims must equal the declared ones."""
 
     keeps_rank = True  # its output has the spatial rank of its inputs
+    layouts = ("map", "vector", "tokens")
 
     def __init__(self) -> None:
         super().__init__()

@@ -24,13 +24,22 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from ..errors import InputError, NeurlinkError
 from ..interpreter import call_child
 from ..network import Network
 from ..program import Step, program_of
 from ._lines import LineInfo, input_rank, table_of
+
+
+def _cpu_attention_flops(query, key, value, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """The two matrix products of attention (``q k^T`` and its weights times ``v``), as torch counts its
+    fused GPU kernels: the CPU kernel ``F.scaled_dot_product_attention`` calls has no formula in torch."""
+    return sdpa_flop_count(query, key, value)  # (their shapes: torch hands a formula the shapes)
+
+
+_ATTENTION_ON_CPU = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 # One size (N, C, *spatial), or a list of them, one per Input line.
 InputSize = Sequence[int] | Sequence[Sequence[int]]
@@ -121,7 +130,7 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     results: dict[str, Measured] = {}
     network.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_ATTENTION_ON_CPU) as counter:
             run = _Run(counter, expanded, results, base.shape[2:])
             run.table(network, table, "", list(inputs))
     finally:

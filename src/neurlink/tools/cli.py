@@ -148,7 +148,7 @@ def _default_sizes(net: nn.Module) -> list[tuple[int, ...]]:
     sizes = []
     for entry in inputs:
         dims: Dims = entry.dims[0]
-        size = (1, dims.channels, *dims.shape.size(base_spatial))
+        size = (1, *dims.tensor_shape(base_spatial))
         if math.prod(size) > _MAX_INPUT:  # an absolute shape a file declares is held to --input's bound
             raise CommandError(
                 f"line {entry.index}'s input would be {'x'.join(map(str, size))}, more than {_MAX_INPUT:,}"

@@ -184,7 +184,7 @@ def summary(
     for line in lines:
         result = measured[line.path]
         batch = tensors[0].shape[0]
-        declared = tuple((batch, d.channels, *d.shape.size(base_shape)) for d in line.entry.dims)
+        declared = tuple((batch, *d.tensor_shape(base_shape)) for d in line.entry.dims)
         params = sum(p.numel() for p in line.module.parameters()) if line.module is not None else 0
         row = SummaryRow(
             path=line.path,

@@ -1,5 +1,6 @@
 """torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
-and the segmentation models FCN, DeepLabV3 and LR-ASPP (``_segmentation.py``).
+the vision transformers (``_vit.py``), and the segmentation models FCN, DeepLabV3 and LR-ASPP
+(``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
 blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
@@ -31,6 +32,7 @@ from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
+from ._vit import is_vit, vit_pairs
 
 __all__ = ["load_torchvision", "to_torchvision_state_dict"]
 
@@ -38,7 +40,7 @@ Model = TypeVar("Model", bound=nn.Module)
 
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
-    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet or ConvNeXt family
+    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt or ViT family
     or of a segmentation model (FCN, DeepLabV3, LR-ASPP)
     (or the torchvision model itself) into ``model``.
 
@@ -65,6 +67,8 @@ def to_torchvision_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor
 
 def _pairs(model: nn.Module) -> list[Pair]:
     """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
+    if is_vit(model):
+        return vit_pairs(model)
     if is_segmentation(model):
         return segmentation_pairs(model)
     if is_features_family(model):
