@@ -97,6 +97,15 @@ FAMILY_PARAMETERS = {
     "convnext_large": 197_767_336,
 }
 
+# torchvision's vision transformers (torchvision.models.<name>(weights=None))
+TRANSFORMER_PARAMETERS = {
+    "vit_b_16": 86_567_656,
+    "vit_b_32": 88_224_232,
+    "vit_l_16": 304_326_632,
+    "vit_l_32": 306_535_400,
+    "vit_h_14": 632_045_800,
+}
+
 SEGMENTATION_PARAMETERS = {  # torchvision's (weights=None, weights_backbone=None) and smp's (encoder_weights=None)
     "fcn_resnet50": 32_957_013,
     "fcn_resnet101": 51_949_141,

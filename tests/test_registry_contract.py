@@ -12,7 +12,7 @@ import inspect
 
 import pytest
 import torch
-from networks import FAMILY_PARAMETERS, SEGMENTATION_PARAMETERS, count
+from networks import FAMILY_PARAMETERS, SEGMENTATION_PARAMETERS, TRANSFORMER_PARAMETERS, count
 from test_hrnet import PARAMETERS as HRNET_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS
 from torch import fx
@@ -21,7 +21,13 @@ import neurlink
 
 pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
 
-REFERENCE_PARAMETERS = {**RESNET_PARAMETERS, **FAMILY_PARAMETERS, **SEGMENTATION_PARAMETERS, **HRNET_PARAMETERS}
+REFERENCE_PARAMETERS = {
+    **RESNET_PARAMETERS,
+    **FAMILY_PARAMETERS,
+    **SEGMENTATION_PARAMETERS,
+    **HRNET_PARAMETERS,
+    **TRANSFORMER_PARAMETERS,
+}
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
 
 

@@ -85,4 +85,5 @@ def vit_pairs(model: nn.Module) -> list[Pair]:
                 " encoder's blocks, its norm and the head here"
             )
     check_complete(model, pairs, "torchvision", "VisionTransformer")
-    return pairs
+    # torchvision registers class_token on the model itself, before its children's tensors
+    return sorted(pairs, key=lambda pair: pair.reference != "class_token")
