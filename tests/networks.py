@@ -14,14 +14,14 @@ def line_by_line(net: nv.Network, inputs):
     Its own selections are held by the zoo's tests against torchvision's hand-written forwards."""
     given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     base = next((e for e in net.lines if e.base), next(e for e in net.lines if e.is_input))
-    base_shape = given[base.input_position].shape[2:]
+    program = program_of(net._table)
+    base_shape = given[base.input_position].shape[program.base_dims]  # a map's size or a sequence's length
 
     def call(step, module, args):
         if getattr(module, "uses_base_shape", False):
             return module(*args, base_shape=base_shape)
         return module(*args)
 
-    program = program_of(net._table)
     return program.result(program.run(net, given, call))
 
 

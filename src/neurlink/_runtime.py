@@ -39,6 +39,7 @@ __all__ = [
     "tokens_to_map",
     "resample_positions",
     "add_sincos_positions",
+    "masked_mean",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -318,3 +319,10 @@ def add_sincos_positions(x: torch.Tensor, grid, prefix: int, temperature: float)
     if prefix:
         embedding = F.pad(embedding, (0, 0, prefix, 0))
     return x + embedding
+
+
+@fx.wrap
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the tokens of ``x`` ``(N, L, C)`` where ``mask`` ``(N, L)`` is False (True marks padding)."""
+    keep = (~mask).unsqueeze(-1).to(x.dtype)
+    return (x * keep).sum(1) / keep.sum(1).clamp(min=1)

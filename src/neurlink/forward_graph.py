@@ -125,7 +125,10 @@ class GraphWriter:
         base = None
         if table.uses_base_shape:
             shape = self.function(getattr, (nodes[entries.index(table.base_entry)], "shape"))
-            base = self.graph.create_node("call_function", operator.getitem, (shape, slice(2, None)), name="base_shape")
+            where = program_of(table).base_dims  # a map's size, or a sequence's length
+            base = self.graph.create_node(
+                "call_function", operator.getitem, (shape, slice(where.start, where.stop)), name="base_shape"
+            )
         return nodes, base
 
     def lines(self, table: LineTable, owner: nn.Module, prefix: str, inputs: list, base) -> list:

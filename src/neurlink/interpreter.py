@@ -80,7 +80,7 @@ def run_lines(
     """
     program = program_of(table, outputs)
     if base_shape is None and not table.nested:
-        base_shape = inputs[table.base_entry.input_position].shape[2:]
+        base_shape = inputs[table.base_entry.input_position].shape[program.base_dims]
 
     def call(step: Step, module: nn.Module, args: list) -> Any:
         value = call_child(module, args, base_shape)

@@ -31,7 +31,7 @@ from .forward_graph import current_flat, flatten_forward, inlinable
 from .interpreter import run_lines
 from .lines import flatten
 from .lines_module import LinesModule
-from .program import in_lines, program_of
+from .program import in_lines, input_form, program_of, spatial_dims
 from .shapes import Dims, ShapeSpec
 from .table import Entry, LineTable
 
@@ -75,6 +75,8 @@ class Network(LinesModule):
         inputs = self._table.input_entries
         ranks = program_of(self._table).ranks
         self._spatial_ranks = [ranks[e.index] for e in inputs]
+        self._forms = [input_form(e) for e in inputs]
+        self._sizes_at = [spatial_dims(form) for form in self._forms]
         self._check_order = sorted(range(len(inputs)), key=lambda k: not inputs[k].base)  # the base Input first
         # the lines as written, which save_pretrained writes as data (checked only then)
         object.__setattr__(self, "_definition", (tuple(lines), None if outputs is None else list(outputs)))
@@ -157,14 +159,14 @@ class Network(LinesModule):
             for k, multiple in enumerate(multiples)
         ]
         specs: list[dict[int, Any] | None] = []
-        for entry in self._table.input_entries:
+        for entry, where in zip(self._table.input_entries, self._sizes_at):
             shape = entry.dims[0].shape
-            if shape.is_absolute:
+            if shape.is_absolute or shape.is_tokens and shape.ratios is None:
                 specs.append(None)  # a fixed size
                 continue
             spec: dict[int, Any] = {}
             for k, ratio in enumerate(shape.ratios_for(rank) if rank else ()):
-                spec[2 + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
+                spec[where.start + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
             specs.append(spec)
         return (specs[0],) if len(specs) == 1 else (specs,)
 
@@ -227,11 +229,10 @@ class Network(LinesModule):
                 raise
             raise located from error
 
-    @staticmethod
-    def _size_key(inputs: Any) -> tuple[Any, ...]:
+    def _size_key(self, inputs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, torch.Tensor):
-            return inputs.shape[2:]
-        return tuple(x.shape[2:] for x in inputs)
+            return inputs.shape[self._sizes_at[0]]
+        return tuple(x.shape[where] for x, where in zip(inputs, self._sizes_at))
 
     def _first_of_its_size(self, inputs: Any) -> bool:
         """Whether to check every line's output on this call (``_start_checks`` says which sizes), while
@@ -322,21 +323,17 @@ class Network(LinesModule):
         base_shape = None
         param = self._first_parameter()
         for k in self._check_order:
-            entry, x, rank = entries[k], given[k], self._spatial_ranks[k]
+            entry, x, rank, form = entries[k], given[k], self._spatial_ranks[k], self._forms[k]
             dims = entry.dims[0]
             if not isinstance(x, torch.Tensor):
-                expected = _expected_shape(dims, rank)
+                expected = _expected_shape(dims, rank, form)
                 shape = getattr(x, "shape", None)
                 got = type(x).__name__ + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
                 raise InputError(f"{_input_name(entry)}: expected a torch.Tensor of shape {expected}, got {got}")
-            spatial = tuple(x.shape[2:])
-            problem = None
-            if x.dim() < 2 or (rank is not None and x.dim() != rank + 2):
-                problem = f"{rank if rank is not None else 'at least one'} spatial dim(s) expected"
-                if rank is not None and x.dim() == rank + 1:
-                    problem += "; is the batch dimension missing? (x.unsqueeze(0) for one sample)"
-            elif x.shape[1] != dims.channels:
-                problem = f"{x.shape[1]} channels, but the line declares {dims.channels}"
+            spatial = tuple(x.shape[self._sizes_at[k]])
+            problem = _layout_problem(x, dims, rank, form)
+            if problem:
+                pass  # reported below
             elif param is not None and x.device != param.device:
                 problem = f"a tensor on {x.device}, but the network's parameters are on {param.device}"
             elif entry.dtype is not None and x.dtype != entry.dtype:
@@ -352,8 +349,11 @@ class Network(LinesModule):
                     problem += f" (an Input of another dtype declares it: nv.Input(dtype={x.dtype}))"
             elif base_shape is None:  # the base Input comes first
                 base_shape = spatial
-                if dims.shape.is_absolute and dims.shape.size(spatial) != spatial:
-                    problem = f"the line declares the absolute shape {dims.shape!r}"
+                fixed = dims.shape.is_absolute or dims.shape.length is not None
+                if fixed and dims.shape.size(spatial) != spatial:
+                    problem = (
+                        f"the line declares the {'length' if dims.shape.is_tokens else 'absolute shape'} {dims.shape!r}"
+                    )
             elif _size_or_none(dims.shape, base_shape) not in (None, spatial):
                 problem = (
                     f"the line declares ratio {dims.shape!r} of the base shape {base_shape},"
@@ -361,7 +361,7 @@ class Network(LinesModule):
                 )
             if problem:
                 raise InputError(
-                    f"{_input_name(entry)}: expected a tensor of shape {_expected_shape(dims, rank)},"
+                    f"{_input_name(entry)}: expected a tensor of shape {_expected_shape(dims, rank, form)},"
                     f" got {tuple(x.shape)}: {problem}"
                 )
         return given[0] if len(entries) == 1 else given
@@ -412,7 +412,35 @@ def _tables(module: nn.Module) -> Iterator[LineTable]:
             yield table
 
 
-def _expected_shape(dims: Dims, rank: int | None) -> str:
+def _layout_problem(x: torch.Tensor, dims: Dims, rank: int | None, form: str) -> str | None:
+    """What is wrong with the dims of a tensor given to an Input of ``form``, if anything."""
+    if form in ("map", "vector"):
+        if x.dim() < 2 or (rank is not None and x.dim() != rank + 2):
+            problem = f"{rank if rank is not None else 'at least one'} spatial dim(s) expected"
+            if rank is not None and x.dim() == rank + 1:
+                problem += "; is the batch dimension missing? (x.unsqueeze(0) for one sample)"
+            return problem
+        if x.shape[1] != dims.channels:
+            return f"{x.shape[1]} channels, but the line declares {dims.channels}"
+        return None
+    if form == "ids":
+        if x.dim() != 2:
+            return "a sequence of ids or flags, one per token, is (N, L)" + (
+                " (the line declares 1 channel: no channel dim)" if x.dim() == 3 else ""
+            )
+        return None
+    if x.dim() != 3:
+        return "tokens are (N, L, C), channels last"
+    if x.shape[2] != dims.channels:
+        return f"{x.shape[2]} channels, but the line declares {dims.channels}"
+    return None
+
+
+def _expected_shape(dims: Dims, rank: int | None, form: str = "map") -> str:
+    if form == "ids":
+        return "(N, L)"
+    if form == "tokens":
+        return f"(N, L, {dims.channels})"
     if rank == 0:
         return f"(N, {dims.channels})"
     return f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -26,7 +26,25 @@ from .errors import ForwardError, NeurlinkError
 from .shapes import Layout, layout_of
 from .table import Entry, LineTable, Ref
 
-__all__ = ["Layout", "Step", "Program", "program_of", "in_lines"]
+__all__ = ["Layout", "InputForm", "Step", "Program", "program_of", "input_form", "spatial_dims", "in_lines"]
+
+# What an Input line takes: a map, vectors, tokens (N, L, C), or ids (N, L): a token Input of one channel
+# and an integer or bool dtype (token ids for an embedding, a padding mask)
+InputForm = Literal["map", "vector", "tokens", "ids"]
+
+
+def input_form(entry: Entry) -> InputForm:
+    """The form of the tensors an Input line takes (see :data:`InputForm`)."""
+    layout = layout_of(entry.dims)
+    if layout == "tokens" and entry.dims[0].channels == 1 and entry.dtype is not None:
+        if not (entry.dtype.is_floating_point or entry.dtype.is_complex):
+            return "ids"
+    return layout
+
+
+def spatial_dims(form: InputForm) -> slice:
+    """Where an input's size is in its shape: a map's ``x.shape[2:]``, a sequence's length ``x.shape[1:2]``."""
+    return slice(1, 2) if form in ("tokens", "ids") else slice(2, None)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class Program:
     outputs: tuple[int, ...] | None  # the lines whose values are the result; None: the last line's
     layouts: tuple[Layout, ...]
     ranks: tuple[int | None, ...]
+    base_dims: slice  # where the base shape is in the shape of the base Input's tensor (``spatial_dims``)
 
     def run(
         self,
@@ -137,7 +156,8 @@ def _compile(table: LineTable, outputs: tuple[int, ...] | None) -> Program:
     inputs = tuple(e.index for e in sorted(table.input_entries, key=lambda e: cast(int, e.input_position)))
     ranks = tuple(table.input_rank(e) if e.is_input else e.spatial_rank for e in entries)
     layouts = tuple(_layout(entry, rank) for entry, rank in zip(entries, ranks))
-    return Program(len(entries), inputs, steps, outputs, layouts, ranks)
+    base_dims = spatial_dims(input_form(table.base_entry)) if table.input_entries else slice(2, None)
+    return Program(len(entries), inputs, steps, outputs, layouts, ranks, base_dims)
 
 
 def _layout(entry: Entry, rank: int | None) -> Layout:

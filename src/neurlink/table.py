@@ -240,6 +240,11 @@ class LineTable:
                 allowed="at most one Input(base_shape=True)",
             )
         shape = spec.dims[0].shape
+        if shape.is_tokens and shape.extra:
+            raise DimsError(
+                f"an Input of tokens declares {shape!r}, but extra tokens are made by a line of their own",
+                allowed="nv.tokens(r) or nv.tokens(length=n) for an Input; nv.ClassToken() after it",
+            )
         if base and not shape.is_absolute and set(shape.ratios) != {1}:
             raise DefinitionError(
                 f"the base Input declares ratio {shape!r}, but ratios are relative to it",
@@ -254,7 +259,8 @@ class LineTable:
             spec.written,
             input_position=len(self.input_entries),
             base=base,
-            spatial_rank=shape.rank,
+            # a sequence given as tokens lies on the 1-d grid of its length, unless its ratio says more
+            spatial_rank=shape.rank if not shape.is_tokens or shape.ratios is None else shape.rank or 1,
             dtype=dtype,
         )
 

@@ -64,6 +64,7 @@ from .pool import MaxPool3d as MaxPool3d
 from .resample import Identity as Identity
 from .resample import Interpolate as Interpolate
 from .sequence import ClassToken as ClassToken
+from .sequence import Embedding as Embedding
 from .sequence import PositionEmbedding as PositionEmbedding
 from .sequence import SinCosPositionEmbedding as SinCosPositionEmbedding
 from .sequence import ToMap as ToMap

@@ -26,6 +26,7 @@ import operator
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import _runtime
 from ..errors import DimsError, NerveArgumentError
@@ -38,7 +39,15 @@ from ..shapes import ShapeSpec, tokens
 from ._args import positive_int
 from ._geometry import ratio_pairs
 
-__all__ = ["ToTokens", "ToMap", "ToVector", "ClassToken", "PositionEmbedding", "SinCosPositionEmbedding"]
+__all__ = [
+    "ToTokens",
+    "ToMap",
+    "ToVector",
+    "Embedding",
+    "ClassToken",
+    "PositionEmbedding",
+    "SinCosPositionEmbedding",
+]
 
 _TOKENS = ("tokens",)
 
@@ -142,13 +151,20 @@ class ToMap(Nerve):
 class ToVector(Nerve):
     """One vector per sample from a sequence: ``ToVector(0)`` takes token 0 (a class token, torchvision's
     ViT), ``ToVector("mean")`` averages the grid's tokens, leaving the extra ones out (timm's
-    ``global_pool="avg"``; Swin's average pool). The line declares ``(C, "()")``."""
+    ``global_pool="avg"``; Swin's average pool). The line declares ``(C, "()")``. With a padding mask
+    selected too, ``nv.ToVector[[-1, "mask"]]("mean")`` averages the tokens the mask keeps (False)."""
 
     layouts = _TOKENS
 
     def __init__(self, token: int | str = 0) -> None:
         super().__init__()
-        link = _one_input(self)
+        if len(self.input_links) == 2 and token != "mean":
+            raise NerveArgumentError(
+                "ToVector: a padding mask is selected, which only the mean uses",
+                allowed='ToVector[[-1, "mask"]]("mean")',
+            )
+        self._masked = len(self.input_links) == 2
+        link = self.input_links[0] if self._masked else _one_input(self)
         _same_channels(self, link)
         if not self.target_dims[0].shape.is_vector:
             raise DimsError(
@@ -166,12 +182,51 @@ class ToVector(Nerve):
         self.token: int | str = token
         self._extra = link.shape.extra
 
-    def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
+    def _steps(self, ops: Ops, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            return ops.function(_runtime.masked_mean, x, mask)
         if self.token == "mean":
             if self._extra:
                 x = ops.function(operator.getitem, x, (slice(None), slice(self._extra, None)))
             return ops.function(torch.mean, x, 1)
         return ops.function(operator.getitem, x, (slice(None), self.token))
+
+
+class Embedding(Nerve):
+    """Token ids ``(N, L)`` as tokens ``(N, L, C)``: ``nn.Embedding(num_embeddings, C)`` (``embedding``),
+    ``padding_idx`` as in torch. It reads an Input of ids, ``((1, nv.tokens(1)),
+    nv.Input(dtype=torch.long))``, and the line declares the same tokens with ``C`` channels."""
+
+    keeps_rank = True
+    layouts = _TOKENS
+
+    def __init__(self, num_embeddings: int, *, padding_idx: int | None = None) -> None:
+        super().__init__()
+        link = _one_input(self)
+        if link.channels != 1:
+            raise DimsError(
+                f"Embedding reads token ids (N, L), but line {link.index} declares {link.channels} channels",
+                allowed="an Input of ids ((1, nv.tokens(1)), nv.Input(dtype=torch.long))",
+            )
+        target = self.target_dims[0].shape
+        if not target.same_as(link.shape, link.rank):
+            raise DimsError(
+                f"Embedding makes a token of each id of line {link.index}, {link.shape!r}, but the line declares"
+                f" {target!r}",
+                allowed=f"({self.target_dims[0].channels}, {link.shape!r})",
+            )
+        num_embeddings = positive_int("num_embeddings", num_embeddings, "Embedding")
+        if padding_idx is not None and (
+            not isinstance(padding_idx, int) or not -num_embeddings <= padding_idx < num_embeddings
+        ):
+            raise NerveArgumentError(
+                f"Embedding: padding_idx={padding_idx!r} is not one of the {num_embeddings} ids",
+                allowed=f"None or an int in {-num_embeddings}..{num_embeddings - 1}",
+            )
+        self.embedding = nn.Embedding(num_embeddings, self.target_dims[0].channels, padding_idx=padding_idx)
+
+    def _steps(self, ops: Ops, ids: torch.Tensor) -> torch.Tensor:
+        return ops.module("embedding", ids)
 
 
 class ClassToken(Nerve):

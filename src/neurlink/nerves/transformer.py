@@ -89,8 +89,10 @@ class TransformerBlock(Nerve):
     (``nn.LayerNorm``), ``dropout`` follows attention and each of the MLP's layers (torchvision's),
     ``attention_dropout`` drops attention weights, ``drop_path`` is stochastic depth per sample,
     ``layer_scale`` a learned factor per channel started at that value (None: none), ``causal`` masks
-    later tokens. Its parts are sub-lines tagged ``norm1``, ``attn``, ``drop1``, ``ls1``, ``drop_path1``,
-    ``residual1``, ``norm2``, ``mlp``, ``ls2``, ``drop_path2``, ``residual2`` (those it has).
+    later tokens. Its parts are sub-lines tagged ``norm1``, ``attn``, ``ls1``, ``drop_path1``,
+    ``residual1``, ``norm2``, ``mlp``, ``ls2``, ``drop_path2``, ``residual2`` (those it has). With a
+    padding mask selected too, ``nv.TransformerBlock[[-1, "mask"]](...)``, attention leaves out the
+    tokens it marks (True).
     """
 
     keeps_rank = True
@@ -110,8 +112,13 @@ class TransformerBlock(Nerve):
         act: Act = nn.GELU,
     ) -> None:
         super().__init__()
-        self.expect_links(1)
         name = type(self).__name__
+        if len(self.input_links) not in (1, 2):
+            raise DimsError(
+                f"{name} reads one line of tokens (and a mask), but {len(self.input_links)} are selected",
+                allowed="one line, or [tokens, mask]",
+            )
+        masked = len(self.input_links) == 2
         link, dims = self.input_links[0], self.target_dims[0]
         if not link.dims[0].same_as(dims, link.rank):
             raise DimsError(
@@ -122,8 +129,8 @@ class TransformerBlock(Nerve):
         drop = probability("drop_path", drop_path, name)
         d = (dims.channels, dims.shape)
         lines: list = [
-            (d, LayerNorm[-1, "norm1"](eps)),
-            (d, SelfAttention[-1, "attn"](heads, dropout=attention_dropout, causal=causal)),
+            (d, LayerNorm[0, "norm1"](eps)),
+            (d, SelfAttention[[-1, 1] if masked else -1, "attn"](heads, dropout=attention_dropout, causal=causal)),
         ]
         if p:
             lines.append((d, nn.Dropout(p)))

@@ -131,7 +131,7 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     network.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_ATTENTION_ON_CPU) as counter:
-            run = _Run(counter, expanded, results, base.shape[2:])
+            run = _Run(counter, expanded, results, base.shape[program_of(table).base_dims])
             run.table(network, table, "", list(inputs))
     finally:
         for module, training in modes:

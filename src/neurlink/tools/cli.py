@@ -25,6 +25,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import NeurlinkError
 from ..models import create_model, list_models
+from ..program import input_form
 from ..shapes import Dims
 from ._lines import input_rank, table_of
 from ._load import CommandError, load_network
@@ -149,6 +150,8 @@ def _default_sizes(net: nn.Module) -> list[tuple[int, ...]]:
     for entry in inputs:
         dims: Dims = entry.dims[0]
         size = (1, *dims.tensor_shape(base_spatial))
+        if input_form(entry) == "ids":  # token ids or a mask, (N, L)
+            size = size[:2]
         if math.prod(size) > _MAX_INPUT:  # an absolute shape a file declares is held to --input's bound
             raise CommandError(
                 f"line {entry.index}'s input would be {'x'.join(map(str, size))}, more than {_MAX_INPUT:,}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..program import input_form, program_of
 from ._lines import dims_text, nerve_text, table_of, walk
 from ._trace import InputSize, make_inputs, run_lines
 
@@ -179,12 +180,13 @@ def summary(
     tensors = make_inputs(net, input_size, dtype=dtype, device=device, inputs=inputs)
     measured = run_lines(net, lines, tensors)
     table = table_of(net)
-    base_shape = tuple(tensors[table.base_entry.input_position].shape[2:])
+    base_shape = tuple(tensors[table.base_entry.input_position].shape[program_of(table).base_dims])
     rows = []
     for line in lines:
         result = measured[line.path]
         batch = tensors[0].shape[0]
-        declared = tuple((batch, *d.tensor_shape(base_shape)) for d in line.entry.dims)
+        ids = line.entry.is_input and input_form(line.entry) == "ids"  # (N, L): no channel dim
+        declared = tuple((batch, *d.tensor_shape(base_shape)[: 1 if ids else None]) for d in line.entry.dims)
         params = sum(p.numel() for p in line.module.parameters()) if line.module is not None else 0
         row = SummaryRow(
             path=line.path,
