@@ -39,7 +39,10 @@ __all__ = [
     "tokens_to_map",
     "resample_positions",
     "add_sincos_positions",
-    "masked_mean",
+    "window_partition",
+    "window_merge",
+    "window_attention",
+    "merge_patches",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -270,7 +273,10 @@ def contiguous(x: torch.Tensor) -> torch.Tensor:
 
 @fx.wrap
 def grid_size(base_shape: Sequence[int], ratios) -> tuple[int, ...]:
-    """The grid a token line lies on for this call: ``ceil(base / ratio)`` per dim (``target_size``)."""
+    """The grid a token line lies on for this call: ``ceil(base / ratio)`` per dim (``target_size``); one
+    ratio stands for every dim of the base."""
+    if len(ratios) == 1:
+        ratios = tuple(ratios) * len(base_shape)
     return target_size(base_shape, ratios, None)
 
 
@@ -319,6 +325,102 @@ def add_sincos_positions(x: torch.Tensor, grid, prefix: int, temperature: float)
     if prefix:
         embedding = F.pad(embedding, (0, 0, prefix, 0))
     return x + embedding
+
+
+def _window_plan(grid, window, shift) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A 2d grid padded at its end to whole windows, and the shift of each dim: none where one window
+    covers the padded grid (torchvision's Swin)."""
+    padded = tuple(-(-size // step) * step for size, step in zip(grid, window))
+    shifts = tuple(0 if step >= size else s for size, step, s in zip(padded, window, shift))
+    return padded, shifts
+
+
+@fx.wrap
+def window_partition(x: torch.Tensor, grid, window, shift) -> torch.Tensor:
+    """Tokens ``(N, H * W, C)`` of a 2d grid as windows ``(N * windows, wh * ww, C)``: the grid padded with
+    zeros at its end to whole windows, rolled back by the shift, cut into windows in row-major order."""
+    (padded_h, padded_w), (shift_h, shift_w) = _window_plan(grid, window, shift)
+    (height, width), (wh, ww) = grid, window
+    channels = x.shape[-1]
+    x = F.pad(x.reshape(x.shape[0], height, width, channels), (0, 0, 0, padded_w - width, 0, padded_h - height))
+    if shift_h or shift_w:
+        x = torch.roll(x, shifts=(-shift_h, -shift_w), dims=(1, 2))
+    x = x.reshape(x.shape[0], padded_h // wh, wh, padded_w // ww, ww, channels).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wh * ww, channels)
+
+
+@fx.wrap
+def window_merge(windows: torch.Tensor, grid, window, shift) -> torch.Tensor:
+    """The inverse of :func:`window_partition`: windows put back in place, rolled forward by the shift,
+    the padding cut off, as tokens ``(N, H * W, C)``."""
+    (padded_h, padded_w), (shift_h, shift_w) = _window_plan(grid, window, shift)
+    (height, width), (wh, ww) = grid, window
+    channels = windows.shape[-1]
+    x = windows.reshape(-1, padded_h // wh, padded_w // ww, wh, ww, channels).permute(0, 1, 3, 2, 4, 5)
+    x = x.reshape(-1, padded_h, padded_w, channels)
+    if shift_h or shift_w:
+        x = torch.roll(x, shifts=(shift_h, shift_w), dims=(1, 2))
+    return x[:, :height, :width].reshape(x.shape[0], height * width, channels)
+
+
+def _shift_mask(padded, window, shifts, like: torch.Tensor) -> torch.Tensor:
+    """``(windows, T, T)``: -100 between two tokens of a shifted window that came from different regions of
+    the grid (the rolled-in border), 0 elsewhere (torchvision's mask)."""
+    regions = []
+    for size, step, shift in zip(padded, window, shifts):
+        position = torch.arange(size, device=like.device)
+        # a shifted dim has three regions: [0, size - window), [size - window, size - shift), [size - shift, size)
+        region = (position >= size - step).long() + (position >= size - shift).long() if shift else position * 0
+        regions.append(region)
+    (padded_h, padded_w), (wh, ww) = padded, window
+    labels = regions[0][:, None] * 3 + regions[1][None, :]
+    labels = labels.reshape(padded_h // wh, wh, padded_w // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
+    differ = labels[:, None, :] != labels[:, :, None]
+    return torch.zeros(differ.shape, dtype=like.dtype, device=like.device).masked_fill(differ, -100.0)
+
+
+@fx.wrap
+def window_attention(
+    qkv: torch.Tensor,
+    bias: torch.Tensor,
+    grid,
+    window,
+    shift,
+    heads: int,
+    logit_scale: torch.Tensor | None,
+    dropout: float,
+) -> torch.Tensor:
+    """Attention within each window of packed ``qkv`` ``(N * windows, T, 3C)``, returning ``(N * windows, T, C)``:
+    scaled dot products (``logit_scale`` None) or cosine similarities times ``logit_scale`` (Swin v2), plus
+    the position ``bias`` ``(1, heads, T, T)``, plus the shifted windows' mask where the grid is shifted."""
+    padded, shifts = _window_plan(grid, window, shift)
+    count, length = qkv.shape[0], qkv.shape[1]
+    q, k, v = qkv.reshape(count, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    if logit_scale is None:
+        scores = (q * q.shape[-1] ** -0.5).matmul(k.transpose(-2, -1))
+    else:
+        scores = F.normalize(q, dim=-1).matmul(F.normalize(k, dim=-1).transpose(-2, -1)) * logit_scale
+    scores = scores + bias
+    if any(shifts):
+        mask = _shift_mask(padded, window, shifts, scores)
+        scores = scores.reshape(-1, mask.shape[0], heads, length, length) + mask[None, :, None]
+        scores = scores.reshape(count, heads, length, length)
+    weights = F.softmax(scores, dim=-1)
+    if dropout:
+        weights = F.dropout(weights, p=dropout)
+    return weights.matmul(v).transpose(1, 2).reshape(count, length, -1)
+
+
+@fx.wrap
+def merge_patches(x: torch.Tensor, grid, stride) -> torch.Tensor:
+    """Tokens ``(N, H * W, C)`` of a 2d grid merged ``sh x sw`` at a time into ``(N, ceil(H / sh) * ceil(W / sw),
+    sh * sw * C)``: the grid padded with zeros at its end to whole blocks, each block's tokens concatenated
+    down each column first (torchvision's Swin at stride 2: ``x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], ...``)."""
+    (height, width), (sh, sw) = grid, stride
+    channels = x.shape[-1]
+    x = F.pad(x.reshape(x.shape[0], height, width, channels), (0, 0, 0, -width % sw, 0, -height % sh))
+    parts = [x[:, i::sh, j::sw] for j in range(sw) for i in range(sh)]
+    return torch.cat(parts, -1).reshape(x.shape[0], -1, len(parts) * channels)
 
 
 @fx.wrap

@@ -73,3 +73,6 @@ from .sequence import ToVector as ToVector
 from .squeeze_excite import SqueezeExcitation as SqueezeExcitation
 from .transformer import MLP as MLP
 from .transformer import TransformerBlock as TransformerBlock
+from .window import PatchMerging as PatchMerging
+from .window import SwinBlock as SwinBlock
+from .window import WindowAttention as WindowAttention
