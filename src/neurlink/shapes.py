@@ -330,7 +330,10 @@ def _parse_tokens(written: str) -> tuple[Any, int, int | None]:
         )
     if ratio is not None:
         for value in ratio if isinstance(ratio, tuple) and ratio else (ratio,):
-            _as_ratio(value, written)
+            try:
+                _as_ratio(value, written)
+            except DimsError as error:
+                raise DimsError(error.reason, allowed=_TOKENS_ALLOWED) from None
     return ratio, extra, length
 
 

@@ -22,6 +22,7 @@ A line of tokens declares ``(C, nv.tokens(r, extra=k))``: the patches of a map a
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import Any
 
@@ -133,6 +134,7 @@ class ToMap(Nerve):
                 f"ToMap folds tokens onto their grid, but line {link.index}'s {source!r} lies on none",
                 allowed="tokens of a grid, nv.tokens(r), made from a map by nv.ToTokens",
             )
+        # the grid's rank where a line fixes it; otherwise one ratio stands for every dim of the base, at run time
         rank = link.rank if link.rank is not None else target.rank or source.rank or 1
         if target.is_tokens or target.ratios is None or target.ratios_for(rank) != source.ratios_for(rank):
             grid = source.ratios[0] if source.broadcast else tuple(source.ratios)
@@ -295,6 +297,8 @@ class PositionEmbedding(Nerve):
                 )
             self.embedding = _PositionEmbeddingModule(link.channels, None, length=shape.length)
             return
+        if link.rank is None and shape.rank is None and isinstance(base_size, tuple):
+            link = dataclasses.replace(link, rank=len(base_size))  # the base size says the grid's rank
         rank = _grid_rank(self, link, shape)
         if base_size is None:
             raise NerveArgumentError(
@@ -341,7 +345,8 @@ class SinCosPositionEmbedding(Nerve):
                 f"SinCosPositionEmbedding: temperature={temperature!r} is not a positive number",
                 allowed="temperature > 0 (10000 in MAE)",
             )
-        self._ratios = ratio_pairs(link.shape, _grid_rank(self, link, link.shape))
+        rank = link.rank if link.rank is not None else link.shape.rank or 1  # one ratio: every dim, at run time
+        self._ratios = ratio_pairs(link.shape, rank)
         self.embedding = _SinCosModule(link.shape.extra, float(temperature))
 
     def _steps(self, ops: Ops, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:

@@ -145,7 +145,13 @@ def nerve_text(entry: Entry) -> str:
 
 
 def shape_text(shape: ShapeSpec) -> str:
-    """A declared spatial shape in words: ``base/2``, ``base``, ``base*2``, or absolute ``(1, 1)``."""
+    """A declared spatial shape in words: ``base/2``, ``base``, ``base*2``, or absolute ``(1, 1)``; tokens
+    as ``tokens of base/16 + 1`` (a grid and its extra tokens) or ``77 tokens``."""
+    if shape.is_tokens:
+        if shape.length is not None:
+            return f"{shape.length} tokens"
+        grid = shape_text(ShapeSpec(shape.ratios[0] if shape.broadcast else tuple(shape.ratios or ())))
+        return f"tokens of {grid}" + (f" + {shape.extra}" if shape.extra else "")
     ratios = shape.ratios
     if ratios is None:  # an absolute shape
         return str(shape.written)
