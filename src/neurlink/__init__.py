@@ -73,6 +73,12 @@ from .models import resnet101 as resnet101
 from .models import resnet152 as resnet152
 from .models import resnext50_32x4d as resnext50_32x4d
 from .models import resnext101_32x8d as resnext101_32x8d
+from .models import swin_b as swin_b
+from .models import swin_s as swin_s
+from .models import swin_t as swin_t
+from .models import swin_v2_b as swin_v2_b
+from .models import swin_v2_s as swin_v2_s
+from .models import swin_v2_t as swin_v2_t
 from .models import unet_resnet18 as unet_resnet18
 from .models import unet_resnet34 as unet_resnet34
 from .models import unet_resnet50 as unet_resnet50

@@ -62,6 +62,12 @@ from .segmentation import deeplabv3_resnet101 as deeplabv3_resnet101
 from .segmentation import fcn_resnet50 as fcn_resnet50
 from .segmentation import fcn_resnet101 as fcn_resnet101
 from .segmentation import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
+from .swin import swin_b as swin_b
+from .swin import swin_s as swin_s
+from .swin import swin_t as swin_t
+from .swin import swin_v2_b as swin_v2_b
+from .swin import swin_v2_s as swin_v2_s
+from .swin import swin_v2_t as swin_v2_t
 from .unet import UnetDecoderBlock as UnetDecoderBlock
 from .unet import unet_resnet18 as unet_resnet18
 from .unet import unet_resnet34 as unet_resnet34

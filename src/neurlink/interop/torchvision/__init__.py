@@ -32,6 +32,7 @@ from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
+from ._swin import is_swin, swin_pairs
 from ._vit import is_vit, vit_pairs
 
 __all__ = ["load_torchvision", "to_torchvision_state_dict"]
@@ -69,6 +70,8 @@ def _pairs(model: nn.Module) -> list[Pair]:
     """(neurlink key, torchvision key) for every tensor of ``model``, in torchvision's order."""
     if is_vit(model):
         return vit_pairs(model)
+    if is_swin(model):
+        return swin_pairs(model)
     if is_segmentation(model):
         return segmentation_pairs(model)
     if is_features_family(model):
