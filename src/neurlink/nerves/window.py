@@ -281,9 +281,10 @@ class SwinBlock(Nerve):
         hidden = 4 * dims.channels if mlp is None else positive_int("mlp", mlp, name)
         drop = probability("drop_path", drop_path, name)
         d = (dims.channels, dims.shape)
-        attn = (d, WindowAttention[-1, "attn"](
+        attention = WindowAttention[-1, "attn"](
             heads, window, shift, dropout=dropout, attention_dropout=attention_dropout, version=version
-        ))  # fmt: skip
+        )
+        attn = (d, attention)
         feed = (d, MLP[-1, "mlp"](hidden, act=act, dropout=probability("dropout", dropout, name)))
         norm1, norm2 = (d, LayerNorm[-1, "norm1"](eps)), (d, LayerNorm[-1, "norm2"](eps))
         lines: list = [norm1, attn] if version == 1 else [attn, norm1]
