@@ -3,7 +3,7 @@
 Every case runs both models with the same weights, interleaved round by round (the order
 alternates), and reports medians and the neurlink / torchvision ratio:
 
-    python benchmarks/bench_vs_torchvision.py [--quick] [--only resnet|families] [--json results.json]
+    python benchmarks/bench_vs_torchvision.py [--quick] [--only resnet|families|transformers] [--json results.json]
 
 Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.03 (issue 9),
 training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
@@ -15,6 +15,9 @@ Issue 12, the MobileNet, EfficientNet and ConvNeXt families (``--only families``
 few minutes): inference at 224 batch 1 and a training step (128x128 batch 8) <= 1.03 for mobilenet_v2,
 mobilenet_v3_large, efficientnet_b0 and convnext_tiny, their peak inference memory (224 batch 16) <= 1.05,
 and building convnext_large <= 1.2 (vs torchvision's constructor).
+Issue 22, the vision transformers (``--only transformers``): inference at 224 batch 1 for vit_b_16 and
+swin_t <= 1.03, a training step at 224 batch 4 for vit_b_32 and swin_t <= 1.03, peak inference memory at
+224 batch 8 <= 1.05.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def main() -> None:
     def only(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--only",
-            choices=("resnet", "families"),
-            help="only the ResNet cases, or only the MobileNet/EfficientNet/ConvNeXt ones",
+            choices=("resnet", "families", "transformers"),
+            help="only the ResNet cases, the MobileNet/EfficientNet/ConvNeXt ones, or the vision transformers",
         )
 
     args, rounds = command_line(__doc__.splitlines()[0], only)
@@ -85,7 +88,7 @@ def main() -> None:
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}"
     )
     print(f"{'case':<44} {'neurlink':>10} {'reference':>10}     {'ratio':>6}")
-    if args.only != "families":
+    if args.only in (None, "resnet"):
         a, b = inference(*pair("resnet50"), 224, 1, rounds(60))
         report("inference resnet50 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
         a, b = inference(*pair("resnet18"), 32, 1, rounds(400))
@@ -112,7 +115,7 @@ def main() -> None:
         report(
             f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget"
         )
-    if args.only != "resnet":
+    if args.only in (None, "families"):
         families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
         for name in families:
             a, b = inference(*pair(name), 224, 1, rounds(60))
@@ -125,6 +128,16 @@ def main() -> None:
             report(f"peak inference memory {name} 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
         a, b = build_time("convnext_large", rounds(4))
         report("build convnext_large", "ms", a * 1e3, b * 1e3, 1.2)
+    if args.only in (None, "transformers"):
+        for name in ("vit_b_16", "swin_t"):
+            a, b = inference(*pair(name), 224, 1, rounds(40))
+            report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
+        for name in ("vit_b_32", "swin_t"):
+            a, b = training_step(*pair(name), 224, 4, rounds(12))
+            report(f"training step {name} 224x224 b4", "ms", a * 1e3, b * 1e3, 1.03)
+        for name in ("vit_b_16", "swin_t"):
+            a, b = peak_memory(*pair(name), 224, 8)
+            report(f"peak inference memory {name} 224 b8", "MB", a / 2**20, b / 2**20, 1.05)
     if args.json:
         args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows}, indent=2))
 
