@@ -97,13 +97,19 @@ FAMILY_PARAMETERS = {
     "convnext_large": 197_767_336,
 }
 
-# torchvision's vision transformers (torchvision.models.<name>(weights=None))
+# torchvision's vision transformers: ViT and Swin v1/v2 (torchvision.models.<name>(weights=None))
 TRANSFORMER_PARAMETERS = {
     "vit_b_16": 86_567_656,
     "vit_b_32": 88_224_232,
     "vit_l_16": 304_326_632,
     "vit_l_32": 306_535_400,
     "vit_h_14": 632_045_800,
+    "swin_t": 28_288_354,
+    "swin_s": 49_606_258,
+    "swin_b": 87_768_224,
+    "swin_v2_t": 28_351_570,
+    "swin_v2_s": 49_737_442,
+    "swin_v2_b": 87_930_848,
 }
 
 SEGMENTATION_PARAMETERS = {  # torchvision's (weights=None, weights_backbone=None) and smp's (encoder_weights=None)

@@ -9,6 +9,7 @@ from networks import (  # shared with other tests
     FAMILY_PARAMETERS,
     SEED_SHAPES,
     SEGMENTATION_PARAMETERS,
+    TRANSFORMER_PARAMETERS,
     assert_same_outputs,
     count,
     randomize_batchnorm,
@@ -161,7 +162,13 @@ def test_builder_keywords() -> None:
 
 def test_list_models() -> None:
     assert neurlink.list_models() == sorted(
-        [*PARAMETERS, *FAMILY_PARAMETERS, *SEGMENTATION_PARAMETERS, *neurlink.list_models("hrnet*")]
+        [
+            *PARAMETERS,
+            *FAMILY_PARAMETERS,
+            *SEGMENTATION_PARAMETERS,
+            *TRANSFORMER_PARAMETERS,
+            *neurlink.list_models("hrnet*"),
+        ]
     )
     assert neurlink.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
     assert neurlink.list_models("*_2") == ["wide_resnet101_2", "wide_resnet50_2"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import neurlink
-from neurlink.models import convnext, efficientnet, hrnet, mobilenet, resnet, segmentation, unet
+from neurlink.models import convnext, efficientnet, hrnet, mobilenet, resnet, segmentation, swin, unet, vit
 from neurlink.tools._lines import table_of
 
 PAGE = "zoo.md"
@@ -66,6 +66,24 @@ FAMILIES = (
         " 4x4 and 2x2 convs floor odd sizes, so the two agree at multiples of 32.",
     ),
     Family(
+        "Vision Transformer (ViT)",
+        ("vit_*",),
+        "vit_b_16",
+        (vit.vit_b_16, vit._vit),
+        "torchvision's ViTs, token lines ([Transformers in the grammar](transformers.md)). Nerves:"
+        " `ToTokens`, `ClassToken`, `PositionEmbedding` (resampled at sizes other than `image_size`),"
+        " `TransformerBlock`, `ToVector`.",
+    ),
+    Family(
+        "Swin Transformer v1 and v2",
+        ("swin_*",),
+        "swin_t",
+        (swin.swin_t, swin._swin),
+        "torchvision's Swin Transformers. Nerves: `SwinBlock` (`WindowAttention`, shifted windows padded to"
+        " whole windows), `PatchMerging`; `version=2` for v2. torchvision's unpadded 4x4 patchify conv floors"
+        " odd sizes, so the two agree at multiples of 32.",
+    ),
+    Family(
         "HRNet",
         ("hrnet*",),
         "hrnet_w18_small",
@@ -106,6 +124,13 @@ _SLOW = {
     "fcn_resnet101",
     "deeplabv3_resnet101",
     "unet_resnet50",
+    "vit_l_16",
+    "vit_l_32",
+    "vit_h_14",
+    "swin_s",
+    "swin_b",
+    "swin_v2_s",
+    "swin_v2_b",
 }
 _OUTPUTS_COMPARED = {
     "mobilenet_v2",
@@ -137,6 +162,18 @@ def proof(name: str) -> tuple[str, str]:
         return f"tests/test_zoo.py::test_builder_is_torchvision[{name}]", "outputs and weights both ways"
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
+    if name == "vit_b_32":
+        return "tests/test_vit.py::test_vit_b_32_is_torchvision_outputs_and_gradients", "outputs and gradients"
+    if name == "vit_b_16":
+        return "tests/test_vit.py::test_vit_b_16_is_torchvision_at_its_image_size[224]", "outputs"
+    if name.startswith("vit_"):
+        return f"tests/test_registry_contract.py::test_builds_on_meta_with_its_references_parameter_count[{name}]", (
+            "parameters (its blocks are vit_b_16's)"
+        )
+    if name in ("swin_t", "swin_v2_t"):
+        return f"tests/test_swin.py::test_torchvision_weights_give_torchvision_outputs[{name}]", "outputs"
+    if name.startswith("swin"):
+        return f"tests/test_swin.py::test_the_larger_models_give_torchvision_outputs[{name}]", "outputs"
     if name in _OUTPUTS_COMPARED and name.startswith("hrnet"):
         return f"tests/test_hrnet.py::test_timm_weights_give_timm_outputs[{name}]", "outputs"
     if name in _OUTPUTS_COMPARED:

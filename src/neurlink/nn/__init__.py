@@ -1,4 +1,6 @@
-"""``torch.nn`` plus ``DropPath``, ``LayerNorm2d``, ``LayerScale``, einops' ``Rearrange`` and ``I`` (= ``Identity``).
+"""``torch.nn`` plus ``DropPath``, ``LayerNorm2d``, ``LayerScale``, the modules token nerves hold (``Attention``,
+``ClassToken``, ``PositionEmbedding``, ``SinCosPositionEmbedding``, ``WindowAttention``), einops' ``Rearrange``
+and ``I`` (= ``Identity``).
 
 Every name of ``torch.nn`` is reachable here (``neurlink.nn.Conv2d is torch.nn.Conv2d``),
 looked up on first use rather than star-imported.
@@ -11,9 +13,14 @@ from einops.layers.torch import Rearrange as Rearrange
 from torch.nn import Identity as I  # noqa: E741, F401 - the seed's short name for Identity
 
 from . import functional as functional
+from .attention import Attention as Attention
 from .channels import LayerNorm2d as LayerNorm2d
 from .channels import LayerScale as LayerScale
 from .drop_path import DropPath as DropPath
+from .tokens import ClassToken as ClassToken
+from .tokens import PositionEmbedding as PositionEmbedding
+from .tokens import SinCosPositionEmbedding as SinCosPositionEmbedding
+from .window import WindowAttention as WindowAttention
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +31,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(dir(_torch_nn)) | {"DropPath", "LayerNorm2d", "LayerScale", "Rearrange", "I", "functional"})
+    own = {"DropPath", "LayerNorm2d", "LayerScale", "Rearrange", "I", "functional"}
+    own |= {"Attention", "ClassToken", "PositionEmbedding", "SinCosPositionEmbedding", "WindowAttention"}
+    return sorted(set(dir(_torch_nn)) | own)

@@ -150,7 +150,8 @@ def shape_text(shape: ShapeSpec) -> str:
     if shape.is_tokens:
         if shape.length is not None:
             return f"{shape.length} tokens"
-        grid = shape_text(ShapeSpec(shape.ratios[0] if shape.broadcast else tuple(shape.ratios or ())))
+        grid_ratios = shape.ratios or ()
+        grid = shape_text(ShapeSpec(grid_ratios[0] if shape.broadcast else tuple(grid_ratios)))
         return f"tokens of {grid}" + (f" + {shape.extra}" if shape.extra else "")
     ratios = shape.ratios
     if ratios is None:  # an absolute shape
