@@ -168,3 +168,11 @@ def test_builder_keywords_are_checked_at_the_builder() -> None:
         neurlink.vit_b_16(image_size=200)
     with pytest.raises(NerveArgumentError, match="dropout"):
         neurlink.vit_b_16(dropout=1.5)
+
+
+def test_published_weights_for_another_image_size_say_which_to_build_before_downloading() -> None:
+    with pytest.raises(
+        neurlink.NeurlinkError, match=r"is for image_size=384, but the network is built for 224"
+    ) as caught:
+        neurlink.vit_b_16(weights="IMAGENET1K_SWAG_E2E_V1")
+    assert "vit_b_16(weights='IMAGENET1K_SWAG_E2E_V1', image_size=384)" in str(caught.value)

@@ -53,6 +53,14 @@ def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: d
             f"{name}: {enum.__name__}.{chosen.name} has {classes} classes, but num_classes={wanted}",
             allowed=f"num_classes={classes} (the default) with these weights; replace the head afterwards to fine-tune",
         )
+    if name.startswith("vit_"):  # a ViT's learned positions are for one image size (torchvision sets it from the weights)
+        built = keywords.get("image_size", 224)
+        size = chosen.meta["min_size"][0]
+        if built != size:
+            raise NeurlinkError(
+                f"{name}: {enum.__name__}.{chosen.name} is for image_size={size}, but the network is built for {built}",
+                allowed=f"{name}(weights={weights!r}, image_size={size}); the network then takes any size",
+            )
     try:
         state_dict = chosen.get_state_dict(progress=False, check_hash=True)  # what torchvision's builders call
     except OSError as error:  # no network (URLError), or a cache that cannot be written
