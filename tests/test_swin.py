@@ -228,3 +228,10 @@ def test_swin_block_arguments() -> None:
         "residual2",
     ]
     assert block["mlp"].fc1.out_features == 64 and block["attn"].shift == (2, 2)
+
+
+@pytest.mark.parametrize("name, size, published", [("swin_t", 224, 4.491e9), ("swin_v2_t", 256, 5.94e9)])
+def test_summary_macs_are_torchvisions_published_figures(name: str, size: int, published: float) -> None:
+    with torch.device("meta"):
+        net = neurlink.create_model(name)
+    assert abs(neurlink.summary(net, (1, 3, size, size)).total_macs / published - 1) < 0.02
