@@ -66,17 +66,22 @@ def make(name):
     return net.eval()
 
 
-# the ResNets, and one model of each other family (two of segmentation: a head on two lines, a decoder) (their blocks are what the others repeat);
-# the three deepest ResNets take minutes per export path on 2 cores: slow, run with -m slow
+# One model of each block and head in every run: resnet18 (BasicBlock), resnet50 (Bottleneck), one of
+# each other family, and of segmentation a dilated ResNet with the ASPP head (deeplabv3_resnet50), a
+# head on two lines (lraspp) and a decoder (unet_resnet18), resized to the input's size.
+DEFAULT = {"resnet18", "resnet50", "deeplabv3_resnet50", "unet_resnet18"}
+# The other ResNets repeat those blocks at another depth or width (resnext50's grouped middle conv is
+# exported as the depthwise convs of the MobileNets, EfficientNet and ConvNeXt are; fcn's FCNHead is
+# sub-lines, conv-BN-ReLU, dropout, conv, as every_nerve_kind's Block): the same export paths on more
+# of the same, 15-40 s a model under coverage on 2 cores, so they are slow (run with -m slow).
 MODELS = (
     ["every_nerve_kind"]
     + [
-        pytest.param(name, marks=pytest.mark.slow) if "101" in name or "152" in name else name
+        name if name in DEFAULT else pytest.param(name, marks=pytest.mark.slow)
         for name in neurlink.list_models()
         if "resnet" in name or "resnext" in name
     ]
-    + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small"]
-    + ["lraspp_mobilenet_v3_large", "unet_resnet18"]  # segmentation: resized to the input's size
+    + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small", "lraspp_mobilenet_v3_large"]
 )
 
 
