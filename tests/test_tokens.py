@@ -406,3 +406,88 @@ def test_a_text_classifier_takes_any_length_and_ignores_padding() -> None:
         for length in (3, 17, 40):
             assert net([torch.randint(1, 100, (2, length)), torch.zeros(2, length, dtype=torch.bool)]).shape == (2, 3)
     assert math.isfinite(neurlink.summary(net, inputs=[padded, mask]).total_macs)
+
+
+# --- what a new user ran into ---------------------------------------------------------------------
+
+
+def test_causal_attention_with_a_padding_mask_joins_both_masks() -> None:
+    torch.manual_seed(0)
+    net = nv.build(
+        [
+            ((32, nv.tokens(1)), nv.Input["x"]()),
+            ((1, nv.tokens(1)), nv.Input["mask"](dtype=torch.bool)),
+            ((32, nv.tokens(1)), nv.SelfAttention[["x", "mask"]](4, causal=True)),
+        ]
+    ).eval()
+    theirs = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    net[2].qkv.weight.data.copy_(theirs.in_proj_weight)
+    net[2].qkv.bias.data.copy_(theirs.in_proj_bias)
+    net[2].proj.load_state_dict(theirs.out_proj.state_dict())
+    x, mask = torch.randn(2, 6, 32), torch.tensor([[False] * 6, [False] * 4 + [True] * 2])
+    causal = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    with torch.no_grad():
+        expected = theirs(x, x, x, attn_mask=causal, key_padding_mask=mask, need_weights=False)[0]
+        torch.testing.assert_close(net({"x": x, "mask": mask}), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_of_other_batch_sizes_are_refused() -> None:
+    net = nv.build(
+        [
+            ((1, nv.tokens(1)), nv.Input["ids"](dtype=torch.long)),
+            ((1, nv.tokens(1)), nv.Input["mask"](dtype=torch.bool)),
+            ((8, nv.tokens(1)), nv.Embedding["ids"](10)),
+            ((8, nv.tokens(1)), nv.TransformerBlock[[-1, "mask"]](2, 16)),
+        ]
+    )
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    with pytest.raises(InputError, match="line 1 .*batch size 1, but the base Input's is 2"):
+        net({"ids": ids, "mask": torch.zeros(1, 5, dtype=torch.bool)})
+    with pytest.raises(DimsError, match="reads the tokens first and their padding mask last"):
+        nv.build([*_ids_and_mask(), ((8, nv.tokens(1)), nv.TransformerBlock[["mask", -1]](2, 16))])
+
+
+def _ids_and_mask():
+    return [
+        ((1, nv.tokens(1)), nv.Input["ids"](dtype=torch.long)),
+        ((1, nv.tokens(1)), nv.Input["mask"](dtype=torch.bool)),
+        ((8, nv.tokens(1)), nv.Embedding["ids"](10)),
+    ]
+
+
+def test_learned_positions_of_a_sequence_are_its_first_ones_and_refuse_longer_sequences() -> None:
+    net = nv.build([*_ids_and_mask()[::2], ((8, nv.tokens(1)), nv.PositionEmbedding(64))])
+    weight = net[2].embedding.weight
+    ids = torch.zeros(1, 5, dtype=torch.long)
+    torch.testing.assert_close(net(ids), net[1](ids) + weight[:, :5], rtol=0, atol=0)
+    with pytest.raises(InputError, match="a sequence of 65 tokens, but the learned positions are for at most 64"):
+        net(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_one_token_of_a_grid_must_be_an_extra_one() -> None:
+    assert "has no extra token" in _fails([*STEM, ((32, "()"), nv.ToVector(0))], NerveArgumentError)
+    text = _fails(
+        [*STEM, ((32, nv.tokens(4, extra=1)), nv.ClassToken()), ((32, "()"), nv.ToVector(3))], NerveArgumentError
+    )
+    assert "its 1 extra token(s), 0..0" in text and "ToVector('mean')" in text
+    fixed = nv.build([((8, nv.tokens(length=4)), nv.Input()), ((8, "()"), nv.ToVector(-1))])
+    assert fixed(torch.randn(1, 4, 8)).shape == (1, 8)
+
+
+def test_more_mistakes_name_what_to_write() -> None:
+    assert "allowed: (32, 4);" in _fails([*STEM, ((32, 8), nv.ToMap())])  # the ratio as written, not a Fraction
+    assert "merges the tokens of line 2's grid" in _fails([*STEM, ((64, nv.tokens(4)), nv.PatchMerging())])
+    assert "acts on the last dim" in _fails([*STEM[:2], ((32, 4), nn.LayerNorm(8))])  # the map's width
+    whole = nv.build([((4, "(7, 7)"), nv.Input()), ((4, "(7, 7)"), nn.LayerNorm([4, 7, 7]))])  # the whole map
+    assert whole(torch.randn(2, 4, 7, 7)).shape == (2, 4, 7, 7)
+    assert "nv.tokens(ratio, extra=k)" in str(pytest.raises(DimsError, ShapeSpec, "token(4)").value)
+    no_dtype = nv.build([((1, nv.tokens(1)), nv.Input()), ((1, nv.tokens(1)), nv.LayerNorm())])
+    with pytest.raises(InputError, match=r"declare the Input's dtype, nv.Input\(dtype=torch.long\)"):
+        no_dtype(torch.zeros(2, 5))
+
+
+def test_summary_takes_a_dict_of_inputs_as_the_network_does() -> None:
+    net = nv.build([*_ids_and_mask(), ((8, nv.tokens(1)), nv.TransformerBlock[[-1, "mask"]](2, 16))])
+    ids, mask = torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, dtype=torch.bool)
+    by_tag = neurlink.summary(net, inputs={"mask": mask, "ids": ids})
+    assert by_tag.total_macs == neurlink.summary(net, inputs=[ids, mask]).total_macs > 0

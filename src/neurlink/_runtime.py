@@ -294,10 +294,18 @@ def tokens_to_map(x: torch.Tensor, base_shape, ratios, extra: int) -> torch.Tens
 def resample_positions(weight: torch.Tensor, grid, built, prefix: int) -> torch.Tensor:
     """A learned position embedding ``(1, prefix + prod(built), C)`` for the grid ``grid`` of this call: itself
     at the grid it was made for; otherwise its grid part resampled bicubically, antialiased (as timm's
-    ``resample_abs_pos_embed``), the prefix kept."""
+    ``resample_abs_pos_embed``), the prefix kept. A 1-d sequence takes its first positions instead (a
+    table for the longest sequence, as BERT's and GPT's), and is refused beyond it."""
     grid = tuple(grid)
     if grid == tuple(built):
         return weight
+    if len(built) == 1:  # a sequence: positions 0..L-1 of a table of the longest length (BERT's, GPT's)
+        if grid[0] > built[0]:
+            raise InputError(
+                f"a sequence of {grid[0]} tokens, but the learned positions are for at most {built[0]}",
+                allowed=f"sequences of at most {built[0]} tokens, or a PositionEmbedding built for a longer base",
+            )
+        return weight[:, : prefix + grid[0]]
     channels = weight.shape[-1]
     positions = weight[:, prefix:].reshape(1, *built, channels).movedim(-1, 1)
     mode = {1: "linear", 2: "bicubic", 3: "trilinear"}[len(built)]

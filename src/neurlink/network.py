@@ -321,6 +321,7 @@ class Network(LinesModule):
             expected = ", ".join(_input_name(e) for e in entries)
             raise InputError(f"got {len(given)} input(s), but the network has {len(entries)}: {expected}")
         base_shape = None
+        batch: int | None = None
         param = self._first_parameter()
         for k in self._check_order:
             entry, x, rank, form = entries[k], given[k], self._spatial_ranks[k], self._forms[k]
@@ -334,6 +335,8 @@ class Network(LinesModule):
             problem = _layout_problem(x, dims, rank, form)
             if problem:
                 pass  # reported below
+            elif batch is not None and x.dim() and x.shape[0] != batch:
+                problem = f"batch size {x.shape[0]}, but the base Input's is {batch} (every input has the same batch)"
             elif param is not None and x.device != param.device:
                 problem = f"a tensor on {x.device}, but the network's parameters are on {param.device}"
             elif entry.dtype is not None and x.dtype != entry.dtype:
@@ -348,7 +351,7 @@ class Network(LinesModule):
                 if not x.is_floating_point():
                     problem += f" (an Input of another dtype declares it: nv.Input(dtype={x.dtype}))"
             elif base_shape is None:  # the base Input comes first
-                base_shape = spatial
+                base_shape, batch = spatial, x.shape[0]
                 fixed = dims.shape.is_absolute or dims.shape.length is not None
                 if fixed and dims.shape.size(spatial) != spatial:
                     problem = (
@@ -430,7 +433,10 @@ def _layout_problem(x: torch.Tensor, dims: Dims, rank: int | None, form: str) ->
             )
         return None
     if x.dim() != 3:
-        return "tokens are (N, L, C), channels last"
+        hint = ""
+        if x.dim() == 2 and dims.channels == 1:
+            hint = " (ids or a mask (N, L): declare the Input's dtype, nv.Input(dtype=torch.long) or torch.bool)"
+        return "tokens are (N, L, C), channels last" + hint
     if x.shape[2] != dims.channels:
         return f"{x.shape[2]} channels, but the line declares {dims.channels}"
     return None

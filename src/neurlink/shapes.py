@@ -339,7 +339,10 @@ def _parse_tokens(written: str) -> tuple[Any, int, int | None]:
 
 def _parse_absolute(written: str) -> tuple[tuple[int, ...], bool]:
     """The sizes in an absolute shape string, and whether one size stands for every dim."""
-    allowed = "an absolute shape written as a literal: '(1, 1)', '(7, 7, 7)', '7', or '()' for vectors (N, C)"
+    allowed = (
+        "an absolute shape written as a literal: '(1, 1)', '(7, 7, 7)', '7', '()' for vectors (N, C),"
+        " or nv.tokens(ratio, extra=k) for tokens (N, L, C)"
+    )
     try:
         value = ast.literal_eval(written.strip())  # a literal only: never evaluates code
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

@@ -414,7 +414,7 @@ def check_layouts(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> None
     for link in links:
         layout = layout_of(link.dims)
         if layout in accepted:
-            if layout == "map" and isinstance(kind, _LAST_DIM) and _acts_on_channels(kind, link):
+            if layout == "map" and isinstance(kind, _LAST_DIM) and _acts_on_channels(kind, link, rank_of(link)):
                 raise DimsError(
                     f"nn.{name} acts on the last dim, but line {link.index} is a channels-first map (N, C, *spatial),"
                     " whose last dim is a spatial one",
@@ -438,10 +438,19 @@ def check_layouts(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> None
         )
 
 
-def _acts_on_channels(module: nn.Module, link: Link) -> bool:
-    """Whether a last-dim module was sized for the channels of a map line (and so means them)."""
-    size = getattr(module, "normalized_shape", None) or (getattr(module, "in_features", None),)
-    return tuple(size) == (link.channels,)
+def rank_of(link: Link) -> int | None:
+    return link.rank if link.rank is not None else link.shape.rank
+
+
+def _acts_on_channels(module: nn.Module, link: Link, rank: int | None) -> bool:
+    """Whether a last-dim module on a map line means its channels: a Linear sized for them, or a norm over
+    anything but the whole map (``nn.LayerNorm([C, 7, 7])`` on a ``(C, "(7, 7)")`` line normalises it all)."""
+    normalized = getattr(module, "normalized_shape", None)
+    if normalized is None:
+        return getattr(module, "in_features", None) == link.channels
+    shape = link.shape
+    whole = (link.channels, *shape.absolute_for(rank)) if shape.is_absolute and rank is not None else None
+    return tuple(normalized) != whole
 
 
 def _line_rank(kind, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> int | None:

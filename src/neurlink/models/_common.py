@@ -174,5 +174,5 @@ def check_keywords(
     blocks_text = ", ".join(f"{block.__name__}'s: {', '.join(sorted(takes))}" for block in blocks[:1])
     raise UnexpectedArgumentError(
         f"{builder}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}{hint}",
-        allowed=f"{builder}'s own ({', '.join(own)}) and its blocks' ({blocks_text})",
+        allowed=f"{builder}'s own ({', '.join(own)})" + (f" and its blocks' ({blocks_text})" if blocks else ""),
     )

@@ -53,7 +53,9 @@ def torchvision_weights(network: nn.Module, name: str, weights: Any, keywords: d
             f"{name}: {enum.__name__}.{chosen.name} has {classes} classes, but num_classes={wanted}",
             allowed=f"num_classes={classes} (the default) with these weights; replace the head afterwards to fine-tune",
         )
-    if name.startswith("vit_"):  # a ViT's learned positions are for one image size (torchvision sets it from the weights)
+    if name.startswith(
+        "vit_"
+    ):  # a ViT's learned positions are for one image size (torchvision sets it from the weights)
         built = keywords.get("image_size", 224)
         size = chosen.meta["min_size"][0]
         if built != size:

@@ -44,6 +44,17 @@ def _heads(heads: object, channels: int, owner: str) -> int:
     return heads
 
 
+def check_mask_second(nerve: Nerve, count: int) -> None:
+    """A padding mask (one channel) is selected after the tokens it masks, not before them."""
+    links = nerve.input_links
+    if len(links) == count and links[-2].channels == 1 and links[-1].channels != 1:
+        raise DimsError(
+            f"{type(nerve).__name__} reads the tokens first and their padding mask last, but line"
+            f" {links[-1].index} ({links[-1].channels} channels) comes after line {links[-2].index} (1 channel)",
+            allowed=f"[{links[-1].index}, {links[-2].index}]: the tokens, then the mask",
+        )
+
+
 def _bool(name: str, value: object, owner: str) -> bool:
     if not isinstance(value, bool):
         raise NerveArgumentError(f"{owner}: {name}={value!r} is not a bool", allowed=f"{name}=True or False")
@@ -73,6 +84,7 @@ class SelfAttention(Nerve):
                 f"{name} reads one line of tokens (and a mask), but {len(self.input_links)} are selected",
                 allowed="one line, or [tokens, mask]",
             )
+        check_mask_second(self, 2)
         link, target = self.input_links[0], self.target_dims[0]
         if not link.dims[0].same_as(target):
             raise DimsError(

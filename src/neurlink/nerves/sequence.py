@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -75,6 +76,11 @@ def _grid_rank(nerve: Nerve, link: Any, shape: ShapeSpec) -> int:
             allowed="a line whose nerve fixes its rank (a conv), or a ratio written with one value per dim",
         )
     return rank
+
+
+def _ratio_value(ratio: Fraction) -> int | float:
+    """A ratio as a user writes it in a line: ``8``, ``0.5``."""
+    return ratio.numerator if ratio.denominator == 1 else float(ratio)
 
 
 def _token_text(shape: ShapeSpec, extra: int) -> str:
@@ -137,7 +143,7 @@ class ToMap(Nerve):
         # the grid's rank where a line fixes it; otherwise one ratio stands for every dim of the base, at run time
         rank = link.rank if link.rank is not None else target.rank or source.rank or 1
         if target.is_tokens or target.ratios is None or target.ratios_for(rank) != source.ratios_for(rank):
-            grid = source.ratios[0] if source.broadcast else tuple(source.ratios)
+            grid = _ratio_value(source.ratios[0]) if source.broadcast else tuple(map(_ratio_value, source.ratios))
             raise DimsError(
                 f"ToMap lands on the grid the tokens of line {link.index} lie on, ratio {grid},"
                 f" but the line declares {target!r}",
@@ -176,6 +182,14 @@ class ToVector(Nerve):
         if token != "mean" and (not isinstance(token, int) or isinstance(token, bool)):
             raise NerveArgumentError(f"ToVector: token={token!r}", allowed="a token index (0: the first) or 'mean'")
         length = link.shape.length
+        extra = link.shape.extra
+        if isinstance(token, int) and length is None and not 0 <= token < extra:
+            which = f"its {extra} extra token(s), 0..{extra - 1}" if extra else "no extra token"
+            raise NerveArgumentError(
+                f"ToVector({token}) takes one token, but line {link.index}'s {link.shape!r} has {which}: its other"
+                " tokens are patches, and which patch is at an index depends on the input's size",
+                allowed="a ClassToken line before (then ToVector(0) is the class token), or ToVector('mean')",
+            )
         if isinstance(token, int) and length is not None and not -length <= token < length:
             raise NerveArgumentError(
                 f"ToVector: token {token} is not one of line {link.index}'s {length} tokens",

@@ -29,7 +29,7 @@ from ..errors import DimsError
 from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ._args import Act, make_act, positive_int, probability
-from .attention import SelfAttention
+from .attention import SelfAttention, check_mask_second
 from .channels import LayerNorm, LayerScale
 from .drop import StochasticDepth
 from .merge import Add
@@ -118,6 +118,7 @@ class TransformerBlock(Nerve):
                 f"{name} reads one line of tokens (and a mask), but {len(self.input_links)} are selected",
                 allowed="one line, or [tokens, mask]",
             )
+        check_mask_second(self, 2)
         masked = len(self.input_links) == 2
         link, dims = self.input_links[0], self.target_dims[0]
         if not link.dims[0].same_as(dims, link.rank):

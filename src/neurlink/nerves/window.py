@@ -225,6 +225,12 @@ class PatchMerging(Nerve):
             stride = stride_between(source.ratios_for(2), target.ratios_for(2), transposed=False)
         except DimsError as error:
             raise DimsError(f"{name}: {error.reason}", allowed=allowed) from None
+        if stride == (1, 1):
+            raise DimsError(
+                f"{name} merges the tokens of line {link.index}'s grid {source!r} into a coarser one, but the line"
+                f" declares the same grid, {target!r}",
+                allowed=allowed + " (a Linear per token changes only the channels: nv.Linear())",
+            )
         self.stride, self.version = stride, version
         self._ratios = ratio_pairs(source, 2)
         merged = stride[0] * stride[1] * link.channels

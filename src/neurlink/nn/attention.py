@@ -43,8 +43,12 @@ class Attention(nn.Module):
             q = qkv.unflatten(-1, (self.heads, -1)).transpose(1, 2)
             k, v = kv.unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         attn_mask = None if mask is None else ~mask[:, None, None, :]
+        causal = self.causal
+        if causal and attn_mask is not None:  # SDPA takes one or the other: the causal mask joins the padding mask
+            attn_mask = attn_mask & torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            causal = False
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
         )
         return y.transpose(1, 2).flatten(2)
 

@@ -82,6 +82,14 @@ def make_inputs(network: nn.Module, input_size=None, *, dtype=None, device=None,
 
     ``dtype`` and ``device`` default to those of the network's parameters (float32, CPU if it has none).
     """
+    if isinstance(inputs, dict):  # keyed by the Input lines' tags, as the network takes them
+        entries = table_of(network).input_entries
+        if sorted(map(str, inputs)) != sorted(str(e.tag) for e in entries):
+            raise NeurlinkError(
+                f"inputs= as a dict is keyed by the Input lines' tags {[e.tag for e in entries]!r},"
+                f" got {list(inputs)!r}"
+            )
+        inputs = [inputs[entry.tag] for entry in entries]
     if inputs is not None:
         tensors = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
         if not all(isinstance(x, torch.Tensor) for x in tensors):

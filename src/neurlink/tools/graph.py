@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +205,7 @@ def graph(
     depth: int = 1,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | None = None,
 ) -> LineGraph:
     """The line graph of a built network; with ``input_size`` (or ``inputs``), actual sizes in the labels.
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -162,7 +162,7 @@ def summary(
     depth: int = 1,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | None = None,
 ) -> Summary:
     """Summarize a built network line by line, measured in one forward on random inputs.
 
