@@ -114,10 +114,12 @@ def test_any_input_size_resamples_the_positions_and_keeps_them_at_the_built_size
 
 
 def test_summary_counts_attention_as_torch_does_and_as_published() -> None:
+    """torchvision publishes 4.409 GFLOPS for vit_b_32: the linear layers' 4.363 G and attention's two
+    products, 12 x 2 x 50^2 x 768 = 0.046 G (torch's flop counter misses the latter on CPU)."""
     with torch.device("meta"):
         net = neurlink.vit_b_32()
     macs = neurlink.summary(net, (1, 3, 224, 224)).total_macs
-    assert abs(macs / 4.363e9 - 1) < 0.02
+    assert abs(macs / 4.409e9 - 1) < 1e-3 and macs - 4_363_000_000 > 12 * 2 * 50**2 * 768 * 0.9
     theirs = torchvision.models.vit_b_32().train()  # not the fused inference path: attention as products
     from neurlink.tools._trace import _ATTENTION_ON_CPU
 
@@ -127,10 +129,11 @@ def test_summary_counts_attention_as_torch_does_and_as_published() -> None:
 
 
 @pytest.mark.slow
-def test_summary_of_vit_b_16_counts_16_85_g() -> None:
+def test_summary_of_vit_b_16_counts_torchvisions_published_17_564_g() -> None:
+    """16.85 G of linear layers and 12 x 2 x 197^2 x 768 = 0.715 G of attention's products."""
     with torch.device("meta"):
         net = neurlink.vit_b_16()
-    assert abs(neurlink.summary(net, (1, 3, 224, 224)).total_macs / 16.85e9 - 1) < 0.02
+    assert abs(neurlink.summary(net, (1, 3, 224, 224)).total_macs / 17.564e9 - 1) < 1e-3
 
 
 def test_flat_forward_equals_the_lines_in_training_and_eval() -> None:
