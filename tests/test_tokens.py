@@ -491,3 +491,73 @@ def test_summary_takes_a_dict_of_inputs_as_the_network_does() -> None:
     ids, mask = torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 5, dtype=torch.bool)
     by_tag = neurlink.summary(net, inputs={"mask": mask, "ids": ids})
     assert by_tag.total_macs == neurlink.summary(net, inputs=[ids, mask]).total_macs > 0
+
+
+# --- what a reviewer did to built networks --------------------------------------------------------
+
+
+def _small_vit() -> nv.Network:
+    d = (32, nv.tokens(8, extra=1))
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((32, 8), nv.Conv2d(8)),
+            ((32, nv.tokens(8)), nv.ToTokens()),
+            (d, nv.ClassToken()),
+            (d, nv.PositionEmbedding(32)),
+            [(d, nv.TransformerBlock(2, 64))] * 2,
+            (d, nv.LayerNorm()),
+            ((32, "()"), nv.ToVector(0)),
+            ((10, "()"), nv.Linear()),
+        ]
+    )
+
+
+def test_half_precision_resamples_positions_in_float32() -> None:
+    torch.manual_seed(0)
+    net = _small_vit().eval()
+    x = torch.randn(1, 3, 40, 48)
+    with torch.no_grad():
+        expected = net(x)
+        half = net.to(torch.bfloat16)(x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), expected, rtol=0.05, atol=0.05)
+
+
+def test_dynamic_shapes_refuse_what_symbolic_sizes_cannot_follow() -> None:
+    with pytest.raises(InputError, match=r"line 4 \(PositionEmbedding\) adds its positions unchanged") as caught:
+        _small_vit().dynamic_shapes()
+    assert "torch.export.export(net, (x,)) at the size it will run at" in str(caught.value)
+    swin = nv.build([*STEM, ((32, nv.tokens(4)), nv.SwinBlock(2, window=4))])
+    with pytest.raises(InputError, match=r"line 3 > line 2 \(WindowAttention\) pads its grid to whole windows"):
+        swin.dynamic_shapes()
+    text = nv.build([*_ids_and_mask()[::2], ((8, nv.tokens(1)), nv.PositionEmbedding(64))])
+    (spec,) = text.dynamic_shapes()  # a sequence's positions are sliced: any length exports
+    exported = torch.export.export(text, (torch.zeros(2, 6, dtype=torch.long),), dynamic_shapes=(spec,))
+    ids = torch.randint(0, 10, (2, 9))
+    torch.testing.assert_close(exported.module()(ids), text(ids))
+
+
+def test_a_swin_blocks_shift_has_one_owner() -> None:
+    torch.manual_seed(0)
+    net = nv.build([*STEM, ((32, nv.tokens(4)), nv.SwinBlock(2, window=4, shift=2))]).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        net(x)
+        shifted = net(x)
+        net[3]["attn"].shift = (0, 0)
+        unshifted = net(x)
+        assert not torch.equal(shifted, unshifted)
+        torch.testing.assert_close(unshifted, line_by_line(net, x), rtol=0, atol=0)
+    assert not hasattr(net[3]["attn"].attend, "shift")
+
+
+@pytest.mark.slow
+def test_compile_runs_a_vit_at_new_sizes() -> None:
+    torch.manual_seed(0)
+    net = _small_vit().eval()
+    compiled = torch.compile(net)
+    with torch.no_grad():
+        for size in ((32, 32), (40, 48), (48, 64)):
+            x = torch.randn(1, 3, *size)
+            torch.testing.assert_close(compiled(x), net(x), rtol=1e-5, atol=1e-5)

@@ -296,21 +296,26 @@ def resample_positions(weight: torch.Tensor, grid, built, prefix: int) -> torch.
     at the grid it was made for; otherwise its grid part resampled bicubically, antialiased (as timm's
     ``resample_abs_pos_embed``), the prefix kept. A 1-d sequence takes its first positions instead (a
     table for the longest sequence, as BERT's and GPT's), and is refused beyond it."""
-    grid = tuple(grid)
-    if grid == tuple(built):
-        return weight
     if len(built) == 1:  # a sequence: positions 0..L-1 of a table of the longest length (BERT's, GPT's)
-        if grid[0] > built[0]:
+        length = grid[0]
+        # (not checked while torch traces: a symbolic length would be pinned; adding too few positions fails)
+        if not torch.compiler.is_compiling() and length > built[0]:
             raise InputError(
-                f"a sequence of {grid[0]} tokens, but the learned positions are for at most {built[0]}",
+                f"a sequence of {length} tokens, but the learned positions are for at most {built[0]}",
                 allowed=f"sequences of at most {built[0]} tokens, or a PositionEmbedding built for a longer base",
             )
-        return weight[:, : prefix + grid[0]]
+        return weight[:, : prefix + length]
+    # concrete sizes: torch.compile then compiles once per grid (inductor cannot lower an antialiased
+    # bicubic resampling to a symbolic size)
+    grid = tuple(int(size) for size in grid)
+    if grid == tuple(built):
+        return weight
     channels = weight.shape[-1]
-    positions = weight[:, prefix:].reshape(1, *built, channels).movedim(-1, 1)
+    # in float32, as timm resamples: CPU kernels of the antialiased modes have no half-precision version
+    positions = weight[:, prefix:].float().reshape(1, *built, channels).movedim(-1, 1)
     mode = {1: "linear", 2: "bicubic", 3: "trilinear"}[len(built)]
     positions = F.interpolate(positions, size=grid, mode=mode, align_corners=False, antialias=len(built) == 2)
-    positions = positions.movedim(1, -1).reshape(1, -1, channels)
+    positions = positions.movedim(1, -1).reshape(1, -1, channels).to(weight.dtype)
     return torch.cat([weight[:, :prefix], positions], dim=1) if prefix else positions
 
 

@@ -141,8 +141,24 @@ class Network(LinesModule):
         spatial dim of the base input is declared a multiple of the deepest ratio (the least common
         multiple of the lines' ratios: 32 for a ResNet), from twice it (torch specializes sizes of 1)
         up to ``max_size``; the example input of the export must be such a size too, and its batch
-        size is fixed unless it is above 1. Other Inputs follow at their ratio.
+        size is fixed unless it is above 1. Other Inputs follow at their ratio. A sequence with learned
+        positions is bounded by the longest they are for; a network with a line whose choices depend on
+        the size in ways symbolic sizes cannot follow (Swin's windows, a ViT's positions resampled off
+        the grid they were built for) is refused, naming the line: export it at the size it runs at.
         """
+        largest = None  # the base sizes some line takes at most (learned positions of a sequence)
+        for path, module in self.named_modules():
+            bound = getattr(module, "max_base_size", None)
+            if isinstance(bound, tuple):
+                largest = bound if largest is None else tuple(map(min, largest, bound))
+            reason = getattr(module, "exports_at_one_size", None)
+            if isinstance(reason, str):
+                lines = " > ".join(f"line {part}" for part in path.split("."))
+                raise InputError(
+                    f"{lines} ({type(module).__name__}) {reason}, which torch's symbolic sizes cannot follow:"
+                    " an export for any size would run at one size only",
+                    allowed="torch.export.export(net, (x,)) at the size it will run at (one export per size)",
+                )
         base = self._table.base_entry
         rank = program_of(self._table).ranks[base.index]
         if rank is None:
@@ -154,9 +170,10 @@ class Network(LinesModule):
                     if not dims.shape.is_absolute:
                         for k, ratio in enumerate(dims.shape.ratios_for(rank) if rank else ()):
                             multiples[k] = math.lcm(multiples[k], ratio.numerator)
+        bounds = [min(max_size, largest[k]) if largest is not None else max_size for k in range(len(multiples))]
         sizes = [
-            torch.export.Dim(f"size{k}", min=2, max=max(2, max_size // multiple))
-            for k, multiple in enumerate(multiples)
+            torch.export.Dim(f"size{k}", min=2, max=max(2, bound // multiple))
+            for k, (multiple, bound) in enumerate(zip(multiples, bounds))
         ]
         specs: list[dict[int, Any] | None] = []
         for entry, where in zip(self._table.input_entries, self._sizes_at):

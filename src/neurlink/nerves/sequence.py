@@ -330,6 +330,13 @@ class PositionEmbedding(Nerve):
             positive_int("base_size", size, "PositionEmbedding")
         self.base_size = tuple(sizes)
         self._ratios = ratio_pairs(shape, rank)
+        if rank == 1:  # a sequence's positions are sliced from a table of the longest: dynamic_shapes' bound
+            ratio = shape.ratios_for(1)[0]
+            self.max_base_size = (int(shape.grid(self.base_size)[0] * ratio),)
+        if rank > 1:  # the branch "the built grid or another" is one torch's symbolic sizes cannot follow
+            self.exports_at_one_size = (
+                "adds its positions unchanged at the grid it was built for and resamples them at others"
+            )
         self.embedding = _PositionEmbeddingModule(link.channels, shape.grid(self.base_size), prefix=shape.extra)
 
     def _steps(self, ops: Ops, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:

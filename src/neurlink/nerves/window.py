@@ -124,6 +124,10 @@ class WindowAttention(Nerve):
     spatial_rank = 2  # a 2d grid: a line of one ratio is read as 2d, a line of another rank refused
     layouts = ("tokens",)
 
+    # its choices per grid (padding to whole windows, the shift dropped where one window covers the grid)
+    # are branches torch's symbolic sizes cannot follow (Network.dynamic_shapes refuses the network)
+    exports_at_one_size = "pads its grid to whole windows and drops the shift where one window covers it"
+
     def __init__(
         self,
         heads: int,
@@ -161,7 +165,7 @@ class WindowAttention(Nerve):
             nn.Linear(channels, 3 * channels) if version == 1 else QKVLinear(channels, 3 * channels, key_bias=False)
         )
         self.attend = _WindowAttentionModule(
-            heads, self.window, self.shift, probability("attention_dropout", attention_dropout, name), version
+            heads, self.window, probability("attention_dropout", attention_dropout, name), version
         )
         self.proj = nn.Linear(channels, channels)
         p = probability("dropout", dropout, name)
@@ -170,7 +174,7 @@ class WindowAttention(Nerve):
     def _steps(self, ops: Ops, x: torch.Tensor, base_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         grid = ops.function(_runtime.grid_size, base_shape, self._ratios)
         windows = ops.function(_runtime.window_partition, x, grid, self.window, self.shift)
-        y = ops.module("proj", ops.module("attend", ops.module("qkv", windows), grid))
+        y = ops.module("proj", ops.module("attend", ops.module("qkv", windows), grid, self.shift))
         if optional_child(self, "drop") is not None:
             y = ops.module("drop", y)
         return ops.function(_runtime.window_merge, y, grid, self.window, self.shift)

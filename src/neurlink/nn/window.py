@@ -9,9 +9,9 @@ of the call (padding to whole windows, the shift, the mask of shifted windows) i
 :func:`neurlink._runtime.window_attention`.
 
 >>> import torch
->>> attend = WindowAttention(heads=2, window=(4, 4), shift=(2, 2))
+>>> attend = WindowAttention(heads=2, window=(4, 4))
 >>> qkv = torch.randn(2 * 4, 16, 3 * 8)  # 2 samples of a 8x8 grid: 4 windows of 16 tokens each
->>> attend(qkv, (8, 8)).shape
+>>> attend(qkv, (8, 8), shift=(2, 2)).shape  # the windows of a grid shifted by (2, 2)
 torch.Size([8, 16, 8])
 >>> sorted(attend.state_dict())
 ['relative_position_bias_table', 'relative_position_index']
@@ -89,11 +89,10 @@ class WindowAttention(nn.Module):
     ``dropout`` drops attention weights in training.
     """
 
-    def __init__(
-        self, heads: int, window: Sequence[int], shift: Sequence[int] = (0, 0), dropout: float = 0.0, version: int = 1
-    ) -> None:
+    def __init__(self, heads: int, window: Sequence[int], dropout: float = 0.0, version: int = 1) -> None:
         super().__init__()
-        self.heads, self.window, self.shift = heads, tuple(window), tuple(shift)
+        # the shift is the nerve's, given at every call: one owner, so that changing it changes every use of it
+        self.heads, self.window = heads, tuple(window)
         self.dropout, self.version = dropout, version
         wh, ww = self.window
         if version == 1:
@@ -116,21 +115,18 @@ class WindowAttention(nn.Module):
         bias = table[index].view(tokens, tokens, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
         return bias if self.version == 1 else 16 * torch.sigmoid(bias)
 
-    def forward(self, qkv: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+    def forward(self, qkv: torch.Tensor, grid: Sequence[int], shift: Sequence[int] = (0, 0)) -> torch.Tensor:
         scale = None if self.version == 1 else torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
         return _runtime.window_attention(
             qkv,
             self.position_bias(),
             grid,
             self.window,
-            self.shift,
+            tuple(shift),
             self.heads,
             scale,
             self.dropout if self.training else 0.0,
         )
 
     def extra_repr(self) -> str:
-        return (
-            f"heads={self.heads}, window={self.window}, shift={self.shift}, dropout={self.dropout},"
-            f" version={self.version}"
-        )
+        return f"heads={self.heads}, window={self.window}, dropout={self.dropout}, version={self.version}"
