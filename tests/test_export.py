@@ -60,9 +60,34 @@ def every_nerve_kind():
     )
 
 
+def every_token_nerve():
+    """Tokens of a map, a class token, learned positions resampled off their 32x32 grid, a transformer
+    block, folded back, Swin's windows and merging, pooled to a vector."""
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((32, 4), nv.Conv2d(4)),
+            ((32, nv.tokens(4)), nv.ToTokens()),
+            ((32, nv.tokens(4, extra=1)), nv.ClassToken()),
+            ((32, nv.tokens(4, extra=1)), nv.PositionEmbedding(32)),
+            ((32, nv.tokens(4, extra=1)), nv.TransformerBlock(4, 64, layer_scale=0.1)),
+            ((32, nv.tokens(4, extra=1)), nv.LayerNorm()),
+            ((32, 4), nv.ToMap()),
+            ((32, nv.tokens(4)), nv.ToTokens()),
+            ((32, nv.tokens(4)), nv.SwinBlock(4, window=4, shift=2)),
+            ((64, nv.tokens(8)), nv.PatchMerging()),
+            ((64, "()"), nv.ToVector("mean")),
+            ((10, "()"), nv.Linear()),
+        ]
+    )
+
+
+_SMALL = {"every_nerve_kind": every_nerve_kind, "every_token_nerve": every_token_nerve}
+
+
 def make(name):
     torch.manual_seed(0)
-    net = every_nerve_kind() if name == "every_nerve_kind" else neurlink.create_model(name, num_classes=10)
+    net = _SMALL[name]() if name in _SMALL else neurlink.create_model(name, num_classes=10)
     return net.eval()
 
 
@@ -75,13 +100,14 @@ DEFAULT = {"resnet18", "resnet50", "deeplabv3_resnet50", "unet_resnet18"}
 # sub-lines, conv-BN-ReLU, dropout, conv, as every_nerve_kind's Block): the same export paths on more
 # of the same, 15-40 s a model under coverage on 2 cores, so they are slow (run with -m slow).
 MODELS = (
-    ["every_nerve_kind"]
+    ["every_nerve_kind", "every_token_nerve"]
     + [
         name if name in DEFAULT else pytest.param(name, marks=pytest.mark.slow)
         for name in neurlink.list_models()
         if "resnet" in name or "resnext" in name
     ]
     + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small", "lraspp_mobilenet_v3_large"]
+    + [pytest.param(name, marks=pytest.mark.slow) for name in ("vit_b_32", "swin_t")]  # tokens: every_token_nerve
 )
 
 
