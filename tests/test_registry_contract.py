@@ -4,6 +4,8 @@ one parametrized test over ``neurlink.list_models()``, so a new family is covere
 Each model builds on the meta device with its reference's parameter count (a model registered without
 a reference count fails here), runs at two input sizes, gets a finite gradient for every parameter,
 round-trips ``save_pretrained``/``from_pretrained`` and ``fx.symbolic_trace`` to the same outputs.
+That CPU run is slow (``pytest -m slow``) for the largest models and for those whose builder differs
+from another's in numbers only (``VARIANT_OF``); every model's meta count runs in every run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ REFERENCE_PARAMETERS = {
     **TRANSFORMER_PARAMETERS,
 }
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
+# Models whose builder differs from another's in numbers only (depth, width, groups, stage counts, norm
+# keywords): their CPU run repeats the same nerves on the same path, so it is slow, while the models
+# named (each in every run) keep the contract for them; their counts are checked on meta in every run,
+# and test_a_slow_variant_holds_only_nerves_its_stand_ins_run checks they hold no module of their own.
+VARIANT_OF = {
+    "resnet34": ("resnet18",),
+    "resnet101": ("resnet50",),
+    "resnext50_32x4d": ("resnet50",),  # grouped middle conv, as the MobileNets' depthwise convs
+    **{f"efficientnet_b{i}": ("efficientnet_b0",) for i in range(1, 7)},  # b7 is above LARGE
+    "hrnet_w18_small_v2": ("hrnet_w18_small",),
+    "hrnet_w30": ("hrnet_w18",),
+    "hrnet_w32": ("hrnet_w18",),
+    "unet_resnet34": ("unet_resnet18",),
+    "unet_resnet50": ("unet_resnet18", "resnet50"),  # the decoder on resnet50's Bottleneck encoder
+}
+
+
+def _slow(name: str) -> bool:
+    return REFERENCE_PARAMETERS[name] > LARGE or name in VARIANT_OF
 
 
 def _tensors(value) -> list[torch.Tensor]:
@@ -50,9 +71,21 @@ def test_builds_on_meta_with_its_references_parameter_count(name: str) -> None:
     assert count(net) == REFERENCE_PARAMETERS[name]
 
 
+def _module_types(name: str) -> set[type]:
+    with torch.device("meta"):
+        net = neurlink.create_model(name)
+    return {type(module) for module in net.modules() if module is not net}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANT_OF))
+def test_a_slow_variant_holds_only_nerves_its_stand_ins_run(name: str) -> None:
+    stand_ins = VARIANT_OF[name]
+    assert all(not _slow(other) for other in stand_ins), stand_ins
+    assert _module_types(name) <= set().union(*map(_module_types, stand_ins))
+
+
 @pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.slow) if REFERENCE_PARAMETERS[n] > LARGE else n for n in neurlink.list_models()],
+    "name", [pytest.param(n, marks=pytest.mark.slow) if _slow(n) else n for n in neurlink.list_models()]
 )
 def test_runs_trains_saves_and_traces(name: str, tmp_path) -> None:
     torch.manual_seed(0)
