@@ -1,7 +1,12 @@
-"""The ``neurlink`` command line, every command and error path run as a real ``python -m neurlink``.
+"""The ``neurlink`` command line, every command and error path, as ``main()`` in this process and as a
+real ``python -m neurlink``.
 
-Starting Python and torch takes seconds, so the module fixture starts every command at once
-(one per core at a time) and each test reads the result of its own.
+Starting Python and torch takes seconds, so a module fixture starts its commands at once (one per core
+at a time) and each test reads the result of its own. Every run starts the commands whose test needs a
+process of its own: progress on a terminal and nothing on a stderr that is not one (``list_tty``,
+``summary_zoo``), and the errors of broken files imported by a fresh interpreter (``check_errors``). The
+other commands run in this process in every run, and again as ``python -m neurlink`` with ``-m slow``
+(their parameter ``subprocess``).
 """
 
 from __future__ import annotations
@@ -93,6 +98,9 @@ COMMANDS = {
         "nets.py:small",
     ],
 }
+# The commands whose tests need a process of their own; the others run in this process (and in one of
+# their own with -m slow).
+OWN_PROCESS = ("list_tty", "summary_zoo", "check_errors")
 # Each command starts Python and torch (seconds): one torch thread each, one command per core at a time.
 ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -133,11 +141,42 @@ def folder(tmp_path_factory) -> Path:
     return folder
 
 
+def _run_all(names, folder: Path) -> dict[str, tuple[int, str, str]]:
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(_run, name, folder) for name in names}
+        return {name: future.result() for name, future in futures.items()}
+
+
 @pytest.fixture(scope="module")
 def runs(folder) -> dict[str, tuple[int, str, str]]:
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {name: pool.submit(_run, name, folder) for name in COMMANDS}
-        return {name: future.result() for name, future in futures.items()}
+    return _run_all(OWN_PROCESS, folder)
+
+
+@pytest.fixture(scope="module")
+def slow_runs(folder) -> dict[str, tuple[int, str, str]]:
+    """The other commands as ``python -m neurlink``: only a slow test asks for it."""
+    return _run_all([name for name in COMMANDS if name not in OWN_PROCESS], folder)
+
+
+@pytest.fixture(params=["in_process", pytest.param("subprocess", marks=pytest.mark.slow)])
+def cli(request, folder, capsys, monkeypatch):
+    """``cli(name)``: the exit status, stdout and stderr of ``COMMANDS[name]``, run by ``main()`` in the
+    module's folder (an argparse error exits, as it does the process) or read from ``slow_runs``."""
+    if request.param == "subprocess":
+        return request.getfixturevalue("slow_runs").__getitem__
+
+    def in_process(name: str) -> tuple[int, str, str]:
+        assert name not in OWN_PROCESS
+        monkeypatch.chdir(folder)
+        capsys.readouterr()
+        try:
+            code = main(COMMANDS[name])
+        except SystemExit as exited:
+            code = exited.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return in_process
 
 
 def assert_one_clear_error(stderr: str, *parts: str) -> None:
@@ -161,8 +200,8 @@ def test_list_shows_progress_on_a_terminal(runs):
     assert runs["summary_zoo"][2] == ""  # and not a terminal there: nothing on stderr
 
 
-def test_list_without_a_match(runs):
-    code, out, err = runs["list_nothing"]
+def test_list_without_a_match(cli):
+    code, out, err = cli("list_nothing")
     assert (code, out) == (1, "")
     assert_one_clear_error(err, "no model matches 'vgg*'")
 
@@ -177,8 +216,8 @@ def test_summary_of_a_zoo_model(runs):
     assert row.split() == "1 stem 0 Conv2d_BN_ReLU[-1, 'stem'](7) (64, 2) (1, 64, 32, 32) 9,536".split() + [stem_macs]
 
 
-def test_summary_of_a_file_with_nested_rows(runs):
-    code, out, err = runs["summary_file"]
+def test_summary_of_a_file_with_nested_rows(cli):
+    code, out, err = cli("summary_file")
     assert (code, err) == (0, "")
     rows = [line.split() for line in out.splitlines()[2:8]]
     assert [row[0] for row in rows] == ["0", "1", "2", "2.1", "2.2", "3"]
@@ -187,28 +226,28 @@ def test_summary_of_a_file_with_nested_rows(runs):
     assert "Input size:           (1, 3, 224, 224)" in out  # by default: batch 1, the declared channels, 224
 
 
-def test_unknown_model_suggests_names(runs):
-    code, out, err = runs["summary_unknown_model"]
+def test_unknown_model_suggests_names(cli):
+    code, out, err = cli("summary_unknown_model")
     assert (code, out) == (1, "")
     assert_one_clear_error(err, "unknown model 'resnt50'; did you mean 'resnet50'", "neurlink list")
 
 
-def test_bad_input_size(runs):
-    code, out, err = runs["summary_bad_input"]
+def test_bad_input_size(cli):
+    code, out, err = cli("summary_bad_input")
     assert code == 2 and out == ""
     assert_one_clear_error(err, "usage: neurlink summary", "'1x3xax224' is not an input size", "e.g. 1x3x224x224")
 
 
-def test_input_that_contradicts_the_input_line(runs):
-    code, out, err = runs["summary_wrong_input"]
+def test_input_that_contradicts_the_input_line(cli):
+    code, out, err = cli("summary_wrong_input")
     assert (code, out) == (1, "")
     assert_one_clear_error(
         err, "line 0 ((3, 1), Input()): expected a tensor of shape (N, 3, *, *), got (1, 4, 32, 32): 4 channels, but"
     )
 
 
-def test_graph_svg(runs, folder, dot_program):
-    code, out, err = runs["graph_svg"]
+def test_graph_svg(cli, folder, dot_program):
+    code, out, err = cli("graph_svg")
     assert (code, err) == (0, "")
     assert out == "wrote small.svg (5 lines, 6 selections)\n"
     root = ET.parse(folder / "small.svg").getroot()
@@ -216,22 +255,22 @@ def test_graph_svg(runs, folder, dot_program):
     assert {"1x3x32x32", "1x8x16x16", "1x16x16x16", "16 x base/2", "2 Residual()"} <= texts
 
 
-def test_graph_mermaid_file(runs, folder):
-    code, out, err = runs["graph_mmd"]
+def test_graph_mermaid_file(cli, folder):
+    code, out, err = cli("graph_mmd")
     assert (code, err) == (0, "")
     text = (folder / "resnet18.mmd").read_text()
     assert text.startswith("flowchart TB\n") and 'n12["12<br/>Conv2d(1)<br/>1000 x (1, 1)"]' in text
     assert "n11 --> n12" in text
 
 
-def test_graph_unknown_format(runs):
-    code, out, err = runs["graph_bad_suffix"]
+def test_graph_unknown_format(cli):
+    code, out, err = cli("graph_bad_suffix")
     assert (code, out) == (1, "")
     assert_one_clear_error(err, "cannot write a diagram as 'small.txt'", ".svg", ".mmd")
 
 
-def test_check_ok(runs):
-    code, out, err = runs["check_ok"]
+def test_check_ok(cli):
+    code, out, err = cli("check_ok")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "ok: nets.py:small builds: 4 lines, 824 parameters",

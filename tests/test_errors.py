@@ -488,7 +488,8 @@ INVALID = [
         DimsError,
         "line 1: ((8, '(0, 1)'), Conv2d(3))",
         r"shape '\(0, 1\)' is not a tuple of positive ints",
-        r"an absolute shape written as a literal: '\(1, 1\)', '\(7, 7, 7\)', '7', or '\(\)' for vectors \(N, C\)",
+        r"an absolute shape written as a literal: '\(1, 1\)', '\(7, 7, 7\)', '7', '\(\)' for vectors \(N, C\),"
+        r" or nv.tokens\(ratio, extra=k\) for tokens \(N, L, C\)",
     ),
     bad(
         "absolute-shape-of-floats",

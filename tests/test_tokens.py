@@ -431,7 +431,7 @@ def test_causal_attention_with_a_padding_mask_joins_both_masks() -> None:
         torch.testing.assert_close(net({"x": x, "mask": mask}), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_inputs_of_other_batch_sizes_are_refused() -> None:
+def test_inputs_of_other_batch_sizes_are_refused_but_one_is_shared() -> None:
     net = nv.build(
         [
             ((1, nv.tokens(1)), nv.Input["ids"](dtype=torch.long)),
@@ -441,8 +441,9 @@ def test_inputs_of_other_batch_sizes_are_refused() -> None:
         ]
     )
     ids = torch.zeros(2, 5, dtype=torch.long)
-    with pytest.raises(InputError, match="line 1 .*batch size 1, but the base Input's is 2"):
-        net({"ids": ids, "mask": torch.zeros(1, 5, dtype=torch.bool)})
+    with pytest.raises(InputError, match="line 1 .*batch size 3, but the base Input's is 2"):
+        net({"ids": ids, "mask": torch.zeros(3, 5, dtype=torch.bool)})
+    assert net({"ids": ids, "mask": torch.zeros(1, 5, dtype=torch.bool)}).shape == (2, 5, 8)  # one mask for all
     with pytest.raises(DimsError, match="reads the tokens first and their padding mask last"):
         nv.build([*_ids_and_mask(), ((8, nv.tokens(1)), nv.TransformerBlock[["mask", -1]](2, 16))])
 

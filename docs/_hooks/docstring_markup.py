@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 
 import griffe
+
+_LOG = logging.getLogger("mkdocs.plugins.neurlink")  # mkdocs --strict fails on a warning of its loggers
 
 # :class:`~neurlink.errors.StateDictError`, :func:`neurlink.summary`, :mod:`neurlink.nn.to_size`
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|obj|exc|data):`(~?)([\w.]+)`")
@@ -24,7 +27,13 @@ def _role(match: re.Match) -> str:
     if not target.startswith("neurlink."):
         # a name relative to its module, or outside neurlink: there is no page to link to
         return f"`{shown}`"
-    return f"[`{shown}`][{_canonical(target)}]"
+    try:
+        canonical = _canonical(target)
+    except (AttributeError, ImportError):
+        # said here: raised inside Griffe's loading, it would drop the whole module without a word
+        _LOG.warning("docstring_markup: the role target %r names nothing neurlink has", target)
+        return f"`{shown}`"
+    return f"[`{shown}`][{canonical}]"
 
 
 def _canonical(target: str) -> str:

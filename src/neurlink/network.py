@@ -352,8 +352,11 @@ class Network(LinesModule):
             problem = _layout_problem(x, dims, rank, form)
             if problem:
                 pass  # reported below
-            elif batch is not None and x.dim() and x.shape[0] != batch:
-                problem = f"batch size {x.shape[0]}, but the base Input's is {batch} (every input has the same batch)"
+            elif batch is not None and x.dim() and x.shape[0] not in (batch, 1):
+                problem = (
+                    f"batch size {x.shape[0]}, but the base Input's is {batch} (an input has the base Input's batch"
+                    " size, or 1 for one tensor every sample shares)"
+                )
             elif param is not None and x.device != param.device:
                 problem = f"a tensor on {x.device}, but the network's parameters are on {param.device}"
             elif entry.dtype is not None and x.dtype != entry.dtype:

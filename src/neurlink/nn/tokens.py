@@ -3,7 +3,7 @@
 They hold the parameters the token nerves of ``neurlink.nerves`` read, so that a network's flat
 forward calls them as modules (their hooks fire, ``state_dict`` keys are theirs). The one step that
 depends on the input size, resampling a learned position embedding to the grid of this call, is
-:func:`neurlink._runtime.resample_positions`.
+``neurlink._runtime.resample_positions``.
 
 >>> import torch
 >>> cls = ClassToken(8)
@@ -70,7 +70,7 @@ class PositionEmbedding(nn.Module):
 
 class SinCosPositionEmbedding(nn.Module):
     """Fixed sine-cosine position embeddings added to the grid tokens (after ``prefix`` extra ones), made
-    for the grid of each call (:func:`neurlink._runtime.sincos_positions`); no parameters."""
+    for the grid of each call (``neurlink._runtime.add_sincos_positions``); no parameters."""
 
     def __init__(self, prefix: int = 0, temperature: float = 10000.0) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ It holds the position bias of a window's tokens (``relative_position_bias_table`
 ``relative_position_index`` in v1; ``cpb_mlp``, ``relative_coords_table``, ``relative_position_index`` and
 the cosine attention's ``logit_scale`` in v2, as torchvision registers them); what depends on the grid
 of the call (padding to whole windows, the shift, the mask of shifted windows) is
-:func:`neurlink._runtime.window_attention`.
+``neurlink._runtime.window_attention``.
 
 >>> import torch
 >>> attend = WindowAttention(heads=2, window=(4, 4))
@@ -79,7 +79,7 @@ class QKVLinear(nn.Linear):
 
 class WindowAttention(nn.Module):
     """Multi-head attention within each window: ``forward(qkv, grid)`` with ``qkv`` ``(N * windows, T, 3C)``
-    the packed projections of the windows of a grid ``(H, W)`` (as :func:`neurlink._runtime.window_partition`
+    the packed projections of the windows of a grid ``(H, W)`` (as ``neurlink._runtime.window_partition``
     cuts them, ``T = wh * ww``), returning ``(N * windows, T, C)``.
 
     ``version=1``: scaled dot products plus a learned bias per head and offset (a table of
