@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torchvision
-from networks import count, line_by_line
+from networks import TRANSFORMER_PARAMETERS, count, line_by_line
 from torch import nn
 
 import neurlink
@@ -20,14 +20,7 @@ from neurlink.interop.torchvision._swin import swin_pairs
 
 pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random weights, flushed
 
-PARAMETERS = {  # torchvision.models.<name>(weights=None)
-    "swin_t": 28_288_354,
-    "swin_s": 49_606_258,
-    "swin_b": 87_768_224,
-    "swin_v2_t": 28_351_570,
-    "swin_v2_s": 49_737_442,
-    "swin_v2_b": 87_930_848,
-}
+PARAMETERS = {name: n for name, n in TRANSFORMER_PARAMETERS.items() if name.startswith("swin")}  # torchvision's
 
 
 def randomize(model: nn.Module, generator: torch.Generator) -> nn.Module:

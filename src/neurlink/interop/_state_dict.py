@@ -31,6 +31,7 @@ __all__ = [
     "conv_pairs",
     "block_pairs",
     "linear_pairs",
+    "child_pairs",
     "tagged_pairs",
     "check_complete",
 ]
@@ -156,6 +157,13 @@ def linear_pairs(module: nn.Module, prefix: str, linear: str) -> Iterator[Pair]:
     for key in module.state_dict():
         if key in ("conv.weight", "conv.bias"):
             yield Pair(prefix + key, f"{linear}.{key.partition('.')[2]}", linear=key == "conv.weight")
+
+
+def child_pairs(module: nn.Module, prefix: str, target: str) -> Iterator[Pair]:
+    """A nerve holding one torch module (``norm``, ``linear``, ``conv``) as the reference's module ``target``:
+    ``{prefix}norm.weight`` is ``{target}.weight``."""
+    for key in module.state_dict():
+        yield Pair(prefix + key, f"{target}.{key.partition('.')[2]}")
 
 
 def block_pairs(block: nn.Module, prefix: str, target: str, library: str) -> Iterator[Pair]:

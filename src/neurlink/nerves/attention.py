@@ -44,10 +44,15 @@ def _heads(heads: object, channels: int, owner: str) -> int:
     return heads
 
 
-def check_mask_second(nerve: Nerve, count: int) -> None:
-    """A padding mask (one channel) is selected after the tokens it masks, not before them."""
+def tokens_and_mask(nerve: Nerve) -> None:
+    """A nerve of one line of tokens and an optional padding mask selected after it (one channel)."""
     links = nerve.input_links
-    if len(links) == count and links[-2].channels == 1 and links[-1].channels != 1:
+    if len(links) not in (1, 2):
+        raise DimsError(
+            f"{type(nerve).__name__} reads one line of tokens (and a mask), but {len(links)} are selected",
+            allowed="one line, or [tokens, mask]",
+        )
+    if len(links) == 2 and links[-2].channels == 1 and links[-1].channels != 1:
         raise DimsError(
             f"{type(nerve).__name__} reads the tokens first and their padding mask last, but line"
             f" {links[-1].index} ({links[-1].channels} channels) comes after line {links[-2].index} (1 channel)",
@@ -79,12 +84,7 @@ class SelfAttention(Nerve):
     def __init__(self, heads: int, *, dropout: float = 0.0, causal: bool = False, bias: bool = True) -> None:
         super().__init__()
         name = type(self).__name__
-        if len(self.input_links) not in (1, 2):
-            raise DimsError(
-                f"{name} reads one line of tokens (and a mask), but {len(self.input_links)} are selected",
-                allowed="one line, or [tokens, mask]",
-            )
-        check_mask_second(self, 2)
+        tokens_and_mask(self)
         link, target = self.input_links[0], self.target_dims[0]
         if not link.dims[0].same_as(target):
             raise DimsError(

@@ -29,7 +29,7 @@ from ..errors import DimsError
 from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ._args import Act, make_act, positive_int, probability
-from .attention import SelfAttention, check_mask_second
+from .attention import SelfAttention, tokens_and_mask
 from .channels import LayerNorm, LayerScale
 from .drop import StochasticDepth
 from .merge import Add
@@ -113,12 +113,7 @@ class TransformerBlock(Nerve):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if len(self.input_links) not in (1, 2):
-            raise DimsError(
-                f"{name} reads one line of tokens (and a mask), but {len(self.input_links)} are selected",
-                allowed="one line, or [tokens, mask]",
-            )
-        check_mask_second(self, 2)
+        tokens_and_mask(self)
         masked = len(self.input_links) == 2
         link, dims = self.input_links[0], self.target_dims[0]
         if not link.dims[0].same_as(dims, link.rank):

@@ -17,7 +17,7 @@ from torch import nn
 
 from ...errors import StateDictError
 from ...nerves import ConvNd, LayerNorm, Linear, PatchMerging, SwinBlock
-from .._state_dict import Pair, check_complete, has_state
+from .._state_dict import Pair, check_complete, child_pairs, has_state
 
 __all__ = ["is_swin", "swin_pairs"]
 
@@ -83,13 +83,13 @@ def swin_pairs(model: nn.Module) -> list[Pair]:
         elif isinstance(module, ConvNd) and not pairs:
             if module._modules.get("norm") is not None:
                 raise StateDictError(f"{where} has a norm, but torchvision's features.0.0 is a conv alone")
-            pairs.extend(Pair(prefix + key, f"features.0.0.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "features.0.0"))
         elif isinstance(module, LayerNorm) and not blocks and pairs:
-            pairs.extend(Pair(prefix + key, f"features.0.2.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "features.0.2"))
         elif isinstance(module, LayerNorm) and blocks:
-            pairs.extend(Pair(prefix + key, f"norm.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "norm"))
         elif isinstance(module, Linear) and blocks:
-            pairs.extend(Pair(prefix + key, f"head.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "head"))
         else:
             raise StateDictError(
                 f"{where} has weights, but torchvision's SwinTransformer has only the patchify conv and its norm,"

@@ -16,7 +16,7 @@ from torch import nn
 
 from ...errors import StateDictError
 from ...nerves import ClassToken, ConvNd, LayerNorm, Linear, PositionEmbedding, TransformerBlock
-from .._state_dict import Pair, check_complete, has_state
+from .._state_dict import Pair, check_complete, child_pairs, has_state
 
 __all__ = ["is_vit", "vit_pairs", "transformer_block_pairs"]
 
@@ -70,15 +70,15 @@ def vit_pairs(model: nn.Module) -> list[Pair]:
         elif isinstance(module, ConvNd) and not blocks and not pairs:
             if module._modules.get("norm") is not None:
                 raise StateDictError(f"{where} has a norm, but torchvision's conv_proj is a conv alone")
-            pairs.extend(Pair(prefix + key, f"conv_proj.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "conv_proj"))
         elif isinstance(module, ClassToken):
             pairs.append(Pair(prefix + "cls.token", "class_token"))
         elif isinstance(module, PositionEmbedding):
             pairs.append(Pair(prefix + "embedding.weight", "encoder.pos_embedding"))
         elif isinstance(module, LayerNorm) and blocks:
-            pairs.extend(Pair(prefix + key, f"encoder.ln.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "encoder.ln"))
         elif isinstance(module, Linear) and blocks:
-            pairs.extend(Pair(prefix + key, f"heads.head.{key.partition('.')[2]}") for key in module.state_dict())
+            pairs.extend(child_pairs(module, prefix, "heads.head"))
         else:
             raise StateDictError(
                 f"{where} has weights, but torchvision's ViT has only conv_proj, class_token, pos_embedding, its"
