@@ -1,4 +1,4 @@
-"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet and ConvNeXt families and timm's
+"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet, ConvNeXt and RegNet families and timm's
 HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and a registry of builders.
 
 >>> import neurlink
@@ -40,6 +40,22 @@ from .mobilenet import make_divisible as make_divisible
 from .mobilenet import mobilenet_v2 as mobilenet_v2
 from .mobilenet import mobilenet_v3_large as mobilenet_v3_large
 from .mobilenet import mobilenet_v3_small as mobilenet_v3_small
+from .regnet import ResBottleneckBlock as ResBottleneckBlock
+from .regnet import regnet_x_1_6gf as regnet_x_1_6gf
+from .regnet import regnet_x_3_2gf as regnet_x_3_2gf
+from .regnet import regnet_x_8gf as regnet_x_8gf
+from .regnet import regnet_x_16gf as regnet_x_16gf
+from .regnet import regnet_x_32gf as regnet_x_32gf
+from .regnet import regnet_x_400mf as regnet_x_400mf
+from .regnet import regnet_x_800mf as regnet_x_800mf
+from .regnet import regnet_y_1_6gf as regnet_y_1_6gf
+from .regnet import regnet_y_3_2gf as regnet_y_3_2gf
+from .regnet import regnet_y_8gf as regnet_y_8gf
+from .regnet import regnet_y_16gf as regnet_y_16gf
+from .regnet import regnet_y_32gf as regnet_y_32gf
+from .regnet import regnet_y_128gf as regnet_y_128gf
+from .regnet import regnet_y_400mf as regnet_y_400mf
+from .regnet import regnet_y_800mf as regnet_y_800mf
 from .resnet import BasicBlock as BasicBlock
 from .resnet import BottleNeck as BottleNeck
 from .resnet import Bottleneck as Bottleneck

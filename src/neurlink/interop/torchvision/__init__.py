@@ -1,6 +1,6 @@
 """torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
-the vision transformers (``_vit.py``), and the segmentation models FCN, DeepLabV3 and LR-ASPP
-(``_segmentation.py``).
+RegNet (``_regnet.py``), the vision transformers (``_vit.py``), and the segmentation models FCN,
+DeepLabV3 and LR-ASPP (``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
 blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
@@ -30,6 +30,7 @@ from torch import nn
 from ...models._published import register_weights_loader
 from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
+from ._regnet import is_regnet, regnet_pairs
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
 from ._swin import is_swin, swin_pairs
@@ -41,7 +42,7 @@ Model = TypeVar("Model", bound=nn.Module)
 
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
-    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt or ViT family
+    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt, RegNet or ViT family
     or of a segmentation model (FCN, DeepLabV3, LR-ASPP)
     (or the torchvision model itself) into ``model``.
 
@@ -76,6 +77,8 @@ def _pairs(model: nn.Module) -> list[Pair]:
         return segmentation_pairs(model)
     if is_features_family(model):
         return features_pairs(model)
+    if is_regnet(model):
+        return regnet_pairs(model)
     return resnet_pairs(model)
 
 
