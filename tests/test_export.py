@@ -82,7 +82,28 @@ def every_token_nerve():
     )
 
 
-_SMALL = {"every_nerve_kind": every_nerve_kind, "every_token_nerve": every_token_nerve}
+def every_channel_nerve():
+    """ShuffleNet's channel nerves: a split into outputs picked one by one, a shuffle, a split of unequal parts."""
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((16, 2), nv.Conv2d_BN_ReLU(3)),
+            ((8, 2), (8, 2), nv.ChannelSplit()),
+            ((8, 2), nv.Conv2d_BN_ReLU[nv.output(-1, 1)](3, groups=8)),
+            ((16, 2), nv.Concat[[nv.output(-2, 0), -1]]()),
+            ((16, 2), nv.ChannelShuffle(4)),
+            ((4, 2), (12, 2), nv.ChannelSplit()),
+            ((12, "(1, 1)"), nv.AvgPool2d[nv.output(-1, 1)]()),
+            ((10, "(1, 1)"), nv.Conv2d(1)),
+        ]
+    )
+
+
+_SMALL = {
+    "every_nerve_kind": every_nerve_kind,
+    "every_token_nerve": every_token_nerve,
+    "every_channel_nerve": every_channel_nerve,
+}
 
 
 def make(name):
@@ -100,7 +121,7 @@ DEFAULT = {"resnet18", "resnet50", "deeplabv3_resnet50", "unet_resnet18"}
 # sub-lines, conv-BN-ReLU, dropout, conv, as every_nerve_kind's Block): the same export paths on more
 # of the same, 15-40 s a model under coverage on 2 cores, so they are slow (run with -m slow).
 MODELS = (
-    ["every_nerve_kind", "every_token_nerve"]
+    ["every_nerve_kind", "every_token_nerve", "every_channel_nerve"]
     + [
         name if name in DEFAULT else pytest.param(name, marks=pytest.mark.slow)
         for name in neurlink.list_models()

@@ -70,6 +70,8 @@ from .sequence import SinCosPositionEmbedding as SinCosPositionEmbedding
 from .sequence import ToMap as ToMap
 from .sequence import ToTokens as ToTokens
 from .sequence import ToVector as ToVector
+from .shuffle import ChannelShuffle as ChannelShuffle
+from .shuffle import ChannelSplit as ChannelSplit
 from .squeeze_excite import SqueezeExcitation as SqueezeExcitation
 from .transformer import MLP as MLP
 from .transformer import TransformerBlock as TransformerBlock
