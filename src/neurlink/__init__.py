@@ -50,6 +50,9 @@ from .models import efficientnet_b4 as efficientnet_b4
 from .models import efficientnet_b5 as efficientnet_b5
 from .models import efficientnet_b6 as efficientnet_b6
 from .models import efficientnet_b7 as efficientnet_b7
+from .models import efficientnet_v2_l as efficientnet_v2_l
+from .models import efficientnet_v2_m as efficientnet_v2_m
+from .models import efficientnet_v2_s as efficientnet_v2_s
 from .models import fcn_resnet50 as fcn_resnet50
 from .models import fcn_resnet101 as fcn_resnet101
 from .models import hrnet_w18 as hrnet_w18

@@ -1,4 +1,4 @@
-"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet, ConvNeXt and RegNet families and timm's
+"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt and RegNet families and timm's
 HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and a registry of builders.
 
 >>> import neurlink
@@ -15,6 +15,7 @@ from .convnext import convnext_base as convnext_base
 from .convnext import convnext_large as convnext_large
 from .convnext import convnext_small as convnext_small
 from .convnext import convnext_tiny as convnext_tiny
+from .efficientnet import FusedMBConv as FusedMBConv
 from .efficientnet import MBConv as MBConv
 from .efficientnet import efficientnet_b0 as efficientnet_b0
 from .efficientnet import efficientnet_b1 as efficientnet_b1
@@ -24,6 +25,9 @@ from .efficientnet import efficientnet_b4 as efficientnet_b4
 from .efficientnet import efficientnet_b5 as efficientnet_b5
 from .efficientnet import efficientnet_b6 as efficientnet_b6
 from .efficientnet import efficientnet_b7 as efficientnet_b7
+from .efficientnet import efficientnet_v2_l as efficientnet_v2_l
+from .efficientnet import efficientnet_v2_m as efficientnet_v2_m
+from .efficientnet import efficientnet_v2_s as efficientnet_v2_s
 from .hrnet import HRModule as HRModule
 from .hrnet import HRTransition as HRTransition
 from .hrnet import hrnet_w18 as hrnet_w18

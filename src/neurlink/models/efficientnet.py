@@ -1,4 +1,5 @@
-"""EfficientNet B0 to B7 in the grammar, layer for layer the networks of torchvision.
+"""EfficientNet B0 to B7 and EfficientNetV2 S, M and L in the grammar, layer for layer the networks
+of torchvision.
 
 ``MBConv`` is MobileNet's inverted residual with squeeze-and-excitation, SiLU and stochastic
 depth; it reads its dims from the line like every block:
@@ -20,15 +21,32 @@ torch.Size([2, 24, 8, 8])
 >>> [type(net.get_submodule(f"4.{k}")).__name__ for k in range(1, 7)]
 ['Conv2d_BN_ReLU', 'Conv2d_BN_ReLU', 'SqueezeExcitation', 'Conv2d_BN_ReLU', 'StochasticDepth', 'Add']
 
+EfficientNetV2's early stages are ``FusedMBConv``: the expand conv and the depthwise conv made one
+full conv, no squeeze-and-excitation; without expansion it is that one conv alone:
+
+>>> net = nv.build(
+...     [
+...         ((3, 1), nv.Input()),
+...         ((24, 2), nv.Conv2d_BN_ReLU(3)),
+...         ((24, 2), FusedMBConv(1)),  # one 3x3 conv (norm, SiLU), the sum
+...         ((48, 4), FusedMBConv(4)),  # 3x3 stride 2 to 96 channels, 1x1 to 48: no sum
+...     ]
+... )
+>>> net(torch.randn(2, 3, 32, 32)).shape
+torch.Size([2, 48, 8, 8])
+>>> [tuple(net.get_submodule(f"3.{k}").conv.weight.shape) for k in (1, 2)]
+[(96, 24, 3, 3), (48, 96, 1, 1)]
+
 The width and depth multipliers of B0 ... B7 are applied as torchvision does (channels rounded to
-multiples of 8, depths rounded up), and the stochastic depth rate rises linearly block by block
-from 0 to ``stochastic_depth_prob * (n - 1) / n``. The stem, the last block of each stage
-(``stage1`` ... ``stage7``) and the last conv (``features``) are tagged.
+multiples of 8, depths rounded up); V2's stages are torchvision's table as it stands. The stochastic
+depth rate rises linearly block by block from 0 to ``stochastic_depth_prob * (n - 1) / n``. The
+stem, the last block of each stage (``stage1`` ...) and the last conv (``features``) are tagged.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +63,7 @@ from .mobilenet import InvertedBottleneck, _head, _keywords, make_divisible
 
 __all__ = [
     "MBConv",
+    "FusedMBConv",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -53,6 +72,9 @@ __all__ = [
     "efficientnet_b5",
     "efficientnet_b6",
     "efficientnet_b7",
+    "efficientnet_v2_s",
+    "efficientnet_v2_m",
+    "efficientnet_v2_l",
 ]
 
 
@@ -90,6 +112,49 @@ class MBConv(InvertedBottleneck):
         self._add_lines(hidden, kernel_size, act, norm, squeeze, act, nn.Sigmoid, stochastic_depth)
 
 
+class FusedMBConv(nv.Nerve):
+    """EfficientNetV2's early block (torchvision's ``FusedMBConv``): one ``kernel_size`` conv (strided
+    when the line's ratio grows) to ``make_divisible(in * expand_ratio)`` channels, then a 1x1
+    projection without activation; where that width is ``in`` (``expand_ratio=1``), the one conv goes
+    to the output channels, with its activation. No squeeze-and-excitation. Where the dims allow,
+    ``StochasticDepth(stochastic_depth)`` and the sum. ``act`` and ``norm`` go to every conv.
+    """
+
+    spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
+
+    def __init__(
+        self,
+        expand_ratio: float = 4,
+        *,
+        kernel_size: int | Sequence[int] = 3,
+        act: Act = nn.SiLU,
+        norm: Norm = nn.BatchNorm2d,
+        stochastic_depth: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.expect_links(1)
+        name = type(self).__name__
+        positive_number("expand_ratio", expand_ratio, name)
+        probability("stochastic_depth", stochastic_depth, name)  # checked even where no sum uses it
+        dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
+        hidden = make_divisible(dims_in.channels * expand_ratio)
+        conv = _keywords(norm=norm, act=act)
+        lines: list[Any]
+        if hidden != dims_in.channels:  # the fused expansion, then the projection
+            lines = [((hidden, dims_out.shape), nv.Conv2d_BN_ReLU(kernel_size, **conv))]
+            lines.append((dims_out, nv.Conv2d_BN_ReLU(1, **_keywords(norm=norm, act=None))))
+        else:
+            lines = [(dims_out, nv.Conv2d_BN_ReLU(kernel_size, **conv))]
+        if dims_in.same_as(dims_out):  # torchvision's use_res_connect: stride 1, same channels
+            if stochastic_depth:
+                lines.append((dims_out, nv.StochasticDepth(stochastic_depth)))
+            lines.append((dims_out, nv.Add[[-1, 0]]()))  # line 0 is the block's input
+        self.add(lines)
+
+
+# a stage: its block, expansion, kernel, stride, output channels and number of blocks
+Stage = tuple[type[nv.Nerve], float, int, int, int, int]
+
 # expansion, kernel, stride, channels, blocks of each stage (torchvision's table for B0)
 _STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3)]
 _STAGES += [(6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
@@ -104,29 +169,53 @@ def _efficientnet(
     keywords: dict,
     norm: Norm = nn.BatchNorm2d,
 ) -> nv.Network:
+    """B0 ... B7: B0's stages, widths and depths scaled; the last conv 4x the last stage's width."""
+    stages: list[Stage] = [
+        (MBConv, expand, kernel, stride, make_divisible(channels * width_mult), int(math.ceil(n * depth_mult)))
+        for expand, kernel, stride, channels, n in _STAGES
+    ]
+    stem, last = make_divisible(32 * width_mult), 4 * stages[-1][4]
+    return _network(builder, stages, stem, last, dropout, num_classes, keywords, norm)
+
+
+def _network(
+    builder: str,
+    stages: list[Stage],
+    stem: int,
+    last: int,
+    dropout: float,
+    num_classes: int,
+    keywords: dict,
+    norm: Norm,
+) -> nv.Network:
+    """The stem (3x3 stride 2), the stages' blocks, the last 1x1 conv to ``last`` and the classifier."""
     check_keywords(builder, keywords, (MBConv,), ("num_classes", "dropout", "stochastic_depth_prob", "norm"))
     stochastic_depth_prob = probability("stochastic_depth_prob", keywords.pop("stochastic_depth_prob", 0.2), builder)
     norm = keywords.pop("norm", norm)
     act = keywords.get("act", nn.SiLU)
-    depths = [int(math.ceil(n * depth_mult)) for *_, n in _STAGES]
-    total, ratio = sum(depths), 2
+    total, ratio = sum(n for *_, n in stages), 2
     blocks: list[tuple[tuple[int, int], type[nv.Nerve], dict[str, Any]]] = []
-    for (expand, kernel, stride, channels, _), depth in zip(_STAGES, depths):
+    for block, expand, kernel, stride, channels, depth in stages:
         ratio *= stride
+        taken = {key: value for key, value in keywords.items() if key in _keywords_of(block)}  # no SE in FusedMBConv
         for _ in range(depth):
-            block = {"kernel_size": kernel, **keywords, "norm": norm}
-            block["stochastic_depth"] = stochastic_depth_prob * len(blocks) / total  # as torchvision computes it
-            blocks.append(((make_divisible(channels * width_mult), ratio), MBConv, {"expand_ratio": expand, **block}))
-    last = 4 * blocks[-1][0][0]
+            options = {"kernel_size": kernel, **taken, "norm": norm}
+            options["stochastic_depth"] = stochastic_depth_prob * len(blocks) / total  # as torchvision computes it
+            blocks.append(((channels, ratio), block, {"expand_ratio": expand, **options}))
     lines = [
         ((3, 1), nv.Input()),
-        ((make_divisible(32 * width_mult), 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, **_keywords(norm=norm, act=act))),
+        ((stem, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, **_keywords(norm=norm, act=act))),
         stage_lines(blocks),
         _head(last, ratio, act, norm, None, dropout, num_classes),
     ]
     net = nv.build(lines)
     init_weights(net, 1, kaiming_fan_out, uniform_by_outputs)
     return net
+
+
+@functools.cache
+def _keywords_of(block: type[nv.Nerve]) -> frozenset[str]:
+    return frozenset(inspect.signature(block.__init__).parameters) - {"self"}
 
 
 _BN_EPS_1E3 = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)  # B5 ... B7, as torchvision
@@ -181,3 +270,40 @@ def efficientnet_b6(num_classes: int = 1000, *, dropout: float = 0.5, **keywords
 def efficientnet_b7(num_classes: int = 1000, *, dropout: float = 0.5, **keywords: Any) -> nv.Network:
     """EfficientNet-B7 (torchvision's ``efficientnet_b7``): width x2.0, depth x3.1, dropout 0.5, BatchNorm eps 1e-3, momentum 0.01."""
     return _efficientnet("efficientnet_b7", 2.0, 3.1, dropout, num_classes, keywords, _BN_EPS_1E3)
+
+
+# block, expansion, kernel, stride, channels, blocks of each stage (torchvision's _efficientnet_conf)
+_V2_S: list[Stage] = [(FusedMBConv, 1, 3, 1, 24, 2), (FusedMBConv, 4, 3, 2, 48, 4), (FusedMBConv, 4, 3, 2, 64, 4)]
+_V2_S += [(MBConv, 4, 3, 2, 128, 6), (MBConv, 6, 3, 1, 160, 9), (MBConv, 6, 3, 2, 256, 15)]
+_V2_M: list[Stage] = [(FusedMBConv, 1, 3, 1, 24, 3), (FusedMBConv, 4, 3, 2, 48, 5), (FusedMBConv, 4, 3, 2, 80, 5)]
+_V2_M += [(MBConv, 4, 3, 2, 160, 7), (MBConv, 6, 3, 1, 176, 14), (MBConv, 6, 3, 2, 304, 18), (MBConv, 6, 3, 1, 512, 5)]
+_V2_L: list[Stage] = [(FusedMBConv, 1, 3, 1, 32, 4), (FusedMBConv, 4, 3, 2, 64, 7), (FusedMBConv, 4, 3, 2, 96, 7)]
+_V2_L += [(MBConv, 4, 3, 2, 192, 10), (MBConv, 6, 3, 1, 224, 19), (MBConv, 6, 3, 2, 384, 25), (MBConv, 6, 3, 1, 640, 7)]
+
+_BN_EPS_1E3_V2 = functools.partial(nn.BatchNorm2d, eps=0.001)  # V2: torchvision's eps, the default momentum
+
+
+def _efficientnet_v2(builder: str, stages: list[Stage], dropout: float, num_classes: int, keywords: dict) -> nv.Network:
+    """V2: the stem as wide as the first stage (which keeps its width), the last conv 1280 wide."""
+    return _network(builder, stages, stages[0][4], 1280, dropout, num_classes, keywords, _BN_EPS_1E3_V2)
+
+
+@register_model(weights=torchvision_weights)
+def efficientnet_v2_s(num_classes: int = 1000, *, dropout: float = 0.2, **keywords: Any) -> nv.Network:
+    """EfficientNetV2-S (torchvision's ``efficientnet_v2_s``): three ``FusedMBConv`` stages, three ``MBConv``
+    stages, dropout 0.2, BatchNorm eps 1e-3. Keywords as ``efficientnet_b0``'s (``se_ratio`` goes to ``MBConv``)."""
+    return _efficientnet_v2("efficientnet_v2_s", _V2_S, dropout, num_classes, keywords)
+
+
+@register_model(weights=torchvision_weights)
+def efficientnet_v2_m(num_classes: int = 1000, *, dropout: float = 0.3, **keywords: Any) -> nv.Network:
+    """EfficientNetV2-M (torchvision's ``efficientnet_v2_m``): three ``FusedMBConv`` stages, four ``MBConv``
+    stages, dropout 0.3, BatchNorm eps 1e-3."""
+    return _efficientnet_v2("efficientnet_v2_m", _V2_M, dropout, num_classes, keywords)
+
+
+@register_model(weights=torchvision_weights)
+def efficientnet_v2_l(num_classes: int = 1000, *, dropout: float = 0.4, **keywords: Any) -> nv.Network:
+    """EfficientNetV2-L (torchvision's ``efficientnet_v2_l``): a 32-channel stem, three ``FusedMBConv`` stages,
+    four ``MBConv`` stages, dropout 0.4, BatchNorm eps 1e-3."""
+    return _efficientnet_v2("efficientnet_v2_l", _V2_L, dropout, num_classes, keywords)

@@ -1,4 +1,4 @@
-"""torchvision's ``features`` + ``classifier`` families (MobileNetV2/V3, EfficientNet, ConvNeXt):
+"""torchvision's ``features`` + ``classifier`` families (MobileNetV2/V3, EfficientNet V1 and V2, ConvNeXt):
 the mapping of their keys, derived by walking the lines and the blocks' sub-lines.
 
 Up to the global pooling, every line with weights is one item of torchvision's ``features``: a conv
@@ -6,9 +6,10 @@ line (conv, norm, act) is a ``Conv2dNormActivation`` (``features.i.0``, ``featur
 ``LayerNorm2d`` line and the conv line after it are ConvNeXt's downsampling (``features.i.0``,
 ``features.i.1``), a MobileNet block is one item (``features.i.conv`` in MobileNetV2,
 ``features.i.block`` in V3), and consecutive EfficientNet or ConvNeXt blocks declaring the same
-dims are one stage (``features.i.0.block``, ``features.i.1.block``, ...). After the pooling every
-module is one item of ``classifier``, counted as torchvision's ``Sequential`` counts them: a dropout,
-a conv line (its ``Linear``, and its activation), a ``LayerNorm2d`` line (and ConvNeXt's ``Flatten``).
+dims are one stage (``features.i.0.block``, ``features.i.1.block``, ...), EfficientNetV2's
+``FusedMBConv`` stages as its ``MBConv`` stages. After the pooling every module is one item of
+``classifier``, counted as torchvision's ``Sequential`` counts them: a dropout, a conv line (its
+``Linear``, and its activation), a ``LayerNorm2d`` line (and ConvNeXt's ``Flatten``).
 Inside a block, the sub-lines are the items of its ``Sequential`` in order; MobileNetV2 writes a
 conv without activation as a plain conv and a norm (two items), ConvNeXt has a ``Permute`` after
 its depthwise conv and keeps its layer scale as ``layer_scale``.
@@ -22,13 +23,13 @@ from torch import nn
 
 from ...errors import StateDictError
 from ...models.convnext import ConvNeXtBlock
-from ...models.efficientnet import MBConv
+from ...models.efficientnet import FusedMBConv, MBConv
 from ...models.mobilenet import InvertedBottleneck
 from ...nerves import ConvNd, LayerNorm2d, LayerScale, PointwiseLinear, SqueezeExcitation
 from ...nerves.pool import AvgPoolNd
 from .._state_dict import Pair, check_complete, conv_pairs, has_state
 
-_BLOCKS = (InvertedBottleneck, ConvNeXtBlock)
+_BLOCKS = (InvertedBottleneck, FusedMBConv, ConvNeXtBlock)
 
 
 def is_features_family(model: nn.Module) -> bool:
@@ -93,7 +94,7 @@ def features_pairs(model: nn.Module, lines: list | None = None, family: str | No
 def _family(blocks: list, head: list) -> str:
     if any(isinstance(block, ConvNeXtBlock) for block in blocks):
         return "ConvNeXt"
-    if any(isinstance(block, MBConv) for block in blocks):
+    if any(isinstance(block, (MBConv, FusedMBConv)) for block in blocks):
         return "EfficientNet"
     # torchvision names a block's layers "conv" in MobileNetV2, "block" in V3: V2's blocks are all
     # ReLU6 without squeeze-and-excitation, every V3 has blocks with SE or ReLU / Hardswish
