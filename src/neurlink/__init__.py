@@ -66,6 +66,10 @@ from .models import hrnet_w48 as hrnet_w48
 from .models import hrnet_w64 as hrnet_w64
 from .models import list_models as list_models
 from .models import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
+from .models import mnasnet0_5 as mnasnet0_5
+from .models import mnasnet0_75 as mnasnet0_75
+from .models import mnasnet1_0 as mnasnet1_0
+from .models import mnasnet1_3 as mnasnet1_3
 from .models import mobilenet_v2 as mobilenet_v2
 from .models import mobilenet_v3_large as mobilenet_v3_large
 from .models import mobilenet_v3_small as mobilenet_v3_small
@@ -91,6 +95,10 @@ from .models import resnet101 as resnet101
 from .models import resnet152 as resnet152
 from .models import resnext50_32x4d as resnext50_32x4d
 from .models import resnext101_32x8d as resnext101_32x8d
+from .models import shufflenet_v2_x0_5 as shufflenet_v2_x0_5
+from .models import shufflenet_v2_x1_0 as shufflenet_v2_x1_0
+from .models import shufflenet_v2_x1_5 as shufflenet_v2_x1_5
+from .models import shufflenet_v2_x2_0 as shufflenet_v2_x2_0
 from .models import swin_b as swin_b
 from .models import swin_s as swin_s
 from .models import swin_t as swin_t

@@ -1,5 +1,6 @@
-"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt and RegNet families and timm's
-HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and a registry of builders.
+"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt, RegNet, ShuffleNetV2 and
+MNASNet families and timm's HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and
+a registry of builders.
 
 >>> import neurlink
 >>> neurlink.list_models("wide_*")
@@ -39,6 +40,12 @@ from .hrnet import hrnet_w40 as hrnet_w40
 from .hrnet import hrnet_w44 as hrnet_w44
 from .hrnet import hrnet_w48 as hrnet_w48
 from .hrnet import hrnet_w64 as hrnet_w64
+from .mnasnet import MNASNetBlock as MNASNetBlock
+from .mnasnet import mnasnet0_5 as mnasnet0_5
+from .mnasnet import mnasnet0_75 as mnasnet0_75
+from .mnasnet import mnasnet1_0 as mnasnet1_0
+from .mnasnet import mnasnet1_3 as mnasnet1_3
+from .mnasnet import mnasnet_depths as mnasnet_depths
 from .mobilenet import InvertedResidual as InvertedResidual
 from .mobilenet import make_divisible as make_divisible
 from .mobilenet import mobilenet_v2 as mobilenet_v2
@@ -82,6 +89,11 @@ from .segmentation import deeplabv3_resnet101 as deeplabv3_resnet101
 from .segmentation import fcn_resnet50 as fcn_resnet50
 from .segmentation import fcn_resnet101 as fcn_resnet101
 from .segmentation import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
+from .shufflenet import ShuffleInvertedResidual as ShuffleInvertedResidual
+from .shufflenet import shufflenet_v2_x0_5 as shufflenet_v2_x0_5
+from .shufflenet import shufflenet_v2_x1_0 as shufflenet_v2_x1_0
+from .shufflenet import shufflenet_v2_x1_5 as shufflenet_v2_x1_5
+from .shufflenet import shufflenet_v2_x2_0 as shufflenet_v2_x2_0
 from .swin import swin_b as swin_b
 from .swin import swin_s as swin_s
 from .swin import swin_t as swin_t

@@ -1,6 +1,6 @@
 """torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
-RegNet (``_regnet.py``), the vision transformers (``_vit.py``), and the segmentation models FCN,
-DeepLabV3 and LR-ASPP (``_segmentation.py``).
+RegNet (``_regnet.py``), ShuffleNetV2 (``_shufflenet.py``), MNASNet (``_mnasnet.py``), the vision
+transformers (``_vit.py``), and the segmentation models FCN, DeepLabV3 and LR-ASPP (``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
 blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
@@ -30,9 +30,11 @@ from torch import nn
 from ...models._published import register_weights_loader
 from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
+from ._mnasnet import is_mnasnet, mark_version, mnasnet_pairs
 from ._regnet import is_regnet, regnet_pairs
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
+from ._shufflenet import is_shufflenet, shufflenet_pairs
 from ._swin import is_swin, swin_pairs
 from ._vit import is_vit, vit_pairs
 
@@ -42,9 +44,9 @@ Model = TypeVar("Model", bound=nn.Module)
 
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
-    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt, RegNet or ViT family
-    or of a segmentation model (FCN, DeepLabV3, LR-ASPP)
-    (or the torchvision model itself) into ``model``.
+    """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt, RegNet, ShuffleNetV2,
+    MNASNet or ViT family or of a segmentation model (FCN, DeepLabV3, LR-ASPP) (or the torchvision model
+    itself) into ``model``.
 
     Strict: every tensor of ``state_dict`` is used and every parameter and buffer of ``model``
     is filled; otherwise a :class:`~neurlink.errors.StateDictError` (a ``NeurlinkError``) names
@@ -64,7 +66,8 @@ def to_torchvision_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor
     the model's (the head's weight is a ``[N, C]`` view of the conv weight).
     """
     require_network(model, "to_torchvision_state_dict")
-    return export_pairs(model, _pairs(model), "torchvision")
+    state_dict = export_pairs(model, _pairs(model), "torchvision")
+    return mark_version(state_dict) if is_mnasnet(model) else state_dict
 
 
 def _pairs(model: nn.Module) -> list[Pair]:
@@ -79,6 +82,10 @@ def _pairs(model: nn.Module) -> list[Pair]:
         return features_pairs(model)
     if is_regnet(model):
         return regnet_pairs(model)
+    if is_shufflenet(model):
+        return shufflenet_pairs(model)
+    if is_mnasnet(model):
+        return mnasnet_pairs(model)
     return resnet_pairs(model)
 
 
