@@ -13,7 +13,8 @@ passes make both superlinear),
 and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
 Issue 12, the MobileNet, EfficientNet and ConvNeXt families (``--only families`` runs just these, in a
 few minutes): inference at 224 batch 1 and a training step (128x128 batch 8) <= 1.03 for mobilenet_v2,
-mobilenet_v3_large, efficientnet_b0 and convnext_tiny, their peak inference memory (224 batch 16) <= 1.05,
+mobilenet_v3_large, efficientnet_b0, efficientnet_v2_s and convnext_tiny, their peak inference memory
+(224 batch 16) <= 1.05,
 and building convnext_large <= 1.2 (vs torchvision's constructor).
 Issue 22, the vision transformers (``--only transformers``): inference at 224 batch 1 for vit_b_16 and
 swin_t <= 1.03, a training step at 224 batch 4 for vit_b_32 and swin_t <= 1.03, peak inference memory at
@@ -116,7 +117,7 @@ def main() -> None:
             f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget"
         )
     if args.only in (None, "families"):
-        families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
+        families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny")
         for name in families:
             a, b = inference(*pair(name), 224, 1, rounds(60))
             report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("flush_denormals")  # conftest.py: random w
 
 # Building and running these takes more than a few seconds each on a small CI machine.
 SLOW = {"efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "convnext_small", "convnext_base", "convnext_large"}
+SLOW |= {"efficientnet_v2_m", "efficientnet_v2_l"}  # 54M and 119M parameters
 BUILDERS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in FAMILY_PARAMETERS]
 # compared output for output with torchvision's, in the default run
 COMPARED = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b3"]

@@ -54,8 +54,9 @@ FAMILIES = (
         "EfficientNet",
         ("efficientnet*",),
         "efficientnet_b0",
-        (efficientnet.efficientnet_b0, efficientnet._efficientnet),
-        "torchvision's EfficientNet B0 to B7. Block: `MBConv` (`neurlink.models.efficientnet`).",
+        (efficientnet.efficientnet_b0, efficientnet._efficientnet, efficientnet._network),
+        "torchvision's EfficientNet B0 to B7 and EfficientNetV2 S, M and L. Blocks: `MBConv`, and V2's"
+        " `FusedMBConv` (`neurlink.models.efficientnet`).",
     ),
     Family(
         "ConvNeXt",
@@ -118,6 +119,8 @@ _SLOW = {
     "efficientnet_b5",
     "efficientnet_b6",
     "efficientnet_b7",
+    "efficientnet_v2_m",
+    "efficientnet_v2_l",
     "convnext_small",
     "convnext_base",
     "convnext_large",
@@ -157,6 +160,8 @@ def proof(name: str) -> tuple[str, str]:
     """The pytest node id of the test that holds ``name`` to its reference, and what it checks."""
     if name.startswith(("resnet", "resnext", "wide_resnet")):
         return f"tests/test_zoo.py::test_builder_is_torchvision[{name}]", "outputs and weights both ways"
+    if name == "efficientnet_v2_s":
+        return "tests/test_efficientnet_v2.py::test_efficientnet_v2_s_is_torchvision", "outputs and weights both ways"
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
     if name == "vit_b_32":
