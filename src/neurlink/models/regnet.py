@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from typing import Any
 
 from torch import nn
@@ -137,7 +138,9 @@ def stage_params(
     Block ``i`` would be ``w_0 + i * w_a`` wide; that is quantized in log space to ``w_0 * w_m ** k``
     (``k`` the rounded ``log_{w_m}`` of the ratio) and rounded to a multiple of 8; a run of equal
     widths is a stage. Each stage's bottleneck width is then made divisible by its group width, which
-    is at most that bottleneck width.
+    is at most that bottleneck width. torchvision computes the widths in float32, ``w_a`` and ``w_m``
+    as float32 numbers (``w_m ** k`` then differs from float64's by ``k`` float32 roundings of ``w_m``,
+    enough to round a width otherwise); so does this, each step rounded to float32.
 
     >>> stage_params(16, 48, 27.89, 2.09, 8)  # RegNetY-400MF
     ((48, 1, 8), (104, 3, 8), (208, 6, 8), (440, 6, 8))
@@ -149,10 +152,12 @@ def stage_params(
             f"RegNet: w_0={w_0!r}, w_a={w_a!r}, w_m={w_m!r} are not RegNet settings",
             allowed="w_0 a positive multiple of 8, w_a >= 0, w_m > 1 (torchvision's check)",
         )
+    slope, multiplier, log_multiplier = _float32(w_a), _float32(w_m), _float32(math.log(w_m))
     stages: list[list[int]] = []  # [width, blocks]
     for block in range(depth):
-        step = round(math.log((w_0 + block * w_a) / w_0) / math.log(w_m))  # both round half to even
-        width = round(w_0 * w_m**step / 8) * 8
+        linear = _float32(_float32(block * slope) + w_0)
+        step = round(_float32(_float32(math.log(_float32(linear / w_0))) / log_multiplier))  # half to even
+        width = round(_float32(_float32(w_0 * _float32(multiplier**step)) / 8)) * 8
         if stages and stages[-1][0] == width:
             stages[-1][1] += 1
         else:
@@ -163,6 +168,11 @@ def stage_params(
         group = min(group_width, bottleneck)
         result.append((int(make_divisible(bottleneck, group) / bottleneck_multiplier), blocks, group))
     return tuple(result)
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32, as torch's float32 tensors hold it."""
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 def _regnet(
