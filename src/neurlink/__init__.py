@@ -34,6 +34,7 @@ from .errors import StateDictError as StateDictError
 from .errors import UnexpectedArgumentError as UnexpectedArgumentError
 from .errors import UnknownModelError as UnknownModelError
 from .errors import UnknownTagError as UnknownTagError
+from .models import alexnet as alexnet
 from .models import convnext_base as convnext_base
 from .models import convnext_large as convnext_large
 from .models import convnext_small as convnext_small
@@ -99,6 +100,8 @@ from .models import shufflenet_v2_x0_5 as shufflenet_v2_x0_5
 from .models import shufflenet_v2_x1_0 as shufflenet_v2_x1_0
 from .models import shufflenet_v2_x1_5 as shufflenet_v2_x1_5
 from .models import shufflenet_v2_x2_0 as shufflenet_v2_x2_0
+from .models import squeezenet1_0 as squeezenet1_0
+from .models import squeezenet1_1 as squeezenet1_1
 from .models import swin_b as swin_b
 from .models import swin_s as swin_s
 from .models import swin_t as swin_t
@@ -108,6 +111,14 @@ from .models import swin_v2_t as swin_v2_t
 from .models import unet_resnet18 as unet_resnet18
 from .models import unet_resnet34 as unet_resnet34
 from .models import unet_resnet50 as unet_resnet50
+from .models import vgg11 as vgg11
+from .models import vgg11_bn as vgg11_bn
+from .models import vgg13 as vgg13
+from .models import vgg13_bn as vgg13_bn
+from .models import vgg16 as vgg16
+from .models import vgg16_bn as vgg16_bn
+from .models import vgg19 as vgg19
+from .models import vgg19_bn as vgg19_bn
 from .models import vit_b_16 as vit_b_16
 from .models import vit_b_32 as vit_b_32
 from .models import vit_h_14 as vit_h_14

@@ -1,6 +1,6 @@
-"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt, RegNet, ShuffleNetV2 and
-MNASNet families and timm's HRNets written in the grammar, torchvision's segmentation models and smp's U-Nets, and
-a registry of builders.
+"""The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt, RegNet, ShuffleNetV2,
+MNASNet, AlexNet, VGG and SqueezeNet families and timm's HRNets written in the grammar, torchvision's
+segmentation models and smp's U-Nets, and a registry of builders.
 
 >>> import neurlink
 >>> neurlink.list_models("wide_*")
@@ -11,6 +11,7 @@ from .. import _registry as _registry  # the registry is the core's: checkpoints
 from .._registry import create_model as create_model
 from .._registry import list_models as list_models
 from .._registry import register_model as register_model
+from .alexnet import alexnet as alexnet
 from .convnext import ConvNeXtBlock as ConvNeXtBlock
 from .convnext import convnext_base as convnext_base
 from .convnext import convnext_large as convnext_large
@@ -94,6 +95,9 @@ from .shufflenet import shufflenet_v2_x0_5 as shufflenet_v2_x0_5
 from .shufflenet import shufflenet_v2_x1_0 as shufflenet_v2_x1_0
 from .shufflenet import shufflenet_v2_x1_5 as shufflenet_v2_x1_5
 from .shufflenet import shufflenet_v2_x2_0 as shufflenet_v2_x2_0
+from .squeezenet import Fire as Fire
+from .squeezenet import squeezenet1_0 as squeezenet1_0
+from .squeezenet import squeezenet1_1 as squeezenet1_1
 from .swin import swin_b as swin_b
 from .swin import swin_s as swin_s
 from .swin import swin_t as swin_t
@@ -104,6 +108,14 @@ from .unet import UnetDecoderBlock as UnetDecoderBlock
 from .unet import unet_resnet18 as unet_resnet18
 from .unet import unet_resnet34 as unet_resnet34
 from .unet import unet_resnet50 as unet_resnet50
+from .vgg import vgg11 as vgg11
+from .vgg import vgg11_bn as vgg11_bn
+from .vgg import vgg13 as vgg13
+from .vgg import vgg13_bn as vgg13_bn
+from .vgg import vgg16 as vgg16
+from .vgg import vgg16_bn as vgg16_bn
+from .vgg import vgg19 as vgg19
+from .vgg import vgg19_bn as vgg19_bn
 from .vit import vit_b_16 as vit_b_16
 from .vit import vit_b_32 as vit_b_32
 from .vit import vit_h_14 as vit_h_14

@@ -1,6 +1,7 @@
 """torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
-RegNet (``_regnet.py``), ShuffleNetV2 (``_shufflenet.py``), MNASNet (``_mnasnet.py``), the vision
-transformers (``_vit.py``), and the segmentation models FCN, DeepLabV3 and LR-ASPP (``_segmentation.py``).
+RegNet (``_regnet.py``), ShuffleNetV2 (``_shufflenet.py``), MNASNet (``_mnasnet.py``), AlexNet, VGG and
+SqueezeNet (``_plain.py``), the vision transformers (``_vit.py``), and the segmentation models FCN,
+DeepLabV3 and LR-ASPP (``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
 blocks in order (``_resnet.py``: ``conv1``, ``layer1.0.conv1``, ``fc``; ``_features.py``:
@@ -31,6 +32,7 @@ from ...models._published import register_weights_loader
 from .._state_dict import Pair, export_pairs, load_pairs, require_network
 from ._features import features_pairs, is_features_family
 from ._mnasnet import is_mnasnet, mark_version, mnasnet_pairs
+from ._plain import is_plain, plain_pairs
 from ._regnet import is_regnet, regnet_pairs
 from ._resnet import resnet_pairs
 from ._segmentation import is_segmentation, segmentation_pairs
@@ -45,8 +47,8 @@ Model = TypeVar("Model", bound=nn.Module)
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
     """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt, RegNet, ShuffleNetV2,
-    MNASNet or ViT family or of a segmentation model (FCN, DeepLabV3, LR-ASPP) (or the torchvision model
-    itself) into ``model``.
+    MNASNet, AlexNet, VGG, SqueezeNet or ViT family or of a segmentation model (FCN, DeepLabV3, LR-ASPP) (or
+    the torchvision model itself) into ``model``.
 
     Strict: every tensor of ``state_dict`` is used and every parameter and buffer of ``model``
     is filled; otherwise a :class:`~neurlink.errors.StateDictError` (a ``NeurlinkError``) names
@@ -86,6 +88,8 @@ def _pairs(model: nn.Module) -> list[Pair]:
         return shufflenet_pairs(model)
     if is_mnasnet(model):
         return mnasnet_pairs(model)
+    if is_plain(model):
+        return plain_pairs(model)
     return resnet_pairs(model)
 
 
