@@ -76,6 +76,14 @@ def test_outputs_are_torchvisions_at_every_size(name: str) -> None:
             assert torch.equal(ours(x, outputs=["features"])[0], theirs.layers(x))  # bitwise up to the head
 
 
+@pytest.mark.parametrize("name", ["mnasnet0_5", "mnasnet1_3"])
+def test_the_other_multipliers_are_torchvision(name: str) -> None:
+    theirs, ours = pair(name, seed=5)
+    x = torch.randn(1, 3, 37, 50, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert_same_outputs(ours(x), theirs(x))
+
+
 def test_training_outputs_and_gradients_are_torchvisions() -> None:
     """In training mode (batch statistics, no dropout): the same logits, input and weight gradients."""
     theirs, ours = pair("mnasnet0_5", seed=2, dropout=0.0)

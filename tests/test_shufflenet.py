@@ -77,6 +77,14 @@ def test_shufflenet_v2_x1_0_is_torchvision_at_every_size() -> None:
                 assert torch.equal(mine, reference), size  # every stage bitwise: the same operations
 
 
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"])
+def test_the_other_widths_are_torchvision(name: str) -> None:
+    theirs, ours = pair(name, seed=5)
+    x = torch.randn(1, 3, 37, 50, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert_same_outputs(ours(x), theirs(x))
+
+
 def test_training_outputs_and_gradients_are_torchvisions() -> None:
     """In training mode (batch statistics): the same logits, input gradients and weight gradients."""
     theirs, ours = pair("shufflenet_v2_x0_5", seed=2)

@@ -20,9 +20,10 @@ torch.Size([1, 24, 8, 8])
 >>> [type(module).__name__ for module in net[3].children()]
 ['Conv2d_BN_ReLU', 'Conv2d_BN_ReLU', 'Conv2d_BN_ReLU', 'Add']
 
-The widths scale with ``alpha`` as torchvision rounds them (:func:`mnasnet_depths`). The builders use
-BatchNorm momentum ``1 - 0.9997`` (TensorFlow's 0.9997 in PyTorch's convention) and tag the stem,
-the last block of every stage (``stage1`` ... ``stage6``) and the last 1x1 conv (``features``), so
+The widths scale with ``alpha`` as torchvision rounds them (:func:`mnasnet_depths`). Every norm is
+BatchNorm of momentum ``1 - 0.9997`` (TensorFlow's 0.9997 in PyTorch's convention:
+:func:`mnasnet_batch_norm`). The builders tag the stem, the last block of every stage (``stage1`` ...
+``stage6``) and the last 1x1 conv (``features``), so
 ``net(x, outputs=["stage1", "stage2", "stage3", "stage5", "features"])`` is a feature pyramid. Every
 conv is padded ``k // 2`` as the grammar pads it, so the two agree at every input size.
 """
@@ -42,9 +43,22 @@ from ._common import build_initialised, check_keywords, init_weights, kaiming_fa
 from ._published import torchvision_weights
 from .mobilenet import _dropout, _keywords, make_divisible
 
-__all__ = ["MNASNetBlock", "mnasnet_depths", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"]
+__all__ = [
+    "MNASNetBlock",
+    "mnasnet_batch_norm",
+    "mnasnet_depths",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
+]
 
 BN_MOMENTUM = 1 - 0.9997  # the paper's TensorFlow decay 0.9997, in PyTorch's convention
+
+
+def mnasnet_batch_norm(channels: int) -> nn.BatchNorm2d:
+    """MNASNet's norm: ``nn.BatchNorm2d`` of momentum ``1 - 0.9997`` (a named function, so that the lines print it short)."""
+    return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM)
 
 
 class MNASNetBlock(nv.Nerve):
@@ -53,7 +67,7 @@ class MNASNetBlock(nv.Nerve):
     A 1x1 conv to ``in_channels * expansion_factor`` channels (always, even for a factor of 1), a
     depthwise ``kernel_size`` conv (strided when the line's ratio grows), a 1x1 conv without
     activation, then, where the input has the line's dims, ``layers(x) + x``. ``norm`` goes to every
-    conv, ``act`` to the first two.
+    conv (by default MNASNet's BatchNorm, momentum ``1 - 0.9997``), ``act`` to the first two.
     """
 
     spatial_rank = 2  # its convs are 2d: the build checks the lines it reads
@@ -63,7 +77,7 @@ class MNASNetBlock(nv.Nerve):
         expansion_factor: int = 3,
         *,
         kernel_size: int | Sequence[int] = 3,
-        norm: Norm = nn.BatchNorm2d,
+        norm: Norm = mnasnet_batch_norm,
         act: Act = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -107,14 +121,15 @@ def mnasnet_depths(alpha: float) -> tuple[int, ...]:
 def _mnasnet(builder: str, alpha: float, num_classes: int, dropout: float, keywords: dict[str, Any]) -> nv.Network:
     check_keywords(builder, keywords, (), ("num_classes", "dropout", "norm", "act"))
     positive_number("alpha", alpha, builder)
-    norm = keywords.get("norm", functools.partial(nn.BatchNorm2d, momentum=BN_MOMENTUM))
+    norm = keywords.get("norm", mnasnet_batch_norm)
     act = keywords.get("act", nn.ReLU)
     conv = _keywords(norm=norm, act=act)
+    block_keywords = _keywords(norm=norm, act=act, defaults={"norm": mnasnet_batch_norm, "act": nn.ReLU})
     depths = mnasnet_depths(alpha)
     blocks, ratio = [], 2
     for (kernel, stride, expansion, repeats), width in zip(_STACKS, depths[2:]):
         ratio *= stride
-        block = {"expansion_factor": expansion, **({"kernel_size": kernel} if kernel != 3 else {}), **conv}
+        block = {"expansion_factor": expansion, **({"kernel_size": kernel} if kernel != 3 else {}), **block_keywords}
         blocks += [((width, ratio), MNASNetBlock, block)] * repeats
     lines = [
         ((3, 1), nv.Input()),
