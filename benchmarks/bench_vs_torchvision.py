@@ -11,10 +11,10 @@ building resnet152 <= 1.05 (issue 20; vs torchvision's constructor), a 2,000-lin
 (shown beside the same ratio for the chain written by hand with torch.nn; the garbage collector's full
 passes make both superlinear),
 and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
-Issue 12, the MobileNet, EfficientNet, ConvNeXt, ShuffleNetV2 and MNASNet families (``--only families`` runs
+Issue 12, the MobileNet, EfficientNet, ConvNeXt, ShuffleNetV2, MNASNet and RegNet families (``--only families`` runs
 just these, in a few minutes): inference at 224 batch 1 and a training step (128x128 batch 8) <= 1.03 for
-mobilenet_v2, mobilenet_v3_large, efficientnet_b0, efficientnet_v2_s, convnext_tiny, shufflenet_v2_x1_0 and
-mnasnet1_0, their peak inference memory
+mobilenet_v2, mobilenet_v3_large, efficientnet_b0, efficientnet_v2_s, convnext_tiny, shufflenet_v2_x1_0,
+mnasnet1_0 and regnet_y_1_6gf, their peak inference memory
 (224 batch 16) <= 1.05,
 and building convnext_large <= 1.2 (vs torchvision's constructor).
 Issue 22, the vision transformers (``--only transformers``): inference at 224 batch 1 for vit_b_16 and
@@ -126,6 +126,7 @@ def main() -> None:
             "convnext_tiny",
             "shufflenet_v2_x1_0",
             "mnasnet1_0",
+            "regnet_y_1_6gf",
         )
         for name in families:
             a, b = inference(*pair(name), 224, 1, rounds(60))
