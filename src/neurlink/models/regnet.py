@@ -24,10 +24,10 @@ torch.Size([2, 48, 8, 8])
 
 The sub-lines are tagged with torchvision's names (``f.a`` ... ``proj``), which the weight mapping
 reads. The stages' widths and depths come from RegNet's four numbers as torchvision computes them
-(:func:`~neurlink.models.regnet.stage_params`); the builders tag the stem and the last block of every stage (``stage1``
-... ``stage4``, at ratios 4 to 32), so ``net(x, outputs=["stage1", "stage2", "stage3", "stage4"])``
-is a feature pyramid. Every conv is padded ``k // 2`` as the grammar pads it, so the two agree at
-every input size.
+(:func:`~neurlink.models.regnet.stage_params`); the builders tag the stem and the last block of
+every stage (``stage1`` ... ``stage4``, at ratios 4 to 32), so
+``net(x, outputs=["stage1", "stage2", "stage3", "stage4"])`` is a feature pyramid. Every conv is
+padded ``k // 2`` as the grammar pads it, so the two agree at every input size.
 """
 
 from __future__ import annotations
