@@ -4,7 +4,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
+import neurlink
 import neurlink.nerves as nv
 
 RATIOS = [1, 2, 3, 4, 8, 16, 32]
@@ -142,8 +144,22 @@ def test_absolute_shapes():
 
 def test_relative_to_absolute_conv_derives_stride_per_call():
     net = nv.build([((3, 1), nv.Input()), ((8, "(4, 4)"), nv.Conv2d(3)), ((8, 2), nv.ConvTransposed2d(3))])
-    for base in [(16, 16), (64, 61), (8, 7)]:
+    for base in [(8, 8), (7, 8), (8, 7)]:  # strides up to 3 (the kernel's width), then up again
         check_every_line(net, base, channels=3)
+
+
+def test_a_conv_to_an_absolute_shape_may_not_step_over_its_input():
+    """A DCGAN discriminator's last line: 4x4 -> 1x1 reads every input; from 8x8 a stride of 8 would not."""
+    net = nv.build([((3, 1), nv.Input()), ((1, "(1, 1)"), nv.Conv2d(4))])
+    assert net(torch.randn(2, 3, 4, 4)).shape == (2, 1, 1, 1)
+    with pytest.raises(
+        neurlink.InputError, match=r"(?s)^line 1: .*needs stride 8, but a kernel 4 wide would never read 4 of every 8"
+    ):
+        net(torch.randn(2, 3, 8, 8))
+    with pytest.raises(
+        neurlink.DimsError, match=r"(?s)^line 2: .*needs stride 8, but a kernel 4 wide would never read 4"
+    ):
+        nv.build([((3, "(8, 8)"), nv.Input()), ((3, "(8, 8)"), nn.ReLU()), ((1, "(1, 1)"), nv.Conv2d(4))])
 
 
 def test_adaptive_pool_to_a_ratio():

@@ -691,7 +691,7 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d(3, strides=2))",
         r"Conv2d: got an unexpected keyword argument 'strides'",
-        r"Conv2d\(kernel_size, \*, dilation=1, groups=1, bias=None, norm=None, act=None, norm_after_act=False, padding_mode='zeros'\)",
+        r"Conv2d\(kernel_size, \*, dilation=1, groups=1, bias=None, norm=None, act=None, norm_after_act=False, padding_mode='zeros', padding='same'\)",
     ),
     bad(
         "unknown-keyword-shows-what-the-defaults-mean",  # not norm=DEFAULT or act=<class '...ReLU'>
@@ -699,7 +699,7 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((8, 2), Conv2d_BN_ReLU(3, stride=2))",
         r"Conv2d_BN_ReLU: got an unexpected keyword argument 'stride'",
-        r"Conv2d_BN_ReLU\(kernel_size, \*, .*norm=BatchNorm2d, act=ReLU, norm_after_act=False, padding_mode='zeros'\)",
+        r"Conv2d_BN_ReLU\(kernel_size, \*, .*norm=BatchNorm2d, act=ReLU, norm_after_act=False, padding_mode='zeros', padding='same'\)",
     ),
     bad(
         "unknown-keyword-of-squeeze-excitation",
@@ -731,7 +731,7 @@ INVALID = [
         NerveArgumentError,
         "line 1: ((3, 2), AvgPool2d(3, stride=2))",
         r"AvgPool2d: got an unexpected keyword argument 'stride'",
-        r"AvgPool2d\(kernel_size=None, count_include_pad=False\)",
+        r"AvgPool2d\(kernel_size=None, count_include_pad=False, \*, padding='same', ceil_mode=False\)",
     ),
     bad(
         "padding-mode-invalid",

@@ -347,6 +347,7 @@ def threaded_definition(k: int):
         ((8 + k, 4), SlowBlock(3 + k)),
         ((4 + k, 2), nv.ConvTransposed2d(4)),
         ((8 + 2 * k, 2), nv.Concat[[f"stem{k}", -1]]()),
+        ((8 + 2 * k, "(1, 1)"), nv.AvgPool2d()),
         ((k + 1, "(1, 1)"), nv.Conv2d(1)),
     ]
 

@@ -35,11 +35,13 @@ def test_a_size_no_stride_reaches_names_the_line():
     with pytest.raises(neurlink.InputError, match=r"(?s)^line 1: \(\(16, '\(7, 7\)'\), Conv2d\(3\)\).*no stride"):
         net(torch.randn(1, 3, 5, 5))
     assert net(torch.randn(1, 3, 14, 14)).shape == (1, 16, 7, 7)  # still usable
-    # the sizes it names do reach 7: ceil(size / s) == 7 for s = 1, 2, 3, 4; and 16 is not one of them
-    with pytest.raises(neurlink.InputError, match=r"allowed: .*\(7, 13-14, 19-21, 25-28, \.\.\.\), or an adaptive"):
+    # the sizes it names do reach 7: ceil(size / s) == 7 for s = 1, 2, 3 (no wider than the kernel); not 16
+    with pytest.raises(neurlink.InputError, match=r"allowed: .*\(7, 13-14, 19-21, \.\.\.\), or an adaptive"):
         net(torch.randn(1, 3, 16, 16))
-    for size in (7, 13, 14, 19, 21, 25, 28):
+    for size in (7, 13, 14, 19, 21):
         assert net(torch.randn(1, 3, size, size)).shape == (1, 16, 7, 7)
+    with pytest.raises(neurlink.InputError, match="needs stride 4, but a kernel 3 wide would never read 1 of every 4"):
+        net(torch.randn(1, 3, 28, 28))
 
 
 def test_a_size_no_transposed_stride_reaches_says_which_sizes_do():

@@ -61,9 +61,10 @@ def test_parameter_counts_on_meta_are_torchvisions(name: str) -> None:
 def test_torchvision_weights_give_torchvision_outputs(name: str) -> None:
     theirs, ours = pair(name, num_classes=10)
     generator = torch.Generator().manual_seed(1)
-    # 224: stage grids 56, 28, 14, 7; at 256: 64, 32, 16, 8, windows padded (v1) and covering the grid (both)
-    for size in (224, 256):
-        x = torch.randn(1, 3, size, size, generator=generator)
+    # 224: stage grids 56, 28, 14, 7; at 256: 64, 32, 16, 8, windows padded (v1) and covering the grid (both);
+    # at 227x101 the unpadded patchify conv floors (56x25) and the patch merging pads odd grids (28x13, 14x7, 7x4)
+    for size in ((224, 224), (256, 256), (227, 101)):
+        x = torch.randn(1, 3, *size, generator=generator)
         with torch.no_grad():
             expected = theirs(x)
             close(ours(x), expected)  # the first call checks every line

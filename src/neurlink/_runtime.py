@@ -20,6 +20,7 @@ from .shapes import (
     transposed_padding,
     transposed_stride_for_sizes,
 )
+from .sizes import apply_steps
 
 __all__ = [
     "contiguous",
@@ -56,10 +57,15 @@ _ADAPTIVE: dict[str, dict[int, Callable[..., torch.Tensor]]] = {
 
 
 def target_size(base_shape: Sequence[int], ratios, absolute) -> tuple[int, ...]:
-    """The declared size for this call: ``absolute``, or ``ceil(base / (num / den))`` per dim."""
+    """The declared size for this call: ``absolute``, or ``ceil(base / (num / den))`` per dim, then the
+    steps of a line sized by the geometry before it (``(num, den, steps)``, see ``neurlink.sizes``)."""
     if absolute is not None:
         return tuple(absolute)
-    return tuple(-((-b * den) // num) for b, (num, den) in zip(base_shape, ratios))
+    sizes = []
+    for b, (num, den, *steps) in zip(base_shape, ratios):
+        size = -((-b * den) // num)
+        sizes.append(apply_steps(size, steps[0]) if steps else size)
+    return tuple(sizes)
 
 
 def _flat_pad(pads) -> list[int]:
@@ -183,7 +189,7 @@ def crop_end(y: torch.Tensor, crop) -> torch.Tensor:
     return y
 
 
-def _stride(find, n, t, what: str) -> int:
+def _stride(find, n, t, what: str, span: int = 4) -> int:
     stride = find(n, t)
     if stride is None:
         transposed = what == "transposed conv"
@@ -191,15 +197,15 @@ def _stride(find, n, t, what: str) -> int:
             f"no stride takes a {what} from size {n} to the declared size {t} for this input",
             allowed=f"input sizes n where a whole stride s gives s * (n - 1) < {t} <= s * n"
             if transposed
-            else f"sizes where a whole stride s gives ceil(size / s) == {t} ({_reachable(t)}, ...), or an"
+            else f"sizes where a whole stride s gives ceil(size / s) == {t} ({_reachable(t, span)}, ...), or an"
             f" adaptive pool (nv.AvgPool2d() without a kernel) to reach {t} from any size",
         )
     return stride
 
 
-def _reachable(t: int) -> str:
-    """The first sizes that strides 1 to 4 take to size ``t``: ``s * (t - 1) < size <= s * t``."""
-    spans = ((s * (t - 1) + 1, s * t) for s in range(1, 5))
+def _reachable(t: int, span: int) -> str:
+    """The first sizes that strides up to 4 (and up to the kernel's span) take to size ``t``."""
+    spans = ((s * (t - 1) + 1, s * t) for s in range(1, min(span, 4) + 1))
     return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in spans)
 
 
@@ -207,7 +213,20 @@ def _sized_padding(x, base_shape, ratios, absolute, kernel, dilation):
     rank = len(kernel)
     target = target_size(base_shape, ratios, absolute)
     sizes = x.shape[-rank:]
-    stride = tuple(_stride(stride_for_sizes, n, t, "conv or pool") for n, t in zip(sizes, target))
+    strides = []
+    for n, t, k, d in zip(sizes, target, kernel, dilation):
+        span = d * (k - 1) + 1
+        s = _stride(stride_for_sizes, n, t, "conv or pool", span)
+        if s > span and n > span:  # a stride the ratios did not declare may not step over input
+            raise InputError(
+                f"from size {n}, the declared size {tuple(target)} needs stride {s}, but a kernel {k} wide"
+                + (f" (dilation {d})" if d > 1 else "")
+                + f" would never read {s - span} of every {s} input values",
+                allowed=f"inputs of sizes up to {span} * {t} on that dim, a kernel as wide as the stride, or an"
+                " adaptive pool (nv.AvgPool2d() without a kernel) to reach any size",
+            )
+        strides.append(s)
+    stride = tuple(strides)
     pads = [same_padding(n, k, d, s) for n, k, d, s in zip(sizes, kernel, dilation, stride)]
     return stride, pads
 

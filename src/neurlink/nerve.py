@@ -102,8 +102,11 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         """The concrete spatial shape of each output for a base shape (e.g. in ``forward``)."""
         return [dims.shape.size(tuple(base_shape)) for dims in self.target_dims]
 
-    def expect_links(self, count: int | None = None, *, outputs: int = 1) -> None:
-        """Raise a clear DefinitionError unless the line selects ``count`` inputs and declares ``outputs``."""
+    def expect_links(self, count: int | None = None, *, outputs: int | None = None) -> None:
+        """Raise a clear DefinitionError unless the line selects ``count`` inputs (of one output each)
+        and declares ``outputs`` dims. ``outputs`` defaults to 1 for a nerve whose computation neurlink
+        runs (sub-lines, a built-in's steps); a nerve with a ``forward`` of its own returns as many
+        outputs as its line declares unless ``outputs`` says how many (the first call checks them)."""
         name = type(self).__name__
         if count is not None and len(self.input_links) != count:
             raise DefinitionError(
@@ -116,6 +119,10 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     f"{name} takes single tensors, but line {link.index} has {len(link.dims)} outputs",
                     allowed=f"nv.output({link.index}, k) to pick one of them",
                 )
+        if outputs is None:
+            if type(self).forward is not Nerve.forward:
+                return
+            outputs = 1
         if len(self.target_dims) != outputs:
             raise DimsError(
                 f"{name} makes {outputs} output(s), but the line declares {len(self.target_dims)} dims",
@@ -137,6 +144,11 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                     f" but its line declares {dims_text(self.target_dims)}",
                     allowed="a last sub-line declaring the dims of the nerve's own line",
                 )
+            # sized as its last sub-line: a block of convs of another geometry than "same" (neurlink.sizes)
+            self.target_dims = [
+                Dims(mine.channels, mine.shape.with_sizing(last_dims.shape.sizing)) if mine.shape.ratios else mine
+                for mine, last_dims in zip(self.target_dims, last.dims)
+            ]
             if "uses_base_shape" not in self.__dict__:
                 self.uses_base_shape = self._table.uses_base_shape
             if type(self).forward is not Nerve.forward:  # its own forward, which runs the sub-lines itself

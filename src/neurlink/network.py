@@ -32,7 +32,8 @@ from .interpreter import run_lines
 from .lines import flatten
 from .lines_module import LinesModule
 from .program import in_lines, input_form, program_of, spatial_dims
-from .shapes import Dims, ShapeSpec
+from .shapes import Dims, ShapeSpec, size_at
+from .sizes import apply_steps
 from .table import Entry, LineTable
 
 # What a network takes: a tensor, one per Input line in a list or tuple, or a dict keyed by their tags.
@@ -139,8 +140,8 @@ class Network(LinesModule):
 
         torch's symbolic sizes cannot follow the per-size padding choices of odd sizes, so every
         spatial dim of the base input is declared a multiple of the deepest ratio (the least common
-        multiple of the lines' ratios: 32 for a ResNet), from twice it (torch specializes sizes of 1)
-        up to ``max_size``; the example input of the export must be such a size too, and its batch
+        multiple of the lines' ratios: 32 for a ResNet), from twice it (torch specializes sizes of 1;
+        more where unpadded lines need a larger input) up to ``max_size``; the example input of the export must be such a size too, and its batch
         size is fixed unless it is above 1. Other Inputs follow at their ratio. A sequence with learned
         positions is bounded by the longest they are for; a network with a line whose choices depend on
         the size in ways symbolic sizes cannot follow (Swin's windows, a ViT's positions resampled off
@@ -172,7 +173,9 @@ class Network(LinesModule):
                             multiples[k] = math.lcm(multiples[k], ratio.numerator)
         bounds = [min(max_size, largest[k]) if largest is not None else max_size for k in range(len(multiples))]
         sizes = [
-            torch.export.Dim(f"size{k}", min=2, max=max(2, bound // multiple))
+            torch.export.Dim(
+                f"size{k}", min=(low := self._fewest_multiples(k, multiple, bound)), max=max(low, bound // multiple)
+            )
             for k, (multiple, bound) in enumerate(zip(multiples, bounds))
         ]
         specs: list[dict[int, Any] | None] = []
@@ -186,6 +189,24 @@ class Network(LinesModule):
                 spec[where.start + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
             specs.append(spec)
         return (specs[0],) if len(specs) == 1 else (specs,)
+
+    def _fewest_multiples(self, dim: int, multiple: int, bound: int) -> int:
+        """The fewest multiples (from 2: torch specializes sizes of 1) of ``multiple`` a base size needs on
+        ``dim`` for every line to keep a size of at least 2 (as the lines at their ratios do: torch's symbolic
+        sizes specialize a size of 1), where unpadded convs and pools shrink it (``sizes.py``)."""
+        sized = [
+            d.shape.sizing[dim]
+            for table in _tables(self)
+            for entry in table.entries
+            for d in entry.dims
+            if d.shape.sizing is not None and dim < len(d.shape.sizing)
+        ]
+        count = 2
+        while count * multiple < bound and any(
+            apply_steps(size_at(count * multiple, start), steps) < 2 for start, steps in sized
+        ):
+            count += 1
+        return count
 
     @property
     def lines(self) -> list[Entry]:

@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from .errors import DimsError
+from .sizes import DimSizing, apply_steps
 
 # How a line's tensor is held: channels-first maps (N, C, *spatial), vectors (N, C), or token
 # sequences (N, L, C), channels last as nn.LayerNorm, nn.Linear and scaled_dot_product_attention take them.
@@ -81,7 +82,7 @@ class ShapeSpec:
     (197,)
     """
 
-    __slots__ = ("ratios", "absolute", "broadcast", "written", "is_tokens", "extra", "length")
+    __slots__ = ("ratios", "absolute", "broadcast", "written", "is_tokens", "extra", "length", "sizing")
     ratios: tuple[Fraction, ...] | None
     absolute: tuple[int, ...] | None
     broadcast: bool  # True when one value stands for every spatial dim (``2``, ``"7"``).
@@ -89,6 +90,9 @@ class ShapeSpec:
     is_tokens: bool  # a token sequence (N, L, C): of a grid at ``ratios``, or of a fixed ``length``
     extra: int  # tokens before the grid's (a class token, register tokens)
     length: int | None  # a fixed number of tokens, for a sequence that is no grid
+    # per spatial dim, how the size follows from the base after a conv or pool of another geometry
+    # than "same" (``neurlink.sizes``); None: ``ceil(base / ratio)``. Set by the build, never written.
+    sizing: tuple[DimSizing, ...] | None
 
     def __init__(self, written: Any) -> None:
         if isinstance(written, ShapeSpec):
@@ -100,6 +104,7 @@ class ShapeSpec:
         self.absolute = None
         self.broadcast = True
         self.is_tokens, self.extra, self.length = False, 0, None
+        self.sizing = None
         if isinstance(written, str) and written.strip().startswith("tokens"):
             grid, self.extra, self.length = _parse_tokens(written)
             self.is_tokens, self.written = True, _TokensText(written.strip())  # shown as the call it is
@@ -167,7 +172,39 @@ class ShapeSpec:
         """The grid a token sequence's tokens (after its extra ones) lie on: ``ceil(base / ratio)``."""
         if not self.is_tokens or self.ratios is None:
             raise ValueError("only a token sequence of a grid has one")
+        return self._sizes(base_shape)
+
+    def _sizes(self, base_shape: Sequence[int]) -> tuple[int, ...]:
+        """Per dim of a relative shape: ``ceil(base / ratio)``, or the steps of its sizing."""
+        if self.sizing is not None and len(self.sizing) == len(base_shape):
+            return tuple(apply_steps(size_at(b, start), steps) for b, (start, steps) in zip(base_shape, self.sizing))
         return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(len(base_shape))))
+
+    def sizing_for(self, rank: int) -> tuple[DimSizing, ...]:
+        """Per dim, (start ratio, steps): ``((r, ()), ...)`` for a shape at ``ceil(base / r)``."""
+        if self.sizing is not None and len(self.sizing) == rank:
+            return self.sizing
+        return tuple((r, ()) for r in self.ratios_for(rank))
+
+    def with_sizing(self, sizing: tuple[DimSizing, ...] | None) -> ShapeSpec:
+        """This declaration, computing its size by ``sizing`` (None where that is ``ceil(base / ratio)``)."""
+        shape = ShapeSpec(self)
+        if sizing is not None and self.ratios is not None:
+            if all(not steps for _, steps in sizing) and tuple(start for start, _ in sizing) == self.ratios_for(
+                len(sizing)
+            ):
+                sizing = None
+        shape.sizing = sizing if self.ratios is not None else None
+        return shape
+
+    def same_size(self, other: ShapeSpec, rank: int | None = None) -> bool:
+        """Whether two shapes have the same size for every base shape: the same declaration, sized alike."""
+        if not self.same_as(other, rank):
+            return False
+        if self.sizing is None and other.sizing is None or self.ratios is None:
+            return True
+        rank = rank or len(self.sizing or other.sizing or ())
+        return self.sizing_for(rank) == other.sizing_for(rank)
 
     def size(self, base_shape: Sequence[int]) -> tuple[int, ...]:
         """The concrete spatial size of this shape for a given base shape (of tokens: ``(L,)``)."""
@@ -187,10 +224,10 @@ class ShapeSpec:
             return self.absolute  # written out: its own rank, whatever the base's
         if self.is_absolute:
             return self.absolute_for(rank)
-        return tuple(size_at(b, r) for b, r in zip(base_shape, self.ratios_for(rank)))
+        return self._sizes(base_shape)
 
     def same_as(self, other: ShapeSpec, rank: int | None = None) -> bool:
-        """Whether two declarations denote the same size for every base shape."""
+        """Whether two declarations are the same (sizes that propagate differ by :meth:`same_size`)."""
         if self.is_absolute != other.is_absolute or self.is_tokens != other.is_tokens:
             return False
         if self.is_tokens:
@@ -215,7 +252,7 @@ class ShapeSpec:
             return False
 
     def _key(self) -> tuple:
-        return (self.ratios, self.absolute, self.broadcast, self.is_tokens, self.extra, self.length)
+        return (self.ratios, self.absolute, self.broadcast, self.is_tokens, self.extra, self.length, self.sizing)
 
     def __eq__(self, other: object) -> bool:
         """The same declaration: ``2`` (one value for every dim) is not ``(2, 2)``, whose rank is fixed;
@@ -234,7 +271,14 @@ class ShapeSpec:
         return repr(self.written)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.sizing is not None:
+            return (_sized_shape, (self.written, self.sizing))
         return (ShapeSpec, (self.written,))
+
+
+def _sized_shape(written: Any, sizing: tuple[DimSizing, ...]) -> ShapeSpec:
+    """Unpickle a shape that carries its sizing."""
+    return ShapeSpec(written).with_sizing(sizing)
 
 
 class _TokensText(str):

@@ -34,7 +34,8 @@ from .errors import (
     did_you_mean,
 )
 from .lines import PREVIOUS, NerveDef, OutputOf, _fmt, flatten, parse_line, written
-from .shapes import Dims, Layout, layout_of
+from .shapes import Dims, Layout, ShapeSpec, layout_of
+from .sizes import append_step, steps_text
 
 __all__ = ["Ref", "Entry", "LineTable", "instantiate"]
 
@@ -158,7 +159,11 @@ class LineTable:
             links = tuple(self._link(ref) for ref in refs)
             check_layouts(nerve.cls, links, spec.dims)
             rank = _line_rank(nerve.cls, links, spec.dims)
-            module = instantiate(nerve, links, spec.dims)
+            dims = self._sized(links, spec.dims)
+            module = instantiate(nerve, links, dims)
+            sized = getattr(module, "target_dims", None)
+            if isinstance(sized, list):
+                dims = tuple(sized)  # a conv or pool of another geometry sizes its own output
             kind = nerve.cls
         else:
             tag = None
@@ -166,6 +171,7 @@ class LineTable:
             links = tuple(self._link(ref) for ref in refs)
             check_layouts(nerve, links, spec.dims)
             rank = _line_rank(nerve, links, spec.dims)
+            dims = self._sized(links, spec.dims)
             kind = nerve
             # A module written in the lines is the definition's, not the network's: every line of every
             # build gets its own copy, so that two networks built from one list (a student and its teacher)
@@ -191,7 +197,52 @@ class LineTable:
         if tag is not None:
             self.tags[tag] = index
         uses_base = bool(getattr(module, "uses_base_shape", False))
-        return Entry(index, tag, spec.dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank)
+        return Entry(index, tag, dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank)
+
+    def _sized(self, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> tuple[Dims, ...]:
+        """The declared dims, sized as the lines read compute them (``neurlink.sizes``): unchanged while
+        every conv and pool so far pads "same" (each line at ``ceil(base / ratio)``)."""
+        if not any(d.shape.sizing is not None for entry in self.entries for d in entry.dims):
+            return dims
+        return tuple(
+            Dims(d.channels, d.shape.with_sizing(self._sizing_of(d.shape, links))) if d.shape.ratios else d
+            for d in dims
+        )
+
+    def _sizing_of(self, shape: ShapeSpec, links: tuple[Link, ...]):
+        """How a line at ``shape`` is sized: as the lines it reads at its own ratio (which must agree);
+        a "same" stride after the first line read; or, growing (``Interpolate``, a transposed conv), as the
+        last line before it at the ratio it returns to, the encoder's line it undoes."""
+        read = [(link, d.shape) for link in links for d in link.dims if d.shape.ratios]
+        rank = next((len(s.sizing) for _, s in read if s.sizing is not None), None)
+        if rank is None:
+            rank = next((len(d.shape.sizing) for e in self.entries for d in e.dims if d.shape.sizing), 1)
+        ratios = _ratios(shape, rank)
+        alike = [(link, s) for link, s in read if _ratios(s, rank) == ratios]
+        if alike:
+            sizings = {s.sizing_for(rank) for _, s in alike}
+            if len(sizings) > 1:
+                shown = "; ".join(
+                    f"line {link.index}: " + ", ".join(steps_text(dim) for dim in s.sizing_for(rank))
+                    for link, s in alike
+                )
+                raise DimsError(
+                    f"the lines read declare ratio {shape!r}, but their sizes follow the geometry of different"
+                    f" lines before them ({shown})",
+                    allowed="lines of one size: the same convs and pools (padding, ceil_mode) on every path",
+                )
+            return sizings.pop()
+        if read:
+            sizing = read[0][1].sizing_for(rank)
+            first = _ratios(read[0][1], rank)
+            strides = [ratio / start_ratio for ratio, start_ratio in zip(ratios or (), first or ())]
+            if ratios and first and all(s.denominator == 1 and s >= 1 for s in strides):
+                return tuple(append_step(dim, ("ceil", int(s))) for dim, s in zip(sizing, strides))
+        for entry in reversed(self.entries):
+            for d in entry.dims:
+                if d.shape.ratios and _ratios(d.shape, rank) == ratios:
+                    return d.shape.sizing_for(rank)
+        return None
 
     def _check_tag(self, tag) -> str | None:
         if tag is None:
@@ -575,3 +626,11 @@ def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]
         )
     module._finish_build()
     return module
+
+
+def _ratios(shape: ShapeSpec, rank: int):
+    """A shape's ratios for ``rank`` spatial dims, or None where it has another rank."""
+    try:
+        return shape.ratios_for(rank)
+    except DimsError:
+        return None

@@ -9,19 +9,18 @@
 >>> net = nv.build(
 ...     [
 ...         ((3, 1), nv.Input()),
-...         ((32, 4), nv.Conv2d(4, norm=nn.LayerNorm2d, bias=True)),  # the stem: 4x4 patches
+...         ((32, 4), nv.Conv2d(4, norm=nn.LayerNorm2d, bias=True, padding="valid")),  # the stem: 4x4 patches
 ...         ((32, 4), ConvNeXtBlock(stochastic_depth=0.1)),
 ...         ((32, 4), nv.LayerNorm2d()),  # downsampling: norm, then a 2x2 conv of stride 2
-...         ((64, 8), nv.Conv2d(2)),
+...         ((64, 8), nv.Conv2d(2, padding="valid")),
 ...     ]
 ... )
 >>> net(torch.randn(2, 3, 32, 32)).shape
 torch.Size([2, 64, 4, 4])
 >>> print(net.get_submodule("2").lines_text())  # doctest: +SKIP
 
-Odd sizes: torchvision's unpadded 4x4 and 2x2 convs floor them (225 -> 56), where every line here
-lands on its declared ratio (``ceil(225 / 4) = 57``, padding the conv's input); at multiples of 32
-both are the same network. The stem and the last block of each stage (``stage1`` ... ``stage4``)
+torchvision's 4x4 and 2x2 convs are unpadded: the builder's lines say ``padding="valid"``, so odd
+sizes are floored as torchvision's are (225 -> 56) and the two are the same network at every size. The stem and the last block of each stage (``stage1`` ... ``stage4``)
 are tagged.
 """
 
@@ -103,13 +102,19 @@ def _convnext(
     total, index = sum(depths), 0
     lines: list = [
         ((3, 1), nv.Input()),
-        # 4x4 patches, stride 4, with bias, then the norm
-        ((widths[0], 4), nv.Conv2d[-1, "stem"](4, norm=functools.partial(_LayerNorm2d, eps=eps), bias=True)),
+        # 4x4 patches, stride 4, unpadded as torchvision's (floor(size / 4)), with bias, then the norm
+        (
+            (widths[0], 4),
+            nv.Conv2d[-1, "stem"](4, norm=functools.partial(_LayerNorm2d, eps=eps), bias=True, padding="valid"),
+        ),
     ]
     for stage, (width, depth) in enumerate(zip(widths, depths)):
         ratio = 4 * 2**stage
         if stage:  # downsampling between stages
-            lines += [((widths[stage - 1], ratio // 2), nv.LayerNorm2d(eps)), ((width, ratio), nv.Conv2d(2))]
+            lines += [
+                ((widths[stage - 1], ratio // 2), nv.LayerNorm2d(eps)),
+                ((width, ratio), nv.Conv2d(2, padding="valid")),
+            ]
         blocks = []
         for _ in range(depth):
             rate = stochastic_depth_prob * index / (total - 1.0)  # as torchvision computes it

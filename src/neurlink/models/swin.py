@@ -20,9 +20,8 @@ twice the channels), a norm, the mean of the tokens and the classifier:
 
 Line 5, the second block, is shifted by half a window (``SwinBlock[-1, 'stage1'](3, 7, 3, ...)``); the last
 block of each stage is tagged ``stage1`` ... ``stage4`` (``net(x, outputs=["stage3", "stage4"])`` for
-features). Any input size: the patchify conv lands on ``ceil(size / 4)`` (torchvision's drops the rest), and
-each block pads its grid to whole windows as torchvision's does; on sizes divisible by 4 the network is
-torchvision's.
+features). Any input size: the patchify conv is unpadded (``padding="valid"``, ``floor(size / 4)``) and each block
+pads its grid to whole windows, as torchvision's do, so the network is torchvision's at every size.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ def _swin(
     channels, ratio = width, 4
     lines: list[Any] = [
         ((3, 1), nv.Input()),
-        ((width, 4), nv.Conv2d(4)),  # features.0: 4x4 patches, stride 4, then a norm of the tokens
+        ((width, 4), nv.Conv2d(4, padding="valid")),  # features.0: 4x4 patches (floor), then a norm of the tokens
         ((width, nv.tokens(4)), nv.ToTokens()),
         ((width, nv.tokens(4)), nv.LayerNorm(1e-5)),
     ]

@@ -8,7 +8,7 @@ the class token's vector and the classifier:
 >>> for entry in net.lines[:7] + net.lines[-3:]:
 ...     print(entry.index, entry.written)
 0 ((3, 1), Input())
-1 ((768, 32), Conv2d(32))
+1 ((768, 32), Conv2d(32, padding='valid'))
 2 ((768, tokens(32)), ToTokens())
 3 ((768, tokens(32, extra=1)), ClassToken())
 4 ((768, tokens(32, extra=1)), PositionEmbedding(224))
@@ -59,7 +59,7 @@ def _vit(
     block = nv.TransformerBlock(heads, mlp, dropout=dropout, attention_dropout=attention_dropout)
     lines: list[Any] = [
         ((3, 1), nv.Input()),
-        ((width, patch), nv.Conv2d(patch)),  # conv_proj: patch x patch, stride patch
+        ((width, patch), nv.Conv2d(patch, padding="valid")),  # conv_proj: patch x patch, stride patch, unpadded
         ((width, nv.tokens(patch)), nv.ToTokens()),
         (d, nv.ClassToken()),
         (d, nv.PositionEmbedding(image_size)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DimsError
+from ..errors import DimsError, NerveArgumentError
 from ..shapes import (
     ShapeSpec,
     same_padding,
@@ -21,8 +21,14 @@ from ..shapes import (
     transposed_padding,
     transposed_stride_for_sizes,
 )
+from ..sizes import append_step, window_step
 
-__all__ = ["Geometry", "conv_geometry", "ratio_pairs"]
+__all__ = ["Geometry", "conv_geometry", "ratio_pairs", "explicit_padding", "windowed_shape"]
+
+PADDING_ALLOWED = (
+    'padding="same" (the default: each line lands on ceil(input / stride)), "valid" (no padding, PyTorch\'s'
+    " floor((n - kernel) / stride) + 1), or PyTorch's padding as an int or one int per spatial dim"
+)
 
 
 @dataclass(frozen=True)
@@ -47,21 +53,78 @@ class Geometry:
         return self.kind in ("transposed", "sized")
 
 
-def ratio_pairs(shape: ShapeSpec, rank: int) -> tuple[tuple[int, int], ...]:
-    """Ratios as (numerator, denominator) pairs: plain ints that fx and torch.export can carry."""
-    return tuple((r.numerator, r.denominator) for r in shape.ratios_for(rank))
+def ratio_pairs(shape: ShapeSpec, rank: int) -> tuple[tuple[Any, ...], ...]:
+    """Ratios as (numerator, denominator) pairs: plain ints that fx and torch.export can carry; a shape
+    sized by the geometry of the lines before it (``neurlink.sizes``) adds its steps, ``(num, den, steps)``."""
+    if shape.sizing is None:
+        return tuple((r.numerator, r.denominator) for r in shape.ratios_for(rank))
+    return tuple(
+        (start.numerator, start.denominator, steps) if steps else (start.numerator, start.denominator)
+        for start, steps in shape.sizing_for(rank)
+    )
+
+
+def explicit_padding(padding: Any, rank: int, name: str) -> tuple[int, ...] | None:
+    """``padding=`` of a conv or pool line: None for "same" (derived), else PyTorch's padding per dim."""
+    if isinstance(padding, str):
+        if padding == "same":
+            return None
+        if padding == "valid":
+            return (0,) * rank
+    elif isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
+        return (padding,) * rank
+    elif (
+        isinstance(padding, tuple)
+        and len(padding) == rank
+        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)
+    ):
+        return padding
+    raise NerveArgumentError(f"{name}: padding={padding!r}", allowed=PADDING_ALLOWED)
+
+
+def windowed_shape(
+    shape_in: ShapeSpec,
+    shape_out: ShapeSpec,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+) -> ShapeSpec:
+    """The output shape of a window of PyTorch's geometry: the declared ratio, sized from the input's size."""
+    sizing = tuple(
+        append_step(dim, window_step(k, d, s, p, p, ceil_mode))
+        for dim, k, d, s, p in zip(shape_in.sizing_for(len(kernel)), kernel, dilation, stride, padding)
+    )
+    return shape_out.with_sizing(sizing)
 
 
 def conv_geometry(
-    shape_in: ShapeSpec, shape_out: ShapeSpec, kernel: tuple[int, ...], dilation: tuple[int, ...], *, transposed: bool
+    shape_in: ShapeSpec,
+    shape_out: ShapeSpec,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    *,
+    transposed: bool,
+    padding: tuple[int, ...] | None = None,
 ) -> Geometry:
     rank = len(kernel)
+    pads: tuple[Any, ...]
+    if padding is not None:  # PyTorch's own geometry: the stride from the ratios, the size from the input's
+        if shape_in.is_absolute or shape_out.is_absolute or shape_in.is_tokens or shape_out.is_tokens:
+            raise DimsError(
+                f"padding={padding} is a geometry between ratios, but the line goes from {shape_in!r} to {shape_out!r}",
+                allowed='ratios on both lines for padding="valid" or an explicit padding; between absolute'
+                " shapes the stride and padding come from the sizes",
+            )
+        stride = stride_between(shape_in.ratios_for(rank), shape_out.ratios_for(rank), transposed=False)
+        return Geometry("static", stride, tuple((p, p) for p in padding))
     if not shape_in.is_absolute and not shape_out.is_absolute:
         stride = stride_between(shape_in.ratios_for(rank), shape_out.ratios_for(rank), transposed=transposed)
         if transposed:
             return Geometry("transposed", stride)
-        padding = tuple(static_padding(k, d, s) for k, d, s in zip(kernel, dilation, stride))
-        return Geometry("static" if None not in padding else "same", stride, padding)
+        pads = tuple(static_padding(k, d, s) for k, d, s in zip(kernel, dilation, stride))
+        return Geometry("static" if None not in pads else "same", stride, pads)
     if shape_in.is_absolute and shape_out.is_absolute:
         sizes_in, sizes_out = shape_in.absolute_for(rank), shape_out.absolute_for(rank)
         find = transposed_stride_for_sizes if transposed else stride_for_sizes
@@ -75,12 +138,28 @@ def conv_geometry(
                 else "output sizes between stride * (input - 1) + 1 and stride * input",
             )
         stride = tuple(s for s in found if s is not None)  # every one, after the check
+        if not transposed:
+            check_reads_every_input(sizes_in, kernel, dilation, stride)
         if transposed:
             plans = [
                 transposed_padding(n, t, k, d, s, relative=False)
                 for n, t, k, d, s in zip(sizes_in, sizes_out, kernel, dilation, stride)
             ]
             return Geometry("static", stride, tuple(p[:2] for p in plans), tuple(p[2] for p in plans))
-        padding = tuple(same_padding(n, k, d, s) for n, k, d, s in zip(sizes_in, kernel, dilation, stride))
-        return Geometry("static", stride, padding)
+        pads = tuple(same_padding(n, k, d, s) for n, k, d, s in zip(sizes_in, kernel, dilation, stride))
+        return Geometry("static", stride, pads)
     return Geometry("sized")
+
+
+def check_reads_every_input(sizes: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride) -> None:
+    """A stride derived from sizes (not declared by ratios) may not step over input the kernel never reads."""
+    for n, k, d, s in zip(sizes, kernel, dilation, stride):
+        span = d * (k - 1) + 1
+        if s > span and n > span:
+            raise DimsError(
+                f"from size {n}, the declared size needs stride {s}, but a kernel {k} wide"
+                + (f" (dilation {d})" if d > 1 else "")
+                + f" would never read {s - span} of every {s} input values",
+                allowed=f"a kernel at least {s} wide, a line in between that reduces the size, or an adaptive"
+                " pool (nv.AvgPool2d() without a kernel) to reach any size",
+            )

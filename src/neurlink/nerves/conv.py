@@ -18,10 +18,10 @@ from ..errors import NerveArgumentError
 from ..interpreter import Ops, optional_child
 from ..nerve import Nerve
 from ..nn import pointwise, to_size
-from ..shapes import ShapeSpec
+from ..shapes import Dims, ShapeSpec
 from ..table import torch_rank
 from ._args import DEFAULT, Act, Norm, check_shape_ranks, make_act, make_norm, ntuple, positive_int
-from ._geometry import conv_geometry, ratio_pairs
+from ._geometry import conv_geometry, explicit_padding, ratio_pairs, windowed_shape
 
 __all__ = [
     f"{kind}{n}d{suffix}"
@@ -57,7 +57,12 @@ class ConvNd(Nerve):
     Keywords: ``kernel_size``, ``dilation``, ``groups``, ``bias`` (default: True unless a
     norm follows the conv directly), ``norm`` (class taking the channel count, or None), ``act`` (class or
     None), ``norm_after_act`` (conv -> act -> norm instead of conv -> norm -> act),
-    ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``).
+    ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``), ``padding``: ``"same"``
+    (the default: the line lands on ``ceil(input / stride)``, the padding derived), ``"valid"`` (none:
+    PyTorch's ``floor((n - kernel) / stride) + 1``) or PyTorch's own padding, an int or one per dim,
+    with PyTorch's floor rounding. The stride is the ratio between the lines either way; with another
+    padding than "same" the line's size is what the conv computes from its input's, and the lines after
+    it follow from there (docs/shapes.md, "Geometry").
 
     Parameters live in ``conv``, ``norm`` and ``act``. ``conv`` is a ``torch.nn.ConvNd`` (or
     ``ConvTransposeNd``) with the derived stride and padding; where they depend on the size of each
@@ -89,6 +94,7 @@ class ConvNd(Nerve):
         act: Act = DEFAULT,
         norm_after_act: bool = DEFAULT,
         padding_mode: str = "zeros",
+        padding: str | int | Sequence[int] = "same",
     ) -> None:
         super().__init__()
         name, rank = type(self).__name__, self.spatial_rank
@@ -129,8 +135,22 @@ class ConvNd(Nerve):
         if bias is None:  # the shift of a norm right after the conv makes a bias redundant
             bias = norm_module is None or (norm_after_act and act_module is not None)
         check_shape_ranks(self, rank)
+        pads = explicit_padding(tuple(padding) if isinstance(padding, list) else padding, rank, name)
+        if pads is not None and self.transposed:
+            raise NerveArgumentError(
+                f"{name}: padding={padding!r}, but a transposed conv lands on the size of the line it undoes",
+                allowed='padding="same" (the default): padding and output_padding derived from the sizes',
+            )
 
-        geometry = conv_geometry(dims_in.shape, dims_out.shape, kernel, dilation, transposed=self.transposed)
+        geometry = conv_geometry(
+            dims_in.shape, dims_out.shape, kernel, dilation, transposed=self.transposed, padding=pads
+        )
+        if pads is not None:  # PyTorch's geometry: the line's size is what the conv makes of its input's
+            dims_out = Dims(
+                dims_out.channels,
+                windowed_shape(dims_in.shape, dims_out.shape, kernel, dilation, geometry.stride or (), pads, False),
+            )
+            self.target_dims[0] = dims_out
         self.geometry = geometry
         self.padding_mode = padding_mode
         out_shape = dims_out.shape
@@ -140,7 +160,7 @@ class ConvNd(Nerve):
         )
         self._pad_first = False  # pad explicitly before a conv with no padding of its own
         channels = (dims_in.channels, dims_out.channels)
-        padding: tuple[int, ...] | int
+        conv_padding: tuple[int, ...] | int
         if geometry.kind in ("transposed", "sized"):  # the conv module derives its settings per call
             if self.transposed:
                 self.conv = _CONV_T_TO_SIZE[rank](
@@ -158,20 +178,20 @@ class ConvNd(Nerve):
                     padding_mode=padding_mode,
                 )  # fmt: skip
         elif self.transposed:
-            padding = tuple(p for p, _ in geometry.padding)
+            conv_padding = tuple(p for p, _ in geometry.padding)
             output_padding = tuple(op for _, op in geometry.padding)
             self.conv = _TORCH_CONV_T[rank](
-                *channels, kernel, geometry.stride, padding, output_padding, groups, bias, dilation
+                *channels, kernel, geometry.stride, conv_padding, output_padding, groups, bias, dilation
             )
         else:
             symmetric = geometry.kind == "static" and all(left == right for left, right in geometry.padding)
-            padding = tuple(left for left, _ in geometry.padding) if symmetric else 0
+            conv_padding = tuple(left for left, _ in geometry.padding) if symmetric else 0
             self._pad_first = not symmetric
-            if _on_points(rank, dims_in.shape, kernel, geometry.stride, padding, dilation, groups):
+            if _on_points(rank, dims_in.shape, kernel, geometry.stride, conv_padding, dilation, groups):
                 self.conv = pointwise.Conv2dOnPoints(*channels, bias=bias)  # a classifier on a pooled map
             else:
                 self.conv = _TORCH_CONV[rank](
-                    *channels, kernel, geometry.stride, padding, dilation, groups, bias,
+                    *channels, kernel, geometry.stride, conv_padding, dilation, groups, bias,
                     padding_mode if symmetric else "zeros",
                 )  # fmt: skip
         self._kernel, self._dilation = kernel, dilation

@@ -14,8 +14,9 @@ from .. import _runtime
 from ..errors import DimsError, NerveArgumentError
 from ..interpreter import Ops
 from ..nerve import Nerve
+from ..shapes import Dims
 from ._args import check_shape_ranks, ntuple
-from ._geometry import conv_geometry, ratio_pairs
+from ._geometry import conv_geometry, explicit_padding, ratio_pairs, windowed_shape
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
 
@@ -35,7 +36,13 @@ class PoolNd(Nerve):
     count_include_pad: bool = False  # average pools: whether zero padding counts in a window's mean
     _dilated_max: bool = False
 
-    def _setup(self, kernel_size: int | Sequence[int] | None, dilation: int | Sequence[int]) -> None:
+    def _setup(
+        self,
+        kernel_size: int | Sequence[int] | None,
+        dilation: int | Sequence[int],
+        padding: str | int | Sequence[int] = "same",
+        ceil_mode: bool = False,
+    ) -> None:
         name, rank = type(self).__name__, self.spatial_rank
         self.expect_links(1)
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
@@ -57,8 +64,34 @@ class PoolNd(Nerve):
         kernel = ntuple("kernel_size", kernel_size, rank, name)
         dilation = ntuple("dilation", dilation, rank, name)
         self._kernel, self._dilation = kernel, dilation
-        geometry = conv_geometry(dims_in.shape, target, kernel, dilation, transposed=False)
+        pads = explicit_padding(tuple(padding) if isinstance(padding, list) else padding, rank, name)
+        if not isinstance(ceil_mode, bool):
+            raise NerveArgumentError(
+                f"{name}: ceil_mode={ceil_mode!r} is not a bool", allowed="ceil_mode=False or True"
+            )
+        if ceil_mode and pads is None:
+            raise NerveArgumentError(
+                f'{name}: ceil_mode=True with padding="same", which lands on ceil(input / stride) already',
+                allowed='ceil_mode=True with padding="valid" or an explicit padding (PyTorch\'s ceil_mode arithmetic)',
+            )
+        geometry = conv_geometry(dims_in.shape, target, kernel, dilation, transposed=False, padding=pads)
         self.geometry = geometry
+        if pads is not None:  # PyTorch's own pool: its size is what it makes of the input's
+            if any(p > k // 2 for p, k in zip(pads, kernel)):
+                raise NerveArgumentError(
+                    f"{name}: padding={padding!r} is more than half the kernel {kernel}, which PyTorch's pools refuse",
+                    allowed="a padding of at most kernel // 2 on every dim",
+                )
+            shape = windowed_shape(dims_in.shape, target, kernel, dilation, geometry.stride or (), pads, ceil_mode)
+            self.target_dims[0] = Dims(dims_out.channels, shape)
+            self._ratios = ratio_pairs(shape, rank)
+            if self.kind == "max":
+                self.pool = _MODULES["max", False][rank](kernel, geometry.stride, pads, dilation, ceil_mode=ceil_mode)
+            else:
+                self.pool = _MODULES["avg", False][rank](
+                    kernel, geometry.stride, pads, ceil_mode=ceil_mode, count_include_pad=self.count_include_pad
+                )
+            return
         self.uses_base_shape = geometry.kind == "sized" and not target.is_absolute
         if geometry.kind == "sized":  # stride and padding per call: a function, no module
             self.pool = None
@@ -120,24 +153,40 @@ class PoolNd(Nerve):
 
 class MaxPoolNd(PoolNd):
     """Max pooling. ``MaxPool2d(3)`` from ratio 2 to 4: 3x3, stride 2, padding 1.
-    ``MaxPool2d()`` (no kernel): adaptive max pooling to the declared shape."""
+    ``MaxPool2d()`` (no kernel): adaptive max pooling to the declared shape. ``padding="valid"`` or
+    PyTorch's own padding (an int or one per dim), with ``ceil_mode``, is ``nn.MaxPool2d``'s geometry
+    at the stride the ratios declare: the line's size follows from its input's (docs/shapes.md)."""
 
     kind = "max"
 
-    def __init__(self, kernel_size: int | Sequence[int] | None = None, dilation: int | Sequence[int] = 1) -> None:
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int] | None = None,
+        dilation: int | Sequence[int] = 1,
+        *,
+        padding: str | int | Sequence[int] = "same",
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
-        self._setup(kernel_size, dilation)
+        self._setup(kernel_size, dilation, padding, ceil_mode)
 
 
 class AvgPoolNd(PoolNd):
     """Average pooling. At the borders a window averages the real values it covers, as
     ``nn.AvgPool2d(count_include_pad=False)`` does; ``count_include_pad=True`` counts the zero
     padding instead. ``AvgPool2d()`` (no kernel): adaptive average pooling to the declared shape,
-    e.g. ``((512, "(1, 1)"), AvgPool2d())``."""
+    e.g. ``((512, "(1, 1)"), AvgPool2d())``. ``padding`` and ``ceil_mode`` as for :class:`MaxPoolNd`."""
 
     kind = "avg"
 
-    def __init__(self, kernel_size: int | Sequence[int] | None = None, count_include_pad: bool = False) -> None:
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int] | None = None,
+        count_include_pad: bool = False,
+        *,
+        padding: str | int | Sequence[int] = "same",
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(count_include_pad, bool):
             raise NerveArgumentError(
@@ -145,7 +194,7 @@ class AvgPoolNd(PoolNd):
                 allowed="count_include_pad=False (default) or True",
             )
         self.count_include_pad = count_include_pad
-        self._setup(kernel_size, 1)
+        self._setup(kernel_size, 1, padding, ceil_mode)
 
 
 class MaxPool1d(MaxPoolNd):

@@ -36,8 +36,9 @@ __all__ = [
 
 PER_CALL = "per call"
 
-# (ratios as (numerator, denominator) per dim, None) or (None, absolute size)
-Target = tuple[tuple[tuple[int, int], ...] | None, tuple[int, ...] | None]
+# (ratios as (numerator, denominator) per dim, with the steps of neurlink.sizes after them where the
+# geometry of an earlier line sized this one; None) or (None, absolute size)
+Target = tuple[tuple[tuple[Any, ...], ...] | None, tuple[int, ...] | None]
 
 if TYPE_CHECKING:  # a module: at run time the mixins below sit before a torch conv class
     _Module = nn.Module
@@ -65,7 +66,7 @@ class _ToSize(_Module):
 
     def _set_target(self, target: Target) -> None:
         ratios, absolute = target
-        self.target = (tuple((n, d) for n, d in ratios) if ratios is not None else None, absolute)
+        self.target = (tuple(tuple(ratio) for ratio in ratios) if ratios is not None else None, absolute)
         self.uses_base_shape = absolute is None  # a ratio needs the base shape of the call
 
     def extra_repr(self) -> str:
@@ -74,7 +75,10 @@ class _ToSize(_Module):
         if absolute is not None:
             shown = tuple(absolute)
         elif ratios is not None:
-            shown = tuple(f"1/{n}" if d == 1 else f"{d}/{n}" for n, d in ratios)
+            shown = tuple(
+                (f"1/{n}" if d == 1 else f"{d}/{n}") + (" sized by the lines before" if steps else "")
+                for n, d, *steps in ratios
+            )
         return super().extra_repr() + f", target={shown}"
 
 
