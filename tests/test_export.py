@@ -129,6 +129,8 @@ MODELS = (
     ]
     + ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "hrnet_w18_small", "lraspp_mobilenet_v3_large"]
     + [pytest.param(name, marks=pytest.mark.slow) for name in ("vit_b_32", "swin_t")]  # tokens: every_token_nerve
+    # ShuffleNet's split and shuffle: every_channel_nerve; MNASNet's block: the MobileNets' convs and sum
+    + [pytest.param(name, marks=pytest.mark.slow) for name in ("shufflenet_v2_x0_5", "mnasnet0_5")]
 )
 
 
