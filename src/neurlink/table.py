@@ -90,9 +90,11 @@ class LineTable:
         self.nested = inputs is not None
         self.entries: list[Entry] = []
         self.tags: dict[str, int] = {}
+        self._sized_lines = False  # whether a line so far has a sizing (neurlink.sizes): else every line's is None
         for position, link in enumerate(inputs or ()):
             dims = ", ".join(repr(d) for d in link.dims)
             self.entries.append(Entry(position, None, link.dims, f"({dims}, Input())", input_position=position))
+            self._sized_lines = self._sized_lines or any(d.shape.sizing is not None for d in link.dims)
 
     # --- queries -------------------------------------------------------------------------
 
@@ -197,12 +199,13 @@ class LineTable:
         if tag is not None:
             self.tags[tag] = index
         uses_base = bool(getattr(module, "uses_base_shape", False))
+        self._sized_lines = self._sized_lines or any(d.shape.sizing is not None for d in dims)
         return Entry(index, tag, dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank)
 
     def _sized(self, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> tuple[Dims, ...]:
         """The declared dims, sized as the lines read compute them (``neurlink.sizes``): unchanged while
         every conv and pool so far pads "same" (each line at ``ceil(base / ratio)``)."""
-        if not any(d.shape.sizing is not None for entry in self.entries for d in entry.dims):
+        if not self._sized_lines:
             return dims
         return tuple(
             Dims(d.channels, d.shape.with_sizing(self._sizing_of(d.shape, links))) if d.shape.ratios else d
