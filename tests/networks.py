@@ -91,6 +91,9 @@ FAMILY_PARAMETERS = {
     "efficientnet_b5": 30_389_784,
     "efficientnet_b6": 43_040_704,
     "efficientnet_b7": 66_347_960,
+    "efficientnet_v2_s": 21_458_488,
+    "efficientnet_v2_m": 54_139_356,
+    "efficientnet_v2_l": 118_515_272,
     "convnext_tiny": 28_589_128,
     "convnext_small": 50_223_688,
     "convnext_base": 88_591_464,
@@ -110,6 +113,35 @@ TRANSFORMER_PARAMETERS = {
     "swin_v2_t": 28_351_570,
     "swin_v2_s": 49_737_442,
     "swin_v2_b": 87_930_848,
+}
+
+# torchvision's ShuffleNetV2 and MNASNet (torchvision.models.<name>(weights=None))
+SHUFFLENET_PARAMETERS = {
+    "shufflenet_v2_x0_5": 1_366_792,
+    "shufflenet_v2_x1_0": 2_278_604,
+    "shufflenet_v2_x1_5": 3_503_624,
+    "shufflenet_v2_x2_0": 7_393_996,
+}
+MNASNET_PARAMETERS = {
+    "mnasnet0_5": 2_218_512,
+    "mnasnet0_75": 3_170_208,
+    "mnasnet1_0": 4_383_312,
+    "mnasnet1_3": 6_282_256,
+}
+
+# torchvision's AlexNet, VGG and SqueezeNet (torchvision.models.<name>(weights=None))
+PLAIN_PARAMETERS = {
+    "alexnet": 61_100_840,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg13": 133_047_848,
+    "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
+    "vgg19_bn": 143_678_248,
+    "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496,
 }
 
 SEGMENTATION_PARAMETERS = {  # torchvision's (weights=None, weights_backbone=None) and smp's (encoder_weights=None)

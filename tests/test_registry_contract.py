@@ -14,8 +14,16 @@ import inspect
 
 import pytest
 import torch
-from networks import FAMILY_PARAMETERS, SEGMENTATION_PARAMETERS, TRANSFORMER_PARAMETERS, count
+from networks import (
+    FAMILY_PARAMETERS,
+    MNASNET_PARAMETERS,
+    SEGMENTATION_PARAMETERS,
+    SHUFFLENET_PARAMETERS,
+    TRANSFORMER_PARAMETERS,
+    count,
+)
 from test_hrnet import PARAMETERS as HRNET_PARAMETERS
+from test_regnet import PARAMETERS as REGNET_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS
 from torch import fx
 
@@ -29,6 +37,9 @@ REFERENCE_PARAMETERS = {
     **SEGMENTATION_PARAMETERS,
     **HRNET_PARAMETERS,
     **TRANSFORMER_PARAMETERS,
+    **REGNET_PARAMETERS,
+    **SHUFFLENET_PARAMETERS,
+    **MNASNET_PARAMETERS,
 }
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
 # Models whose builder differs from another's in numbers only (depth, width, groups, stage counts, norm
@@ -40,11 +51,18 @@ VARIANT_OF = {
     "resnet101": ("resnet50",),
     "resnext50_32x4d": ("resnet50",),  # grouped middle conv, as the MobileNets' depthwise convs
     **{f"efficientnet_b{i}": ("efficientnet_b0",) for i in range(1, 7)},  # b7 is above LARGE
+    "efficientnet_v2_m": ("efficientnet_v2_s",),  # above LARGE too, as is v2_l
+    "efficientnet_v2_l": ("efficientnet_v2_s",),
     "hrnet_w18_small_v2": ("hrnet_w18_small",),
     "hrnet_w30": ("hrnet_w18",),
     "hrnet_w32": ("hrnet_w18",),
     "unet_resnet34": ("unet_resnet18",),
     "unet_resnet50": ("unet_resnet18", "resnet50"),  # the decoder on resnet50's Bottleneck encoder
+    # the other widths, depths and group widths (those above LARGE are slow anyway)
+    **{f"regnet_y_{size}": ("regnet_y_400mf",) for size in ("800mf", "1_6gf", "3_2gf", "8gf")},
+    **{f"regnet_x_{size}": ("regnet_x_400mf",) for size in ("800mf", "1_6gf", "3_2gf", "8gf")},
+    **{f"shufflenet_v2_{width}": ("shufflenet_v2_x0_5",) for width in ("x1_0", "x1_5", "x2_0")},  # widths
+    **{f"mnasnet{alpha}": ("mnasnet0_5",) for alpha in ("0_75", "1_0", "1_3")},  # depth multipliers
 }
 
 

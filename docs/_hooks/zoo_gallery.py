@@ -18,7 +18,20 @@ from pathlib import Path
 import torch
 
 import neurlink
-from neurlink.models import convnext, efficientnet, hrnet, mobilenet, resnet, segmentation, swin, unet, vit
+from neurlink.models import (
+    convnext,
+    efficientnet,
+    hrnet,
+    mnasnet,
+    mobilenet,
+    regnet,
+    resnet,
+    segmentation,
+    shufflenet,
+    swin,
+    unet,
+    vit,
+)
 from neurlink.tools._lines import table_of
 
 PAGE = "zoo.md"
@@ -63,8 +76,33 @@ FAMILIES = (
         ("convnext*",),
         "convnext_tiny",
         (convnext.convnext_tiny, convnext._convnext),
-        "torchvision's ConvNeXt. Block: `ConvNeXtBlock` (`neurlink.models.convnext`). torchvision's unpadded"
-        " 4x4 and 2x2 convs floor odd sizes, so the two agree at multiples of 32.",
+        "torchvision's ConvNeXt. Block: `ConvNeXtBlock` (`neurlink.models.convnext`). The 4x4 and 2x2 convs are"
+        ' unpadded as torchvision\'s (`padding="valid"`), so the two agree at every size.',
+    ),
+    Family(
+        "RegNetX and RegNetY",
+        ("regnet_*",),
+        "regnet_y_400mf",
+        (regnet.regnet_y_400mf, regnet._regnet),
+        "torchvision's RegNets, widths and depths as torchvision's `BlockParams.from_init_params` computes them"
+        " (`stage_params`). Block: `ResBottleneckBlock` (`neurlink.models.regnet`), its sub-lines tagged with"
+        " torchvision's names; every conv padded `k // 2`, so the two agree at every size.",
+    ),
+    Family(
+        "ShuffleNetV2",
+        ("shufflenet_v2_*",),
+        "shufflenet_v2_x1_0",
+        (shufflenet.shufflenet_v2_x1_0, shufflenet._shufflenet_v2),
+        "torchvision's ShuffleNetV2 0.5x to 2.0x. Unit: `ShuffleInvertedResidual` (`neurlink.models.shufflenet`),"
+        " of the nerves `ChannelSplit` and `ChannelShuffle`.",
+    ),
+    Family(
+        "MNASNet",
+        ("mnasnet*",),
+        "mnasnet1_0",
+        (mnasnet.mnasnet1_0, mnasnet._mnasnet),
+        "torchvision's MNASNet (B1) at depth multipliers 0.5 to 1.3. Block: `MNASNetBlock`"
+        " (`neurlink.models.mnasnet`); widths rounded as torchvision's `_get_depths` (`mnasnet_depths`).",
     ),
     Family(
         "Vision Transformer (ViT)",
@@ -81,8 +119,8 @@ FAMILIES = (
         "swin_t",
         (swin.swin_t, swin._swin),
         "torchvision's Swin Transformers. Nerves: `SwinBlock` (`WindowAttention`, shifted windows padded to"
-        " whole windows), `PatchMerging`; `version=2` for v2. torchvision's unpadded 4x4 patchify conv floors"
-        " odd sizes, so the two agree at multiples of 32.",
+        " whole windows), `PatchMerging`; `version=2` for v2. The 4x4 patchify conv is unpadded as torchvision's"
+        ' (`padding="valid"`), so the two agree at every size.',
     ),
     Family(
         "HRNet",
@@ -112,7 +150,16 @@ FAMILIES = (
 
 # Which test proves a model equal to its reference. The fast run compares outputs for some models
 # of a family and round-trips the weights of the others; "slow" tests run with `pytest -m slow`.
+_REGNET_SLOW = {
+    "regnet_y_800mf",
+    "regnet_y_1_6gf",
+    "regnet_y_3_2gf",
+    "regnet_x_800mf",
+    "regnet_x_1_6gf",
+    "regnet_x_8gf",
+}
 _SLOW = {
+    *_REGNET_SLOW,
     "resnet152",
     "resnext101_32x8d",
     "wide_resnet101_2",
@@ -132,6 +179,8 @@ _SLOW = {
     "swin_v2_s",
     "swin_v2_b",
 }
+# RegNets whose outputs tests/test_regnet.py compares (the 400MF ones in the default run)
+_REGNET_OUTPUTS = {"regnet_y_400mf", "regnet_x_400mf", *_REGNET_SLOW}
 _OUTPUTS_COMPARED = {
     "mobilenet_v2",
     "mobilenet_v3_large",
@@ -162,6 +211,20 @@ def proof(name: str) -> tuple[str, str]:
         return f"tests/test_zoo.py::test_builder_is_torchvision[{name}]", "outputs and weights both ways"
     if name == "efficientnet_v2_s":
         return "tests/test_efficientnet_v2.py::test_efficientnet_v2_s_is_torchvision", "outputs and weights both ways"
+    if name in _REGNET_OUTPUTS:
+        return f"tests/test_regnet.py::test_torchvision_weights_give_torchvision_outputs[{name}]", "outputs"
+    if name.startswith("regnet_"):
+        return f"tests/test_regnet.py::test_keys_and_shapes_both_ways_on_meta[{name}]", (
+            "stages, keys and shapes both ways (its blocks are the 400MF's)"
+        )
+    if name == "shufflenet_v2_x1_0":
+        return "tests/test_shufflenet.py::test_shufflenet_v2_x1_0_is_torchvision_at_every_size", "outputs and stages"
+    if name.startswith("shufflenet_v2_"):
+        return f"tests/test_shufflenet.py::test_the_other_widths_are_torchvision[{name}]", "outputs"
+    if name in ("mnasnet1_0", "mnasnet0_75"):
+        return f"tests/test_mnasnet.py::test_outputs_are_torchvisions_at_every_size[{name}]", "outputs"
+    if name.startswith("mnasnet"):
+        return f"tests/test_mnasnet.py::test_the_other_multipliers_are_torchvision[{name}]", "outputs"
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
     if name == "vit_b_32":
