@@ -3,7 +3,7 @@
 Every case runs both models with the same weights, interleaved round by round (the order
 alternates), and reports medians and the neurlink / torchvision ratio:
 
-    python benchmarks/bench_vs_torchvision.py [--quick] [--only resnet|families|transformers] [--json results.json]
+    python benchmarks/bench_vs_torchvision.py [--quick] [--only resnet|families|transformers|porting] [--json results.json]
 
 Targets (issue 4, 2 CPU threads): inference resnet50 224 b1 <= 1.03, resnet18 32 b1 <= 1.03 (issue 9),
 training step resnet50 128 b8 <= 1.03, peak inference memory resnet50 224 b16 <= 1.05,
@@ -11,15 +11,17 @@ building resnet152 <= 1.05 (issue 20; vs torchvision's constructor), a 2,000-lin
 (shown beside the same ratio for the chain written by hand with torch.nn; the garbage collector's full
 passes make both superlinear),
 and checking a 100M-parameter definition on the meta device well under a second (the "budget" column).
-Issue 12, the MobileNet, EfficientNet, ConvNeXt, ShuffleNetV2, MNASNet and RegNet families (``--only families`` runs
+Issue 12, the MobileNet, EfficientNet and ConvNeXt families (``--only families`` runs
 just these, in a few minutes): inference at 224 batch 1 and a training step (128x128 batch 8) <= 1.03 for
-mobilenet_v2, mobilenet_v3_large, efficientnet_b0, efficientnet_v2_s, convnext_tiny, shufflenet_v2_x1_0,
-mnasnet1_0 and regnet_y_1_6gf, their peak inference memory
+mobilenet_v2, mobilenet_v3_large, efficientnet_b0 and convnext_tiny, their peak inference memory
 (224 batch 16) <= 1.05,
 and building convnext_large <= 1.2 (vs torchvision's constructor).
 Issue 22, the vision transformers (``--only transformers``): inference at 224 batch 1 for vit_b_16 and
 swin_t <= 1.03, a training step at 224 batch 4 for vit_b_32 and swin_t <= 1.03, peak inference memory at
 224 batch 8 <= 1.05.
+Issue 23, porting (``--only porting``): inference at batch 1 <= 1.03 for one model of each family added with
+it: vgg16_bn, densenet121, googlenet, inception_v3 (at 299), squeezenet1_1, shufflenet_v2_x1_0, mnasnet1_0,
+efficientnet_v2_s and regnet_y_1_6gf.
 """
 
 from __future__ import annotations
@@ -42,6 +44,20 @@ from side_by_side import command_line, inference, interleaved, peak_memory, trai
 import neurlink  # noqa: E402
 import neurlink.nerves as nv  # noqa: E402
 from neurlink.interop import load_torchvision  # noqa: E402
+
+
+# issue 23: one model of each family ported with the geometry modes and the rest of the classification zoo
+PORTING = [
+    ("vgg16_bn", 224),
+    ("densenet121", 224),
+    ("googlenet", 224),
+    ("inception_v3", 299),
+    ("squeezenet1_1", 224),
+    ("shufflenet_v2_x1_0", 224),
+    ("mnasnet1_0", 224),
+    ("efficientnet_v2_s", 224),
+    ("regnet_y_1_6gf", 224),
+]
 
 
 def pair(name: str, **kwargs):
@@ -72,8 +88,8 @@ def main() -> None:
     def only(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--only",
-            choices=("resnet", "families", "transformers"),
-            help="only the ResNet cases, the MobileNet/EfficientNet/ConvNeXt ones, or the vision transformers",
+            choices=("resnet", "families", "transformers", "porting"),
+            help="only the ResNet cases, the MobileNet/EfficientNet/ConvNeXt ones, the vision transformers, or the ported families (issue 23)",
         )
 
     args, rounds = command_line(__doc__.splitlines()[0], only)
@@ -118,16 +134,7 @@ def main() -> None:
             f"check {parameters / 1e6:.1f}M-param wide_resnet101_2 on meta", "ms", seconds * 1e3, 1000.0, 1.0, "budget"
         )
     if args.only in (None, "families"):
-        families = (
-            "mobilenet_v2",
-            "mobilenet_v3_large",
-            "efficientnet_b0",
-            "efficientnet_v2_s",
-            "convnext_tiny",
-            "shufflenet_v2_x1_0",
-            "mnasnet1_0",
-            "regnet_y_1_6gf",
-        )
+        families = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
         for name in families:
             a, b = inference(*pair(name), 224, 1, rounds(60))
             report(f"inference {name} 224x224 b1", "ms", a * 1e3, b * 1e3, 1.03)
@@ -139,6 +146,10 @@ def main() -> None:
             report(f"peak inference memory {name} 224 b16", "MB", a / 2**20, b / 2**20, 1.05)
         a, b = build_time("convnext_large", rounds(4))
         report("build convnext_large", "ms", a * 1e3, b * 1e3, 1.2)
+    if args.only in (None, "porting"):
+        for name, size in PORTING:
+            a, b = inference(*pair(name), size, 1, rounds(40))
+            report(f"inference {name} {size}x{size} b1", "ms", a * 1e3, b * 1e3, 1.03)
     if args.only in (None, "transformers"):
         for name in ("vit_b_16", "swin_t"):
             a, b = inference(*pair(name), 224, 1, rounds(40))
