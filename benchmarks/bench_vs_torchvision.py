@@ -45,7 +45,6 @@ import neurlink  # noqa: E402
 import neurlink.nerves as nv  # noqa: E402
 from neurlink.interop import load_torchvision  # noqa: E402
 
-
 # issue 23: one model of each family ported with the geometry modes and the rest of the classification zoo
 PORTING = [
     ("vgg16_bn", 224),
