@@ -55,6 +55,15 @@ from .merge import Concat as Concat
 from .merge import SkipConnect1d as SkipConnect1d
 from .merge import SkipConnect2d as SkipConnect2d
 from .merge import SkipConnect3d as SkipConnect3d
+from .norm import BatchNorm1d as BatchNorm1d
+from .norm import BatchNorm1d_ReLU as BatchNorm1d_ReLU
+from .norm import BatchNorm2d as BatchNorm2d
+from .norm import BatchNorm2d_ReLU as BatchNorm2d_ReLU
+from .norm import BatchNorm3d as BatchNorm3d
+from .norm import BatchNorm3d_ReLU as BatchNorm3d_ReLU
+from .norm import BatchNormNd as BatchNormNd
+from .pixel import PixelShuffle as PixelShuffle
+from .pixel import PixelUnshuffle as PixelUnshuffle
 from .pool import AvgPool1d as AvgPool1d
 from .pool import AvgPool2d as AvgPool2d
 from .pool import AvgPool3d as AvgPool3d
