@@ -22,18 +22,17 @@ from ...models.squeezenet import Fire
 from ...nerve import Input
 from ...nerves import ConvNd, Linear
 from ...nerves.pool import PoolNd
-from .._state_dict import Pair, check_complete, has_state
+from .._state_dict import Pair, check_complete, has_state, is_block
 
 __all__ = ["is_plain", "plain_pairs"]
 
 
 def is_plain(model: nn.Module) -> bool:
-    """A network of conv lines, pools, Fire modules and Linear layers alone, with a Fire or a Linear
-    (torchvision's AlexNet, VGG or SqueezeNet); a line of any other nerve with weights is another family's."""
+    """A network with a Fire or a Linear line and no block of sub-lines but Fire modules (torchvision's
+    AlexNet, VGG or SqueezeNet); the blocks of other families are theirs."""
     children = list(model.children())
-    stateful = [module for module in children if has_state(module)]
-    return any(isinstance(module, (Fire, Linear)) for module in children) and all(
-        isinstance(module, (ConvNd, Fire, Linear)) for module in stateful
+    return any(isinstance(module, (Fire, Linear)) for module in children) and not any(
+        is_block(module) and not isinstance(module, Fire) for module in children
     )
 
 
