@@ -155,3 +155,46 @@ def test_small_words_trace_and_export():
         torch.testing.assert_close(torch.export.export(net, (x,)).module()(x), expected)
     names = [type(module).__name__ for module in net]
     assert names[-5:] == ["PixelUnshuffle", "Conv2d", "BatchNorm2d_ReLU", "PixelShuffle", "BatchNorm2d"]
+
+
+def test_a_plain_module_reads_a_selected_line_and_carries_a_tag():
+    torch.manual_seed(0)
+    lines = [
+        ((8, 1), nv.Input()),
+        ((8, 1), nn.ReLU()),
+        ((8, 1), nv.Module[0, "bn"](nn.BatchNorm2d(8))),  # line 0, not the previous line
+        ((8, 1), nv.Add[["bn", 1]]()),
+        ((8, 1), nv.Module["bn"](nn.Tanh())),
+    ]
+    net = nv.build(lines).eval()
+    assert net["bn"] is net[2] and isinstance(net[2], nn.BatchNorm2d)
+    assert [key for key in net.state_dict() if key.startswith("2.")][:2] == ["2.weight", "2.bias"]
+    assert "Module[0, 'bn'](BatchNorm2d" in repr(net)
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        bn = net[2](x)
+        expected = torch.tanh(bn)
+        torch.testing.assert_close(net(x), expected)
+        torch.testing.assert_close(net(x, outputs=[3])[0], bn + torch.relu(x))
+        torch.testing.assert_close(torch.fx.symbolic_trace(net)(x), expected)
+        torch.testing.assert_close(torch.export.export(net, (x,)).module()(x), expected)
+    again = nv.build(lines)
+    assert again[2] is not net[2]  # each build copies the module written
+
+
+@pytest.mark.parametrize(
+    ("nerve", "error", "match"),
+    [
+        (nv.Module[5](nn.ReLU()), NeurlinkError, r"line 2.*selector 5 points to line 5"),
+        (nv.Module["nope"](nn.ReLU()), NeurlinkError, r"line 2.*no earlier line is tagged 'nope'"),
+        (nv.Module[0, "a"](nn.ReLU()), NeurlinkError, r"line 2.*tag 'a' is already used by line 1"),
+        (nv.Module[0](nv.Conv2d(3)), NeurlinkError, r"line 2.*holds a nerve.*Conv2d\[selector, tag\]"),
+        (nv.Module[0](nn.BatchNorm2d), NeurlinkError, r"line 2.*holds the class BatchNorm2d"),
+        (nv.Module[0](3), NeurlinkError, r"line 2.*holds a int, not an nn.Module"),
+        (nv.Module[0](nn.ReLU(), nn.ReLU()), NeurlinkError, r"line 2.*takes one module"),
+        (nv.Module[0](nn.BatchNorm3d(8)), DimsError, r"line 2.*BatchNorm3d is 3d, but its input line 0 is 2d"),
+    ],
+)
+def test_plain_module_errors_name_the_line(nerve, error, match):
+    with pytest.raises(error, match="(?s)" + match):
+        nv.build([((8, 1), nv.Input()), ((8, 1), nv.Conv2d[-1, "a"](1)), ((8, 1), nerve)])

@@ -153,7 +153,7 @@ class LineTable:
     def _build_line(self, owner: nn.Module, index: int, line) -> Entry:
         spec = parse_line(line)
         nerve = spec.nerve
-        if isinstance(nerve, NerveDef):
+        if isinstance(nerve, NerveDef) and not getattr(nerve.cls, "wraps_module", False):
             tag = self._check_tag(nerve.tag)
             if getattr(nerve.cls, "is_input", False):
                 return self._input_entry(index, tag, spec)
@@ -168,8 +168,11 @@ class LineTable:
                 dims = tuple(sized)  # a conv or pool of another geometry sizes its own output
             kind = nerve.cls
         else:
-            tag = None
-            refs = self._resolve_top(PREVIOUS, index)
+            tag, selector = None, PREVIOUS
+            if isinstance(nerve, NerveDef):  # nv.Module[selector, tag](module): a plain module reading chosen lines
+                tag, selector = self._check_tag(nerve.tag), nerve.selector
+                nerve = nerve.cls.module_of(nerve)  # type: ignore[attr-defined]  # nv.Module's
+            refs = self._resolve_top(selector, index)
             links = tuple(self._link(ref) for ref in refs)
             check_layouts(nerve, links, spec.dims)
             rank = _line_rank(nerve, links, spec.dims)

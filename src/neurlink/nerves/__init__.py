@@ -64,6 +64,7 @@ from .norm import BatchNorm3d_ReLU as BatchNorm3d_ReLU
 from .norm import BatchNormNd as BatchNormNd
 from .pixel import PixelShuffle as PixelShuffle
 from .pixel import PixelUnshuffle as PixelUnshuffle
+from .plain import Module as Module
 from .pool import AvgPool1d as AvgPool1d
 from .pool import AvgPool2d as AvgPool2d
 from .pool import AvgPool3d as AvgPool3d
