@@ -99,10 +99,28 @@ def every_channel_nerve():
     )
 
 
+def every_small_word():
+    """A norm line, space to depth and back (landing on the line's size), a plain module reading a tagged line."""
+    return nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((16, 2), nv.Conv2d[-1, "stem"](3)),
+            ((16, 2), nv.BatchNorm2d_ReLU()),
+            ((64, 4), nv.PixelUnshuffle()),
+            ((16, 4), nv.Conv2d(3)),
+            ((4, 2), nv.PixelShuffle()),
+            ((16, 2), nv.Module["stem"](nn.BatchNorm2d(16))),
+            ((20, 2), nv.Concat[[-2, -1]]()),
+            ((20, 2), nv.BatchNorm2d()),
+        ]
+    )
+
+
 _SMALL = {
     "every_nerve_kind": every_nerve_kind,
     "every_token_nerve": every_token_nerve,
     "every_channel_nerve": every_channel_nerve,
+    "every_small_word": every_small_word,
 }
 
 
@@ -121,7 +139,7 @@ DEFAULT = {"resnet18", "resnet50", "deeplabv3_resnet50", "unet_resnet18"}
 # sub-lines, conv-BN-ReLU, dropout, conv, as every_nerve_kind's Block): the same export paths on more
 # of the same, 15-40 s a model under coverage on 2 cores, so they are slow (run with -m slow).
 MODELS = (
-    ["every_nerve_kind", "every_token_nerve", "every_channel_nerve"]
+    ["every_nerve_kind", "every_token_nerve", "every_channel_nerve", "every_small_word"]
     + [
         name if name in DEFAULT else pytest.param(name, marks=pytest.mark.slow)
         for name in neurlink.list_models()
