@@ -19,6 +19,7 @@ import torch
 
 import neurlink
 from neurlink.models import (
+    alexnet,
     convnext,
     efficientnet,
     hrnet,
@@ -28,8 +29,10 @@ from neurlink.models import (
     resnet,
     segmentation,
     shufflenet,
+    squeezenet,
     swin,
     unet,
+    vgg,
     vit,
 )
 from neurlink.tools._lines import table_of
@@ -105,6 +108,32 @@ FAMILIES = (
         " (`neurlink.models.mnasnet`); widths rounded as torchvision's `_get_depths` (`mnasnet_depths`).",
     ),
     Family(
+        "AlexNet",
+        ("alexnet",),
+        "alexnet",
+        (alexnet,),  # neurlink.models.alexnet is the builder, as torchvision.models.alexnet is
+        "torchvision's AlexNet: its 11x11 stride-4 stem padded by 2 (`padding=2`) and unpadded 3x3 pools"
+        ' (`padding="valid"`) floor as torchvision\'s, so the two agree at every size it takes (from 63x63);'
+        " its classifier is Linear lines on vectors, logits `(N, num_classes)`.",
+    ),
+    Family(
+        "VGG",
+        ("vgg*",),
+        "vgg16_bn",
+        (vgg.vgg16_bn, vgg._vgg, vgg.classifier_lines),
+        "torchvision's VGG 11, 13, 16 and 19, with and without BatchNorm: 2x2 pools that floor odd sizes"
+        ' (`padding="valid"`) as torchvision\'s, so the two agree at every size; logits `(N, num_classes)`.',
+    ),
+    Family(
+        "SqueezeNet",
+        ("squeezenet*",),
+        "squeezenet1_1",
+        (squeezenet.squeezenet1_1, squeezenet._squeezenet),
+        "torchvision's SqueezeNet 1.0 and 1.1. Block: `Fire` (`neurlink.models.squeezenet`). The unpadded stem"
+        " and the ceil-mode pools (`padding=0, ceil_mode=True`) size every line as torchvision's, so the two"
+        " agree at every size; its conv classifier ends at `(N, num_classes, 1, 1)`.",
+    ),
+    Family(
         "Vision Transformer (ViT)",
         ("vit_*",),
         "vit_b_16",
@@ -158,8 +187,11 @@ _REGNET_SLOW = {
     "regnet_x_1_6gf",
     "regnet_x_8gf",
 }
+# AlexNet, VGG and SqueezeNet whose outputs tests/test_plain_cnns.py compares with -m slow (the rest by default)
+_PLAIN_SLOW = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "squeezenet1_0"}
 _SLOW = {
     *_REGNET_SLOW,
+    *_PLAIN_SLOW,
     "resnet152",
     "resnext101_32x8d",
     "wide_resnet101_2",
@@ -225,6 +257,9 @@ def proof(name: str) -> tuple[str, str]:
         return f"tests/test_mnasnet.py::test_outputs_are_torchvisions_at_every_size[{name}]", "outputs"
     if name.startswith("mnasnet"):
         return f"tests/test_mnasnet.py::test_the_other_multipliers_are_torchvision[{name}]", "outputs"
+    if name.startswith(("alexnet", "vgg", "squeezenet")):
+        node = f"tests/test_plain_cnns.py::test_torchvision_weights_give_torchvision_outputs_and_round_trip[{name}]"
+        return node, "outputs and weights both ways"
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
     if name == "vit_b_32":

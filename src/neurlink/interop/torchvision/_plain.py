@@ -1,7 +1,7 @@
 """torchvision's plain ``features`` + ``classifier`` networks (AlexNet, VGG, SqueezeNet): the mapping of
 their keys, derived by walking the lines.
 
-torchvision writes them as two ``Sequential``\\ s, each module one item. Up to the first dropout or
+torchvision writes them as two ``Sequential`` modules, each layer one item. Up to the first dropout or
 adaptive pool, every line is items of ``features``, counted as that ``Sequential`` counts them: a conv
 line is its conv, its norm where it has one and its activation, in the line's order (VGG-BN's
 ``features.0``, ``features.1``, ``features.2``), a pool or a plain module one item, a ``Fire`` one item
