@@ -24,6 +24,7 @@ from networks import (
     count,
 )
 from test_hrnet import PARAMETERS as HRNET_PARAMETERS
+from test_inception import PARAMETERS as INCEPTION_PARAMETERS
 from test_regnet import PARAMETERS as REGNET_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS
 from torch import fx
@@ -42,6 +43,7 @@ REFERENCE_PARAMETERS = {
     **SHUFFLENET_PARAMETERS,
     **MNASNET_PARAMETERS,
     **PLAIN_PARAMETERS,
+    **INCEPTION_PARAMETERS,
 }
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
 # Models whose builder differs from another's in numbers only (depth, width, groups, stage counts, norm
@@ -71,6 +73,9 @@ VARIANT_OF = {
 
 # a second size for the models that, as their references, refuse 72x56: AlexNet takes 63x63 and up
 SECOND_SIZE = {"alexnet": (72, 65)}
+# the sizes (two in eval, one in training) of the models that, as their references, refuse 64x64: Inception-v3
+# takes 75x75 and up, and in training about 299 and up (its auxiliary head's 5x5 pool and conv)
+SIZES = {"inception_v3": ((75, 75), (80, 97), (299, 299))}
 
 
 def _slow(name: str) -> bool:
@@ -117,21 +122,20 @@ def test_runs_trains_saves_and_traces(name: str, tmp_path) -> None:
     net = (
         neurlink.create_model(name, num_classes=7) if "num_classes" in _keywords(name) else neurlink.create_model(name)
     )
+    first, second, training = SIZES.get(name, ((64, 64), SECOND_SIZE.get(name, (72, 56)), (64, 64)))
     net.eval()
     with torch.no_grad():
-        outputs = {
-            size: _tensors(net(torch.randn(1, 3, *size))) for size in ((64, 64), SECOND_SIZE.get(name, (72, 56)))
-        }
+        outputs = {size: _tensors(net(torch.randn(1, 3, *size))) for size in (first, second)}
     for (h, w), tensors in outputs.items():
         assert all(t.isfinite().all() for t in tensors), (h, w)
     net.train()
-    loss = sum(t.float().square().mean() for t in _tensors(net(torch.randn(2, 3, 64, 64))))
+    loss = sum(t.float().square().mean() for t in _tensors(net(torch.randn(2, 3, *training))))
     loss.backward()
     missing = [key for key, p in net.named_parameters() if p.grad is None or not p.grad.isfinite().all()]
     assert not missing, f"parameters without a finite gradient: {missing[:5]}"
     net.zero_grad(set_to_none=True)
     net.eval()
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, *first)
     with torch.no_grad():
         expected = _tensors(net(x))
         net.save_pretrained(tmp_path)
