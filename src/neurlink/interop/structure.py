@@ -80,7 +80,7 @@ def load_by_structure(
     where the reference lacks it, as :func:`~neurlink.interop.load_torchvision` does.
 
     ``order`` says where the reference's modules go when it registers them in another order than
-    the lines run (see :mod:`neurlink.interop.structure`): ``{"*.proj": "last"}``,
+    the lines run (docs: "Any network: loading by structure"): ``{"*.proj": "last"}``,
     ``{"aux1": "after:inception4a"}``, or a callable reordering the reference's keys. Returns ``model``.
     """
     require_network(model, "load_by_structure")
