@@ -81,7 +81,11 @@ EVAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, size", EVAL_CASES)
+def _case_id(value) -> str:
+    return f"{value[0]}x{value[1]}" if isinstance(value, tuple) else str(value)
+
+
+@pytest.mark.parametrize("name, size", EVAL_CASES, ids=_case_id)
 def test_eval_outputs_are_torchvisions(name: str, size: tuple[int, int]) -> None:
     reference, net = _eval_pair(name)
     x = torch.randn(2, 3, *size)
@@ -196,6 +200,15 @@ def test_outputs_by_tag_and_the_auxiliary_lines_in_eval() -> None:
             (1, 768, 3, 3),
             (1, 2048, 1, 1),
         ]
+
+
+@pytest.mark.parametrize("name, size", [("googlenet", 224), ("inception_v3", 299)])
+def test_summary_macs_are_torchvisions_published_figure(name: str, size: int) -> None:
+    """torchvision's published GFLOPS (its weights' ``_ops``) are of the eval network: no auxiliary heads."""
+    with torch.device("meta"):
+        net = getattr(neurlink, name)()
+    published = torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"]
+    assert round(neurlink.summary(net, (1, 3, size, size)).total_macs / 1e9, 3) == published
 
 
 def test_init_is_torchvisions() -> None:

@@ -24,6 +24,7 @@ from networks import (
     count,
 )
 from test_hrnet import PARAMETERS as HRNET_PARAMETERS
+from test_densenet import PARAMETERS as DENSENET_PARAMETERS
 from test_inception import PARAMETERS as INCEPTION_PARAMETERS
 from test_regnet import PARAMETERS as REGNET_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS
@@ -44,6 +45,7 @@ REFERENCE_PARAMETERS = {
     **MNASNET_PARAMETERS,
     **PLAIN_PARAMETERS,
     **INCEPTION_PARAMETERS,
+    **DENSENET_PARAMETERS,
 }
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
 # Models whose builder differs from another's in numbers only (depth, width, groups, stage counts, norm
@@ -61,6 +63,7 @@ VARIANT_OF = {
     "hrnet_w30": ("hrnet_w18",),
     "hrnet_w32": ("hrnet_w18",),
     "unet_resnet34": ("unet_resnet18",),
+    **{f"densenet{depth}": ("densenet121",) for depth in (161, 169, 201)},  # growth, widths and depths
     "unet_resnet50": ("unet_resnet18", "resnet50"),  # the decoder on resnet50's Bottleneck encoder
     # the other widths, depths and group widths (those above LARGE are slow anyway)
     **{f"regnet_y_{size}": ("regnet_y_400mf",) for size in ("800mf", "1_6gf", "3_2gf", "8gf")},

@@ -22,7 +22,10 @@ from neurlink.models import (
     alexnet,
     convnext,
     efficientnet,
+    densenet,
+    googlenet,
     hrnet,
+    inception,
     mnasnet,
     mobilenet,
     regnet,
@@ -35,6 +38,7 @@ from neurlink.models import (
     vgg,
     vit,
 )
+from neurlink.models.googlenet import _googlenet, googlenet_lines
 from neurlink.tools._lines import table_of
 
 PAGE = "zoo.md"
@@ -134,6 +138,36 @@ FAMILIES = (
         " agree at every size; its conv classifier ends at `(N, num_classes, 1, 1)`.",
     ),
     Family(
+        "DenseNet",
+        ("densenet*",),
+        "densenet121",
+        (densenet.densenet121, densenet._densenet),
+        "torchvision's DenseNet-121/161/169/201. Nerves: `DenseLayer`, `DenseBlock` and `Transition`"
+        ' (`neurlink.models.densenet`); the transitions\' 2x2 average pools are unpadded (`padding="valid"`) as'
+        " torchvision's, so the two agree at every size.",
+    ),
+    Family(
+        "GoogLeNet",
+        ("googlenet",),
+        "googlenet",
+        (googlenet, _googlenet, googlenet_lines),  # neurlink.models.googlenet is the builder, as torchvision's
+        "torchvision's GoogLeNet (Inception v1). Blocks: `Inception` and the auxiliary head `GoogLeNetAux`"
+        " (`neurlink.models.googlenet`), sub-lines tagged with torchvision's names. Its ceil-mode pools"
+        " (`padding=0, ceil_mode=True`) size every line as torchvision's, so the two agree at every size (from"
+        " 15x15); in training it returns `GoogLeNetOutputs(logits, aux_logits2, aux_logits1)`, in eval the logits"
+        " `(N, num_classes)` (`AuxLogitsNetwork`).",
+    ),
+    Family(
+        "Inception-v3",
+        ("inception_v3",),
+        "inception_v3",
+        (inception.inception_v3, inception._inception_v3, inception.inception_v3_lines),
+        "torchvision's Inception-v3. Blocks: `InceptionA` ... `InceptionE` and the auxiliary head `InceptionAux`"
+        ' (`neurlink.models.inception`). The unpadded stem and reductions (`padding="valid"`) floor as'
+        " torchvision's, so the two agree at every size it takes (from 75x75; in training, with the auxiliary"
+        " head, about 299); in training it returns `InceptionOutputs(logits, aux_logits)`, in eval the logits.",
+    ),
+    Family(
         "Vision Transformer (ViT)",
         ("vit_*",),
         "vit_b_16",
@@ -190,6 +224,7 @@ _REGNET_SLOW = {
 # AlexNet, VGG and SqueezeNet whose outputs tests/test_plain_cnns.py compares with -m slow (the rest by default)
 _PLAIN_SLOW = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "squeezenet1_0"}
 _SLOW = {
+    "densenet161",
     *_REGNET_SLOW,
     *_PLAIN_SLOW,
     "resnet152",
@@ -260,6 +295,17 @@ def proof(name: str) -> tuple[str, str]:
     if name.startswith(("alexnet", "vgg", "squeezenet")):
         node = f"tests/test_plain_cnns.py::test_torchvision_weights_give_torchvision_outputs_and_round_trip[{name}]"
         return node, "outputs and weights both ways"
+    if name in ("densenet121", "densenet161"):
+        return f"tests/test_densenet.py::test_torchvision_weights_give_torchvision_outputs[{name}]", "outputs"
+    if name.startswith("densenet"):
+        return f"tests/test_densenet.py::test_counts_keys_and_shapes_are_torchvisions_on_meta[{name}]", (
+            "counts, keys and shapes both ways (its blocks are DenseNet-121's)"
+        )
+    if name in ("googlenet", "inception_v3"):
+        size = "77x65" if name == "googlenet" else "80x97"
+        return f"tests/test_inception.py::test_eval_outputs_are_torchvisions[{name}-{size}]", (
+            "outputs (eval and training, tests/test_inception.py) and weights both ways"
+        )
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"
     if name == "vit_b_32":

@@ -43,6 +43,10 @@ from .models import create_model as create_model
 from .models import deeplabv3_mobilenet_v3_large as deeplabv3_mobilenet_v3_large
 from .models import deeplabv3_resnet50 as deeplabv3_resnet50
 from .models import deeplabv3_resnet101 as deeplabv3_resnet101
+from .models import densenet121 as densenet121
+from .models import densenet161 as densenet161
+from .models import densenet169 as densenet169
+from .models import densenet201 as densenet201
 from .models import efficientnet_b0 as efficientnet_b0
 from .models import efficientnet_b1 as efficientnet_b1
 from .models import efficientnet_b2 as efficientnet_b2
@@ -56,6 +60,7 @@ from .models import efficientnet_v2_m as efficientnet_v2_m
 from .models import efficientnet_v2_s as efficientnet_v2_s
 from .models import fcn_resnet50 as fcn_resnet50
 from .models import fcn_resnet101 as fcn_resnet101
+from .models import googlenet as googlenet
 from .models import hrnet_w18 as hrnet_w18
 from .models import hrnet_w18_small as hrnet_w18_small
 from .models import hrnet_w18_small_v2 as hrnet_w18_small_v2
@@ -65,6 +70,7 @@ from .models import hrnet_w40 as hrnet_w40
 from .models import hrnet_w44 as hrnet_w44
 from .models import hrnet_w48 as hrnet_w48
 from .models import hrnet_w64 as hrnet_w64
+from .models import inception_v3 as inception_v3
 from .models import list_models as list_models
 from .models import lraspp_mobilenet_v3_large as lraspp_mobilenet_v3_large
 from .models import mnasnet0_5 as mnasnet0_5

@@ -36,7 +36,6 @@ auxiliary lines compute nothing and give zeros, which only ``outputs=["aux1"]`` 
 
 from __future__ import annotations
 
-import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -53,9 +52,22 @@ from ._common import check_keywords
 from ._published import torchvision_weights
 from .mobilenet import _dropout, _keywords
 
-__all__ = ["AuxLogitsNetwork", "GoogLeNetAux", "GoogLeNetOutputs", "Inception", "TransformInput", "googlenet"]
+__all__ = [
+    "AuxLogitsNetwork",
+    "GoogLeNetAux",
+    "GoogLeNetOutputs",
+    "Inception",
+    "TransformInput",
+    "basic_conv_norm",
+    "googlenet",
+]
 
-BN_EPS = functools.partial(nn.BatchNorm2d, eps=0.001)  # torchvision's BasicConv2d norm (GoogLeNet and Inception-v3)
+
+def basic_conv_norm(channels: int) -> nn.BatchNorm2d:
+    """The norm of torchvision's ``BasicConv2d`` (GoogLeNet's and Inception-v3's convs): ``nn.BatchNorm2d`` of eps
+    0.001 (a named function, so that the lines print it short)."""
+    return nn.BatchNorm2d(channels, eps=0.001)
+
 
 # what torchvision's GoogLeNet returns in training (its field names)
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
@@ -124,7 +136,7 @@ class Inception(nv.Nerve):
         ch5x5: int,
         pool_proj: int,
         *,
-        norm: Norm = BN_EPS,
+        norm: Norm = basic_conv_norm,
         act: Act = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -190,7 +202,7 @@ class GoogLeNetAux(AuxiliaryHead):
 
     spatial_rank = 2
 
-    def __init__(self, *, dropout: float = 0.7, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, *, dropout: float = 0.7, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         self.expect_links(1)
         _vector_line(self)
@@ -261,7 +273,7 @@ def googlenet_lines(
 ) -> list[Any]:
     """The lines of torchvision's ``GoogLeNet``; with ``aux_logits``, the two auxiliary heads after the classifier."""
     conv = conv_keywords(norm, act)
-    block = _keywords({"norm": BN_EPS, "act": nn.ReLU}, norm=norm, act=act)
+    block = _keywords({"norm": basic_conv_norm, "act": nn.ReLU}, norm=norm, act=act)
     lines: list[Any] = [((3, 1), nv.Input())]
     if transform_input:
         lines.append(((3, 1), TransformInput()))
@@ -347,7 +359,7 @@ def _googlenet(
         bool(transform_input),
         dropout,
         dropout_aux,
-        keywords.get("norm", BN_EPS),
+        keywords.get("norm", basic_conv_norm),
         keywords.get("act", nn.ReLU),
     )
     net = AuxLogitsNetwork(lines, ["logits", "aux2", "aux1"], GoogLeNetOutputs) if aux_logits else nv.build(lines)

@@ -51,12 +51,12 @@ from ..errors import DimsError
 from ..nerves._args import Act, Norm, positive_int
 from ._common import check_keywords
 from .googlenet import (
-    BN_EPS,
     AuxiliaryHead,
     AuxLogitsNetwork,
     TransformInput,
     _check_output,
     _vector_line,
+    basic_conv_norm,
     conv_keywords,
     published_weights,
     trunc_normal_init,
@@ -102,7 +102,7 @@ class InceptionA(_Branches):
     then a 5x5 to 64; a 1x1 to 64 then two 3x3 to 96; a 3x3 average pool then a 1x1 to ``pool_features``.
     The line declares ``224 + pool_features`` channels."""
 
-    def __init__(self, pool_features: int, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, pool_features: int, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         conv = self._setup(norm, act)
         positive_int("pool_features", pool_features, type(self).__name__)
@@ -130,7 +130,7 @@ class InceptionB(_Branches):
     are strided by the ratio the line grows by (2 in torchvision); the line declares ``480 + `` the input's
     channels."""
 
-    def __init__(self, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         conv = self._setup(norm, act)
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
@@ -153,7 +153,7 @@ class InceptionC(_Branches):
     ``channels_7x7``, a 1x7 and a 7x1 (to 192); a 1x1, then 7x1, 1x7, 7x1 and 1x7 (to 192); a 3x3 average
     pool then a 1x1 to 192. The line declares 768 channels."""
 
-    def __init__(self, channels_7x7: int, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, channels_7x7: int, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         conv = self._setup(norm, act)
         c7 = positive_int("channels_7x7", channels_7x7, type(self).__name__)
@@ -183,7 +183,7 @@ class InceptionD(_Branches):
     to 320; a 1x1 to 192, a 1x7, a 7x1 and an unpadded 3x3 (to 192); an unpadded 3x3 max pool of the input.
     The line declares ``512 + `` the input's channels."""
 
-    def __init__(self, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         conv = self._setup(norm, act)
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
@@ -208,7 +208,7 @@ class InceptionE(_Branches):
     then both a 1x3 and a 3x1 (384 each); a 1x1 to 448, a 3x3 to 384, then both a 1x3 and a 3x1; a 3x3
     average pool then a 1x1 to 192. The line declares 2048 channels."""
 
-    def __init__(self, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         conv = self._setup(norm, act)
         _check_output(self, 2048, "320 + 384 + 384 + 384 + 384 + 192", same_shape=True)
@@ -242,7 +242,7 @@ class InceptionAux(AuxiliaryHead):
 
     spatial_rank = 2
 
-    def __init__(self, *, norm: Norm = BN_EPS, act: Act = nn.ReLU) -> None:
+    def __init__(self, *, norm: Norm = basic_conv_norm, act: Act = nn.ReLU) -> None:
         super().__init__()
         self.expect_links(1)
         _vector_line(self)
@@ -275,7 +275,7 @@ def inception_v3_lines(
 ) -> list[Any]:
     """The lines of torchvision's ``Inception3``; with ``aux_logits``, the auxiliary head after the classifier."""
     conv = conv_keywords(norm, act)
-    block = _keywords({"norm": BN_EPS, "act": nn.ReLU}, norm=norm, act=act)
+    block = _keywords({"norm": basic_conv_norm, "act": nn.ReLU}, norm=norm, act=act)
     lines: list[Any] = [((3, 1), nv.Input())]
     if transform_input:
         lines.append(((3, 1), TransformInput()))
@@ -322,7 +322,7 @@ def _inception_v3(
         bool(aux_logits),
         bool(transform_input),
         dropout,
-        keywords.get("norm", BN_EPS),
+        keywords.get("norm", basic_conv_norm),
         keywords.get("act", nn.ReLU),
     )
     net = AuxLogitsNetwork(lines, ["logits", "aux"], InceptionOutputs) if aux_logits else nv.build(lines)

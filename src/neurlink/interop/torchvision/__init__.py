@@ -30,7 +30,9 @@ from torch import nn
 
 from ...models._published import register_weights_loader
 from .._state_dict import Pair, export_pairs, load_pairs, require_network
+from ._densenet import current_keys, densenet_pairs, is_densenet
 from ._features import features_pairs, is_features_family
+from ._inception import googlenet_pairs, inception_v3_pairs, is_googlenet, is_inception_v3
 from ._mnasnet import is_mnasnet, mark_version, mnasnet_pairs
 from ._plain import is_plain, plain_pairs
 from ._regnet import is_regnet, regnet_pairs
@@ -57,6 +59,8 @@ def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.M
     PyTorch 0.4.1 lack: as ``BatchNorm`` itself does, it is then set to 0. Returns ``model``.
     """
     require_network(model, "load_torchvision")
+    if is_densenet(model):  # torchvision's published DenseNet files keep keys of an older layout
+        state_dict = current_keys(state_dict)
     load_pairs(model, state_dict, _pairs(model), "torchvision")
     return model
 
@@ -88,6 +92,12 @@ def _pairs(model: nn.Module) -> list[Pair]:
         return shufflenet_pairs(model)
     if is_mnasnet(model):
         return mnasnet_pairs(model)
+    if is_densenet(model):
+        return densenet_pairs(model)
+    if is_googlenet(model):
+        return googlenet_pairs(model)
+    if is_inception_v3(model):
+        return inception_v3_pairs(model)
     if is_plain(model):
         return plain_pairs(model)
     return resnet_pairs(model)
