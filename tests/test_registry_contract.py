@@ -23,8 +23,8 @@ from networks import (
     TRANSFORMER_PARAMETERS,
     count,
 )
-from test_hrnet import PARAMETERS as HRNET_PARAMETERS
 from test_densenet import PARAMETERS as DENSENET_PARAMETERS
+from test_hrnet import PARAMETERS as HRNET_PARAMETERS
 from test_inception import PARAMETERS as INCEPTION_PARAMETERS
 from test_regnet import PARAMETERS as REGNET_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS

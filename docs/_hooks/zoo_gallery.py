@@ -21,8 +21,8 @@ import neurlink
 from neurlink.models import (
     alexnet,
     convnext,
-    efficientnet,
     densenet,
+    efficientnet,
     googlenet,
     hrnet,
     inception,
