@@ -1,6 +1,6 @@
 """torchvision's weights in and out of neurlink networks: ResNet, MobileNet, EfficientNet, ConvNeXt,
 RegNet (``_regnet.py``), ShuffleNetV2 (``_shufflenet.py``), MNASNet (``_mnasnet.py``), AlexNet, VGG and
-SqueezeNet (``_plain.py``), the vision transformers (``_vit.py``), and the segmentation models FCN,
+SqueezeNet (``_plain.py``), GoogLeNet and Inception-v3 (``_inception.py``), the vision transformers (``_vit.py``), and the segmentation models FCN,
 DeepLabV3 and LR-ASPP (``_segmentation.py``).
 
 The key mapping is derived from the network itself, walking its lines and the sub-lines of its
@@ -49,7 +49,7 @@ Model = TypeVar("Model", bound=nn.Module)
 
 def load_torchvision(model: Model, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> Model:
     """Load a torchvision ``state_dict`` of the ResNet, MobileNet, EfficientNet, ConvNeXt, RegNet, ShuffleNetV2,
-    MNASNet, AlexNet, VGG, SqueezeNet or ViT family or of a segmentation model (FCN, DeepLabV3, LR-ASPP) (or
+    MNASNet, AlexNet, VGG, SqueezeNet, GoogLeNet, Inception-v3 or ViT family or of a segmentation model (FCN, DeepLabV3, LR-ASPP) (or
     the torchvision model itself) into ``model``.
 
     Strict: every tensor of ``state_dict`` is used and every parameter and buffer of ``model``
