@@ -75,7 +75,7 @@ def not_a_network():
 
 COMMANDS = {
     "list_tty": ["list"],
-    "list_nothing": ["list", "vgg*"],
+    "list_nothing": ["list", "xception*"],
     "summary_zoo": ["summary", "resnet18", "--input", "1x3x64x64"],
     "summary_file": ["summary", "nets.py:small", "--depth", "2"],
     "summary_unknown_model": ["summary", "resnt50"],
@@ -203,7 +203,7 @@ def test_list_shows_progress_on_a_terminal(runs):
 def test_list_without_a_match(cli):
     code, out, err = cli("list_nothing")
     assert (code, out) == (1, "")
-    assert_one_clear_error(err, "no model matches 'vgg*'")
+    assert_one_clear_error(err, "no model matches 'xception*'")
 
 
 def test_summary_of_a_zoo_model(runs):

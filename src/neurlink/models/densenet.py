@@ -132,6 +132,7 @@ class DenseBlock(nv.Nerve):
         name = type(self).__name__
         positive_int("num_layers", num_layers, name)
         positive_int("growth_rate", growth_rate, name)
+        probability("drop_rate", drop_rate, name)  # checked here, so the error names this line, not a sub-line
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
         expected = dims_in.channels + num_layers * growth_rate
         if dims_out.channels != expected:

@@ -9,7 +9,7 @@ twice the channels), a norm, the mean of the tokens and the classifier:
 >>> for entry in net.lines[:5] + net.lines[6:7] + net.lines[-3:]:
 ...     print(entry.index, entry.written)
 0 ((3, 1), Input())
-1 ((96, 4), Conv2d(4))
+1 ((96, 4), Conv2d(4, padding='valid'))
 2 ((96, tokens(4)), ToTokens())
 3 ((96, tokens(4)), LayerNorm(1e-05))
 4 ((96, tokens(4)), SwinBlock(3, 7, 0, mlp=384, drop_path=0.0, dropout=0.0, attention_dropout=0.0, version=1))

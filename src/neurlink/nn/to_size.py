@@ -12,7 +12,7 @@ parametrizations (``weight_norm``, ``spectral_norm``) and pruning apply as to an
 >>> conv = Conv2dToSize(3, 8, 3, target=(None, (7, 7)))
 >>> conv
 Conv2dToSize(3, 8, kernel_size=(3, 3), stride=per call, padding=per call, target=(7, 7))
->>> conv(torch.randn(1, 3, 28, 28)).shape  # stride 4 this call
+>>> conv(torch.randn(1, 3, 21, 21)).shape  # stride 3 this call
 torch.Size([1, 8, 7, 7])
 """
 
