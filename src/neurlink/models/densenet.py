@@ -135,7 +135,6 @@ class DenseBlock(nv.Nerve):
         positive_int("bn_size", bn_size, name)  # checked here too, so that the error names the block's line
         drop_rate = probability("drop_rate", drop_rate, name)
         _flag("memory_efficient", memory_efficient, name)
-        probability("drop_rate", drop_rate, name)  # checked here, so the error names this line, not a sub-line
         dims_in, dims_out = self.input_links[0].dims[0], self.target_dims[0]
         expected = dims_in.channels + num_layers * growth_rate
         if dims_out.channels != expected:
