@@ -16,6 +16,7 @@ from torch import fx
 from .errors import InputError
 from .shapes import (
     same_padding,
+    skipped_input,
     stride_for_sizes,
     transposed_padding,
     transposed_stride_for_sizes,
@@ -217,11 +218,10 @@ def _sized_padding(x, base_shape, ratios, absolute, kernel, dilation):
     for n, t, k, d in zip(sizes, target, kernel, dilation):
         span = d * (k - 1) + 1
         s = _stride(stride_for_sizes, n, t, "conv or pool", span)
-        if s > span and n > span:  # a stride the ratios did not declare may not step over input
+        skipped = skipped_input(n, tuple(target), k, d, s)  # a stride the ratios did not declare
+        if skipped is not None:
             raise InputError(
-                f"from size {n}, the declared size {tuple(target)} needs stride {s}, but a kernel {k} wide"
-                + (f" (dilation {d})" if d > 1 else "")
-                + f" would never read {s - span} of every {s} input values",
+                skipped,
                 allowed=f"inputs of sizes up to {span} * {t} on that dim, a kernel as wide as the stride, or an"
                 " adaptive pool (nv.AvgPool2d() without a kernel) to reach any size",
             )

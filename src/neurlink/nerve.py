@@ -146,8 +146,10 @@ class Nerve(LinesModule, metaclass=NerveMeta):
                 )
             # sized as its last sub-line: a block of convs of another geometry than "same" (neurlink.sizes)
             self.target_dims = [
-                Dims(mine.channels, mine.shape.with_sizing(last_dims.shape.sizing)) if mine.shape.ratios else mine
-                for mine, last_dims in zip(self.target_dims, last.dims)
+                Dims(mine.channels, mine.shape.with_sizing(theirs.shape.sizing))
+                if mine.shape.ratios and theirs.shape.sizing != mine.shape.sizing
+                else mine
+                for mine, theirs in zip(self.target_dims, last.dims)
             ]
             if "uses_base_shape" not in self.__dict__:
                 self.uses_base_shape = self._table.uses_base_shape

@@ -38,6 +38,7 @@ __all__ = [
     "conv_padding",
     "stride_for_sizes",
     "transposed_stride_for_sizes",
+    "skipped_input",
 ]
 
 # Float ratios are read as the simple fraction they were meant to be (0.5 -> 1/2, 1/3 -> 1/3).
@@ -570,6 +571,19 @@ def stride_for_sizes(size: int, target: int) -> int | None:
         return None
     stride = -(-size // target)
     return stride if -(-size // stride) == target else None
+
+
+def skipped_input(size: int, target: Any, kernel: int, dilation: int, stride: int) -> str | None:
+    """Why a stride derived from sizes (not declared by ratios) would step over input its kernel never
+    reads, said for an error; None where every input value is read."""
+    span = dilation * (kernel - 1) + 1
+    if stride <= span or size <= span:
+        return None
+    return (
+        f"from size {size}, the declared size {target} needs stride {stride}, but a kernel {kernel} wide"
+        + (f" (dilation {dilation})" if dilation > 1 else "")
+        + f" would never read {stride - span} of every {stride} input values"
+    )
 
 
 def transposed_stride_for_sizes(size: int, target: int) -> int | None:

@@ -15,6 +15,7 @@ from ..errors import DimsError, NerveArgumentError
 from ..shapes import (
     ShapeSpec,
     same_padding,
+    skipped_input,
     static_padding,
     stride_between,
     stride_for_sizes,
@@ -138,8 +139,14 @@ def conv_geometry(
                 else "output sizes between stride * (input - 1) + 1 and stride * input",
             )
         stride = tuple(s for s in found if s is not None)  # every one, after the check
-        if not transposed:
-            check_reads_every_input(sizes_in, kernel, dilation, stride)
+        for n, k, d, s in zip(sizes_in, kernel, dilation, stride):
+            skipped = None if transposed else skipped_input(n, sizes_out, k, d, s)
+            if skipped is not None:
+                raise DimsError(
+                    skipped,
+                    allowed=f"a kernel at least {s} wide, a line in between that reduces the size, or an adaptive"
+                    " pool (nv.AvgPool2d() without a kernel) to reach any size",
+                )
         if transposed:
             plans = [
                 transposed_padding(n, t, k, d, s, relative=False)
@@ -149,17 +156,3 @@ def conv_geometry(
         pads = tuple(same_padding(n, k, d, s) for n, k, d, s in zip(sizes_in, kernel, dilation, stride))
         return Geometry("static", stride, pads)
     return Geometry("sized")
-
-
-def check_reads_every_input(sizes: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride) -> None:
-    """A stride derived from sizes (not declared by ratios) may not step over input the kernel never reads."""
-    for n, k, d, s in zip(sizes, kernel, dilation, stride):
-        span = d * (k - 1) + 1
-        if s > span and n > span:
-            raise DimsError(
-                f"from size {n}, the declared size needs stride {s}, but a kernel {k} wide"
-                + (f" (dilation {d})" if d > 1 else "")
-                + f" would never read {s - span} of every {s} input values",
-                allowed=f"a kernel at least {s} wide, a line in between that reduces the size, or an adaptive"
-                " pool (nv.AvgPool2d() without a kernel) to reach any size",
-            )

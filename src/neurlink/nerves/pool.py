@@ -84,7 +84,6 @@ class PoolNd(Nerve):
                 )
             shape = windowed_shape(dims_in.shape, target, kernel, dilation, geometry.stride or (), pads, ceil_mode)
             self.target_dims[0] = Dims(dims_out.channels, shape)
-            self._ratios = ratio_pairs(shape, rank)
             if self.kind == "max":
                 self.pool = _MODULES["max", False][rank](kernel, geometry.stride, pads, dilation, ceil_mode=ceil_mode)
             else:
