@@ -59,9 +59,13 @@ PORTING = [
 ]
 
 
+# torchvision warns unless these builders are told their (default) init; neurlink's builders have no such keyword
+REFERENCE_ONLY = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
+
+
 def pair(name: str, **kwargs):
     """A torchvision model and the neurlink model with the same weights."""
-    reference = getattr(torchvision.models, name)(**kwargs)
+    reference = getattr(torchvision.models, name)(**kwargs, **REFERENCE_ONLY.get(name, {}))
     model = getattr(neurlink, name)(**kwargs)
     load_torchvision(model, reference.state_dict())
     return model, reference
