@@ -1,6 +1,6 @@
 """The model zoo: torchvision's ResNet, MobileNet, EfficientNet (V1 and V2), ConvNeXt, RegNet, ShuffleNetV2,
 MNASNet, AlexNet, VGG and SqueezeNet families and timm's HRNets written in the grammar, torchvision's
-segmentation models and smp's U-Nets, and a registry of builders.
+segmentation models, smp's U-Nets and Ultralytics' YOLOv8 and YOLO11 detectors, and a registry of builders.
 
 >>> import neurlink
 >>> neurlink.list_models("wide_*")
@@ -143,3 +143,21 @@ from .vit import vit_b_32 as vit_b_32
 from .vit import vit_h_14 as vit_h_14
 from .vit import vit_l_16 as vit_l_16
 from .vit import vit_l_32 as vit_l_32
+from .yolo import DFL as DFL
+from .yolo import YOLO11_SCALES as YOLO11_SCALES
+from .yolo import YOLOV8_SCALES as YOLOV8_SCALES
+from .yolo import Detect as Detect
+from .yolo import Detector as Detector
+from .yolo import Scale as Scale
+from .yolo import yolo11 as yolo11
+from .yolo import yolo11l as yolo11l
+from .yolo import yolo11m as yolo11m
+from .yolo import yolo11n as yolo11n
+from .yolo import yolo11s as yolo11s
+from .yolo import yolo11x as yolo11x
+from .yolo import yolov8 as yolov8
+from .yolo import yolov8l as yolov8l
+from .yolo import yolov8m as yolov8m
+from .yolo import yolov8n as yolov8n
+from .yolo import yolov8s as yolov8s
+from .yolo import yolov8x as yolov8x
