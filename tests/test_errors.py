@@ -1500,3 +1500,21 @@ def test_a_norm_module_of_other_channels_is_a_build_error() -> None:
         nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3, norm=nn.GroupNorm(4, 16)))])
     net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3, norm=nn.BatchNorm2d(8)))])  # a copy per line
     assert net[1].norm.num_features == 8
+
+
+def test_a_line_overwritten_in_place_cannot_be_read_after():
+    """``nn.ReLU(inplace=True)`` on line 1 changes line 1's tensor: a later line reading line 1 would get the
+    ReLU's values (relu(c) + relu(c) where c + relu(c) was written)."""
+    lines = [((3, 1), nv.Input()), ((8, 1), nv.Conv2d[-1, "c"](3)), ((8, 1), nn.ReLU(inplace=True))]
+    with pytest.raises(
+        neurlink.DefinitionError, match=r"(?s)^line 3: .*reads line 1, which line 2 \(\(8, 1\), ReLU\(inplace=True\)\)"
+    ):
+        nv.build([*lines, ((8, 1), nv.Add[["c", -1]]())])
+    net = nv.build([*lines, ((8, 1), nv.Add[[-1, -1]]())])  # reading the overwritten line itself is fine
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(net(x), 2 * torch.relu(net[1](x)))
+
+
+def test_a_derived_keyword_says_where_it_comes_from():
+    with pytest.raises(neurlink.UnexpectedArgumentError, match=r"'stride' \(stride comes from the dims the lines"):
+        nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3, stride=2))])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 
 import pytest
 import torch
@@ -165,6 +166,55 @@ def test_lines_that_grow_land_on_the_line_they_undo() -> None:
         ys = net(torch.randn(1, 3, size, size + 1), output_intermediate=True)
         assert ys[3].shape[2:] == ys[1].shape[2:] == ((size - 3) // 2 + 1, (size - 2) // 2 + 1)
         assert ys[5].shape[2:] == (size, size + 1)
+
+
+@pytest.mark.parametrize("ratio", [1, 2])
+def test_an_interpolation_written_with_one_ratio_lands_on_the_propagated_size(ratio: int) -> None:
+    """``((8, 1), nv.Interpolate())`` after an unpadded conv: the declared size is the conv's, in every dim."""
+    for mode in ("nearest", "bilinear"):
+        net = nv.build(
+            [
+                ((3, 1), nv.Input()),
+                ((8, ratio), nv.Conv2d(3, padding="valid")),
+                ((8, 2 * ratio), nv.Conv2d(3)),
+                ((8, ratio), nv.Interpolate(mode)),
+            ]
+        )
+        ys = net(torch.randn(1, 3, 37, 50), output_intermediate=True)
+        assert ys[3].shape == ys[1].shape
+
+
+def test_a_transposed_conv_that_cannot_reach_the_line_it_undoes_says_so_at_the_first_call() -> None:
+    """A valid U-Net's decoder: unpadded convs shrink the map more than the strides, so a stride-2 transposed
+    conv cannot land on the encoder's size (torch would say "output padding must be smaller than ...")."""
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 1), nv.Conv2d_ReLU(3, padding="valid")),
+            ((8, 2), nv.MaxPool2d(2, padding=0)),
+            ((16, 2), nv.Conv2d_ReLU(3, padding="valid")),
+            ((8, 1), nv.ConvTransposed2d(2)),
+        ]
+    )
+    with pytest.raises(neurlink.InputError, match=r"(?s)^line 4: .*lands on size 35 \(the line it undoes\), but from"
+                       r" size 15 a stride-2 transposed conv reaches at most 31"):  # fmt: skip
+        net(torch.randn(1, 3, 37, 50))
+
+
+@pytest.mark.parametrize(
+    ("pool", "given"),
+    [
+        (nv.MaxPool2d(padding=0, ceil_mode=True), "padding=0, ceil_mode=True"),
+        (nv.MaxPool2d(dilation=2), "dilation=2"),
+        (nv.AvgPool2d(count_include_pad=True), "count_include_pad=True"),
+        (nv.AvgPool2d(padding="valid"), "padding='valid'"),
+    ],
+)
+def test_a_window_keyword_without_a_kernel_is_refused(pool, given: str) -> None:
+    """Without a kernel a pool is adaptive; a window's keyword there is a kernel forgotten (GoogLeNet's pool
+    written without its 3 would silently pool adaptively)."""
+    with pytest.raises(neurlink.NerveArgumentError, match=rf"(?s)^line 1: .*has no window for {re.escape(given)}"):
+        nv.build([((3, 1), nv.Input()), ((3, "(1, 1)"), pool)])
 
 
 def test_lines_of_different_sizes_at_one_ratio_are_refused_at_build() -> None:

@@ -264,3 +264,16 @@ def test_the_network_comes_first():
         load_by_structure(reference, small_vgg()[0])
     with pytest.raises(StateDictError, match=r"reference is a str.*torch.load"):
         load_by_structure(small_vgg()[0], "weights.pt")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("as_state_dict", [False, True], ids=["model", "state_dict"])
+def test_a_missing_bias_is_named_at_its_line_not_where_the_shapes_part(as_state_dict):
+    """A reference conv with a bias where the line has none: same shapes go on pairing (a running mean
+    with a bias) until a later line's shapes differ. The pair of a buffer with a parameter names line 1."""
+    reference = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+    )
+    net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d_BN_ReLU(3)), ((8, 1), nv.Conv2d_BN_ReLU(3, act=None))])
+    with pytest.raises(StateDictError, match=r"(?s)^line 1: .*norm.running_mean \[8\] is paired with reference key"
+                       r" '1.bias' \[8\].*a buffer is paired with a parameter"):  # fmt: skip
+        load_by_structure(net, reference.state_dict() if as_state_dict else reference)

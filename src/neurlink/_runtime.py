@@ -177,6 +177,15 @@ def conv_transpose_to(
         transposed_padding(n, t, k, d, s, relative=relative)
         for n, t, k, d, s in zip(sizes, target, kernel, dilation, stride)
     ]
+    for n, t, s, d, (_, completed, _) in zip(sizes, target, stride, dilation, plans):
+        if completed >= max(s, d):  # PyTorch's output_padding must stay below the stride (or the dilation)
+            raise InputError(
+                f"this transposed conv lands on size {t} (the line it undoes), but from size {n} a stride-{s}"
+                f" transposed conv reaches at most {t - completed + max(s, d) - 1}: the lines between them shrink"
+                " the map more than their strides (unpadded convs or pools)",
+                allowed='"same" convs and pools (the default geometry) between the line it undoes and this one,'
+                " or an upsampling that reaches the size: nv.Interpolate[[x, like]]() to the size of a line `like`",
+            )
     y = _CONV_T[rank](x, weight, bias, stride, [p[0] for p in plans], [p[1] for p in plans], groups, dilation)
     return crop_end(y, [p[2] for p in plans])
 
@@ -199,7 +208,7 @@ def _stride(find, n, t, what: str, span: int = 4) -> int:
             allowed=f"input sizes n where a whole stride s gives s * (n - 1) < {t} <= s * n"
             if transposed
             else f"sizes where a whole stride s gives ceil(size / s) == {t} ({_reachable(t, span)}, ...), or an"
-            f" adaptive pool (nv.AvgPool2d() without a kernel) to reach {t} from any size",
+            f" adaptive pool (the pool written without a kernel, e.g. nv.MaxPool2d()) to reach {t} from any size",
         )
     return stride
 
@@ -223,7 +232,7 @@ def _sized_padding(x, base_shape, ratios, absolute, kernel, dilation):
             raise InputError(
                 skipped,
                 allowed=f"inputs of sizes up to {span} * {t} on that dim, a kernel as wide as the stride, or an"
-                " adaptive pool (nv.AvgPool2d() without a kernel) to reach any size",
+                " adaptive pool (the pool written without a kernel, e.g. nv.MaxPool2d()) to reach any size",
             )
         strides.append(s)
     stride = tuple(strides)

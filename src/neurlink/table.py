@@ -69,6 +69,7 @@ class Entry:
     spatial_rank: int | None = None  # number of spatial dims, where a nerve or a shape fixes it
     children: list[int] = field(default_factory=list)  # lines selecting this one
     dtype: torch.dtype | None = None  # an Input's declared dtype (None: the parameters' dtype)
+    in_place: bool = False  # a plain module of inplace=True: it overwrites the line it reads
 
     @property
     def is_input(self) -> bool:
@@ -158,6 +159,7 @@ class LineTable:
             if getattr(nerve.cls, "is_input", False):
                 return self._input_entry(index, tag, spec)
             refs = self._resolve_top(nerve.selector, index)
+            self._check_not_overwritten(refs)
             links = tuple(self._link(ref) for ref in refs)
             check_layouts(nerve.cls, links, spec.dims)
             rank = _line_rank(nerve.cls, links, spec.dims)
@@ -173,6 +175,7 @@ class LineTable:
                 tag, selector = self._check_tag(nerve.tag), nerve.selector
                 nerve = nerve.cls.module_of(nerve)  # type: ignore[attr-defined]  # nv.Module's
             refs = self._resolve_top(selector, index)
+            self._check_not_overwritten(refs)
             links = tuple(self._link(ref) for ref in refs)
             check_layouts(nerve, links, spec.dims)
             rank = _line_rank(nerve, links, spec.dims)
@@ -203,7 +206,24 @@ class LineTable:
             self.tags[tag] = index
         uses_base = bool(getattr(module, "uses_base_shape", False))
         self._sized_lines = self._sized_lines or any(d.shape.sizing is not None for d in dims)
-        return Entry(index, tag, dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank)
+        in_place = not isinstance(kind, type) and getattr(module, "inplace", False) is True  # a plain module's
+        return Entry(
+            index, tag, dims, spec.written, refs, name, uses_base_shape=uses_base, spatial_rank=rank, in_place=in_place
+        )
+
+    def _check_not_overwritten(self, refs) -> None:
+        """A line must not read a line that an earlier line overwrote in place (``nn.ReLU(inplace=True)``
+        reading line 1 changes line 1's tensor): it would read the overwritten values, not the line's."""
+        for ref in refs:
+            source = self.entries[ref.line]
+            for child in source.children:
+                entry = self.entries[child]
+                if entry.in_place:
+                    raise DefinitionError(
+                        f"this line reads line {source.index}, which line {entry.index} {entry.written} overwrites in"
+                        f" place before it: it would read line {entry.index}'s values, not line {source.index}'s",
+                        allowed=f"line {entry.index} without inplace=True, or this line reading line {entry.index}",
+                    )
 
     def _sized(self, links: tuple[Link, ...], dims: tuple[Dims, ...]) -> tuple[Dims, ...]:
         """The declared dims, sized as the lines read compute them (``neurlink.sizes``): unchanged while
@@ -593,7 +613,14 @@ def _bind(nerve: NerveDef) -> None:
         ]
         shown = str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))[1:-1]
         reason = f"{cls.__name__}: {error}"
-        if "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
+        derived = {"in_channels", "out_channels", "stride", "output_padding"} & set(nerve.kwargs)
+        if derived and getattr(cls, "spatial_rank", None) is not None:
+            reason += (
+                f" ({', '.join(sorted(derived))} come{'s' if len(derived) == 1 else ''} from the dims the lines"
+                " declare: the stride is the ratio between the line read and this one, e.g. (64, 2) after (3, 1)"
+                " is stride 2)"
+            )
+        elif "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
             reason += " (channels, stride and padding come from the line's dims: give the kernel size, then keywords)"
         raise UnexpectedArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
 

@@ -119,17 +119,22 @@ def structure_pairs(model: nn.Module, reference: Mapping[str, torch.Tensor], ord
     own = model.state_dict(keep_vars=True)
     ours = [key for key in _line_order(model, own) if not key.endswith(_TRACKED)]
     theirs = [key for key in _reorder(list(reference), order) if not key.endswith(_TRACKED)]
+    known = any(isinstance(tensor, nn.Parameter) for tensor in reference.values())  # a model's: kinds known
     pairs: list[Pair] = []
     for count, (key, other) in enumerate(zip(ours, theirs)):
         shape, other_shape = tuple(own[key].shape), tuple(reference[other].shape)
         linear = shape != other_shape and _fills_conv(model, key, shape, other_shape)
-        if shape != other_shape and not linear:
+        kind, other_kind = _kind(key, own[key], True), _kind(other, reference[other], known)
+        differs = "the shapes differ" if shape != other_shape and not linear else None
+        if differs is None and None not in (kind, other_kind) and kind != other_kind:
+            differs = f"a {kind} is paired with a {other_kind}"  # same shape, another tensor: a layer missing before
+        if differs is not None:
             last = f"; the pair before it: {pairs[-1].neurlink!r} <- {pairs[-1].reference!r}" if pairs else ""
             raise _at_line(
                 model,
                 key,
                 f"{list(shape)} is paired with reference key {other!r} {list(other_shape)} (tensor {count} of both,"
-                f" by structure): the shapes differ{last}",
+                f" by structure): {differs}{last}",
             )
         pairs.append(Pair(key, other, linear=linear))
     if len(ours) > len(theirs):
@@ -148,6 +153,17 @@ def structure_pairs(model: nn.Module, reference: Mapping[str, torch.Tensor], ord
             allowed=_ALLOWED,
         )
     return pairs + _tracked_pairs(own, pairs)
+
+
+def _kind(key: str, tensor: torch.Tensor, known: bool) -> str | None:
+    """ "parameter" or "buffer" where that is known: a model's own tensors say it (``known``); in a plain
+    state_dict a ``weight`` or ``bias`` is taken for a parameter, a norm's running statistics for buffers."""
+    if isinstance(tensor, nn.Parameter):
+        return "parameter"
+    if known:
+        return "buffer"
+    name = key.rpartition(".")[2]
+    return {"weight": "parameter", "bias": "parameter", "running_mean": "buffer", "running_var": "buffer"}.get(name)
 
 
 def _line_order(model: nn.Module, own: Mapping[str, torch.Tensor]) -> list[str]:
@@ -204,7 +220,7 @@ def _last(pairs: list[Pair]) -> str:
 
 def _reference_state_dict(reference: object, function: str) -> Mapping[str, torch.Tensor]:
     if isinstance(reference, nn.Module):
-        return reference.state_dict()
+        return reference.state_dict(keep_vars=True)  # its parameters as Parameters: pairs check their kind
     if not isinstance(reference, Mapping):
         raise StateDictError(
             f"{function}(net, reference): reference is a {type(reference).__name__}, not a model or a state_dict"

@@ -145,7 +145,7 @@ def conv_geometry(
                 raise DimsError(
                     skipped,
                     allowed=f"a kernel at least {s} wide, a line in between that reduces the size, or an adaptive"
-                    " pool (nv.AvgPool2d() without a kernel) to reach any size",
+                    " pool (the pool written without a kernel, e.g. nv.MaxPool2d()) to reach any size",
                 )
         if transposed:
             plans = [

@@ -58,6 +58,7 @@ class PoolNd(Nerve):
         self._pad = None  # static (left, right) per dim applied before a window with no padding
         self.geometry = None
         if kernel_size is None:  # adaptive to the declared shape
+            _check_adaptive(self, dilation, padding, ceil_mode)
             self.uses_base_shape = not target.is_absolute
             self.pool = _MODULES[self.kind, True][rank](self._absolute) if target.is_absolute else None
             return
@@ -148,6 +149,29 @@ class PoolNd(Nerve):
         elif self._pad is not None:
             x = ops.function(F.pad, x, self._pad, value=fill)
         return ops.module("pool", x)
+
+
+def _check_adaptive(nerve: PoolNd, dilation, padding, ceil_mode) -> None:
+    """An adaptive pool has no window: a window's keyword without a kernel is a forgotten kernel, which
+    would silently pool another way (GoogLeNet's ``MaxPool2d(3, padding=0, ceil_mode=True)`` written
+    without its 3)."""
+    given = [
+        text
+        for text, unset in (
+            (f"dilation={dilation!r}", dilation == 1),
+            (f"padding={padding!r}", isinstance(padding, str) and padding == "same"),
+            (f"ceil_mode={ceil_mode!r}", ceil_mode is False),
+            ("count_include_pad=True", not nerve.count_include_pad),
+        )
+        if not unset
+    ]
+    if given:
+        name = type(nerve).__name__
+        raise NerveArgumentError(
+            f"{name} without a kernel pools adaptively to the declared shape, which has no window for"
+            f" {', '.join(given)}",
+            allowed=f"a kernel_size with them (e.g. {name}(3, {', '.join(given)})), or {name}() alone for adaptive pooling",
+        )
 
 
 class MaxPoolNd(PoolNd):

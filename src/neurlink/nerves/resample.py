@@ -74,8 +74,10 @@ class Interpolate(Nerve):
         target = self.target_dims[0].shape
         self._like = like is not None
         self.uses_base_shape = not target.is_absolute and not self._like
-        # one value stands for every dim when the shape is written as one (the rank is the input's)
-        self._ratios = None if target.is_absolute else ratio_pairs(target, target.rank or 1)
+        # one value stands for every dim when the shape is written as one (the rank is the input's), unless the
+        # lines before size each dim (neurlink.sizes): then every dim has its own steps
+        spatial = target.rank or (len(target.sizing) if target.sizing else None) or rank or 1
+        self._ratios = None if target.is_absolute else ratio_pairs(target, spatial)
         self._absolute = target.absolute if target.is_absolute else None
 
     def _steps(
