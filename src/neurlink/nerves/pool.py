@@ -151,7 +151,7 @@ class PoolNd(Nerve):
         return ops.module("pool", x)
 
 
-def _check_adaptive(nerve: PoolNd, dilation, padding, ceil_mode) -> None:
+def _check_adaptive(nerve: PoolNd, dilation: object, padding: object, ceil_mode: object) -> None:
     """An adaptive pool has no window: a window's keyword without a kernel is a forgotten kernel, which
     would silently pool another way (GoogLeNet's ``MaxPool2d(3, padding=0, ceil_mode=True)`` written
     without its 3)."""
