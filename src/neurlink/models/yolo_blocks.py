@@ -28,8 +28,8 @@ torch.Size([1, 32, 12, 16])
 
 The sub-lines are tagged with Ultralytics' names (``cv1``, ``m.0``, ``attn.qkv`` ...), which a weight
 mapping reads. Each block's sub-lines run in Ultralytics' order; its ``state_dict`` registers some
-modules before the ones that run first (``C2f.cv2`` before ``m``; ``C3k.cv3`` before ``m``;
-``Attention.proj`` before ``pe``), which is where :func:`~neurlink.interop.load_by_structure` needs
+modules before ones that run first (``C2f``'s and ``C2PSA``'s ``cv2`` before ``m``, ``C3k``'s ``cv2``
+and ``cv3`` before ``m``, ``Attention``'s ``proj`` before ``pe``), which is where :func:`~neurlink.interop.load_by_structure` needs
 ``order=`` (``tests/test_yolo_blocks.py`` shows each). Where the blocks read YAML settings: a row's
 ``n`` is its block's ``n`` after Ultralytics' depth scaling, its channels the line's after the width
 scaling (``parse_model``); YOLO11's ``C3k2`` rows are ``[c2, c3k, e]``, and its m, l and x models
