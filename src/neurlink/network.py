@@ -220,6 +220,29 @@ class Network(LinesModule):
 
         save_pretrained(self, directory)
 
+    def fuse(self) -> Network:
+        """Fold every BatchNorm that follows a conv into that conv, in place, for inference; returns the
+        network (``net.eval().fuse()``), which computes what it computed, with one module less per pair.
+
+        A pair is a norm that reads a conv's output and that nothing else reads: in one nerve
+        (``Conv2d_BN_ReLU``), on two lines (a ``Conv2d`` line read only by a ``BatchNorm2d`` line), in
+        any nerve's steps; transposed convs too, and a ``Linear`` read only by a ``BatchNorm1d`` on a line
+        of vectors. Each conv's weight is scaled per output channel and its bias made (where it had none)
+        or shifted; the norm's place holds a ``neurlink.fuse.FoldedNorm``, for which the flat forward
+        writes nothing. What is not exact is left (a norm without running statistics, a parametrized or
+        quantized conv, a conv whose output something else reads: ``neurlink.fuse`` lists them).
+
+        For inference: a network in training mode (or a norm of a pair in it) is refused, as is a hook on
+        either module of a pair, with a :class:`~neurlink.errors.NeurlinkError` naming the line, before
+        anything changes. After fuse() the state_dict has no keys for the folded norms and a ``bias`` for
+        each conv; ``save_pretrained`` refuses the fused network (its definition makes the norms): save
+        it before fusing, and fuse after ``from_pretrained``. With ``outputs=[...]`` or
+        ``output_intermediate=True``, a conv line whose norm line was folded gives the norm's output.
+        """
+        from .fuse import fold_norms  # fuse writes graphs of the lines, as the flat forward does
+
+        return fold_norms(self)
+
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         # checked first: a changed definition is reported per line (CheckpointError), not as torch's key dump
         check_state_dict(self, state_dict, strict=strict)
