@@ -421,3 +421,44 @@ def load_example(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_zoo_detector_trains_with_the_loss_at_any_size_and_its_output_postprocesses():
+    from neurlink.models import yolov8n
+
+    torch.manual_seed(0)
+    net = yolov8n(num_classes=3).train()
+    images = torch.randn(2, 3, 97, 131)  # not a multiple of 32: 13x17, 7x9 and 4x5 cells
+    truth = [(torch.tensor([[5.0, 7.0, 60.0, 90.0], [70.0, 10.0, 126.0, 40.0]]), torch.tensor([0, 2])), ([], [])]
+    losses = DetectionLoss(3)(net(images), truth)
+    losses.total.backward()
+    assert losses.box > 0 and losses.cls > 0 and losses.dfl > 0
+    # every parameter learns, but the box branches of levels where no anchor is a positive (here the two
+    # boxes' top 10 are all on stride 8, whose predicted boxes, 15 cells wide at init, are the closest)
+    quiet = {id(p) for p in net.parameters() if p.requires_grad and not (p.grad is not None and p.grad.abs().sum())}
+    head = net[-1]
+    branches = [{id(p) for j in range(3) for p in head[f"cv2.{k}.{j}"].parameters()} for k in range(3)]
+    assert quiet <= branches[1] | branches[2]
+    with torch.no_grad():
+        found = postprocess(net.eval()(images), score_threshold=0.0, max_detections=50)
+    assert [len(image["boxes"]) for image in found] == [50, 50]
+    assert all(0 <= image["labels"].min() and image["labels"].max() < 3 for image in found)
+
+
+def test_the_training_example_runs_two_steps(capsys):
+    example = load_example("train_detector")
+    score = example.main(["--steps", "2", "--batch-size", "2", "--size", "64", "--val-images", "4"])
+    printed = capsys.readouterr().out
+    assert "2 steps in" in printed and "mAP@0.5" in printed and "held-out images (112x144)" in printed
+    assert 0.0 <= score <= 1.0
+    images, targets = example.shapes(3, 40, 50, torch.Generator().manual_seed(0))
+    assert images.shape == (3, 3, 40, 50)
+    for target in targets:  # inside the image, of the three classes, one to four
+        boxes = target["boxes"]
+        assert (
+            1 <= len(boxes) <= 4
+            and (boxes[:, :2] >= 0).all()
+            and (boxes[:, 2] <= 50).all()
+            and (boxes[:, 3] <= 40).all()
+        )
+        assert set(target["labels"].tolist()) <= {0, 1, 2}

@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError, NerveArgumentError
 from ..nerves._args import positive_int, probability
+from .yolo import anchor_points, anchor_strides
 
 __all__ = [
     "postprocess",
@@ -367,26 +368,11 @@ def _decode(maps: Sequence[Tensor], strides: Sequence[int], bins: int) -> tuple[
     flat = torch.cat([level.flatten(2) for level in maps], 2).transpose(1, 2)  # (N, A, 4 * bins + classes)
     logits_box, logits_cls = flat.split((4 * bins, flat.shape[-1] - 4 * bins), -1)
     logits_box = logits_box.unflatten(-1, (4, bins))
-    points, per_anchor = _anchor_points(maps, strides)
+    points = anchor_points(list(maps)).T  # (A, 2): (j + 0.5, i + 0.5), level by level, row by row
+    per_anchor = anchor_strides(list(maps), tuple(float(stride) for stride in strides)).T
     distances = logits_box.softmax(-1) @ torch.arange(bins, dtype=flat.dtype, device=flat.device)  # the mean bin
     boxes = torch.cat((points - distances[..., :2], points + distances[..., 2:]), -1)
     return logits_box, logits_cls, boxes, points, per_anchor
-
-
-def _anchor_points(maps: Sequence[Tensor], strides: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """The anchor centres of all levels, row-major per level, in units of their stride ``(A, 2)``,
-    and each anchor's stride ``(A, 1)``."""
-    points, per_anchor = [], []
-    reference = maps[0]
-    for level, stride in zip(maps, strides):
-        height, width = level.shape[-2:]
-        ys = torch.arange(height, dtype=reference.dtype, device=reference.device) + 0.5
-        xs = torch.arange(width, dtype=reference.dtype, device=reference.device) + 0.5
-        points.append(torch.stack((xs.repeat(height), ys.repeat_interleave(width)), -1))
-        per_anchor.append(
-            torch.full((height * width, 1), float(stride), dtype=reference.dtype, device=reference.device)
-        )
-    return torch.cat(points), torch.cat(per_anchor)
 
 
 def _boxes_and_labels(target: Any, index: int, num_classes: int | None) -> tuple[Tensor, Tensor]:
