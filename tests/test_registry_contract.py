@@ -27,6 +27,7 @@ from test_densenet import PARAMETERS as DENSENET_PARAMETERS
 from test_hrnet import PARAMETERS as HRNET_PARAMETERS
 from test_inception import PARAMETERS as INCEPTION_PARAMETERS
 from test_regnet import PARAMETERS as REGNET_PARAMETERS
+from test_yolo import PARAMETERS as YOLO_PARAMETERS
 from test_zoo import PARAMETERS as RESNET_PARAMETERS
 from torch import fx
 
@@ -46,6 +47,7 @@ REFERENCE_PARAMETERS = {
     **PLAIN_PARAMETERS,
     **INCEPTION_PARAMETERS,
     **DENSENET_PARAMETERS,
+    **YOLO_PARAMETERS,
 }
 LARGE = 45_000_000  # parameters: above this a model's CPU run is marked slow (its count is checked in every run)
 # Models whose builder differs from another's in numbers only (depth, width, groups, stage counts, norm
@@ -71,6 +73,8 @@ VARIANT_OF = {
     **{f"shufflenet_v2_{width}": ("shufflenet_v2_x0_5",) for width in ("x1_0", "x1_5", "x2_0")},  # widths
     **{f"mnasnet{alpha}": ("mnasnet0_5",) for alpha in ("0_75", "1_0", "1_3")},  # depth multipliers
     "squeezenet1_0": ("squeezenet1_1",),  # other Fire widths and pool positions (AlexNet and VGG are above LARGE)
+    **{f"yolov8{scale}": ("yolov8n",) for scale in "sml"},  # Ultralytics' widths and depths (x is above LARGE)
+    **{f"yolo11{scale}": ("yolo11n",) for scale in "sml"},  # also C3k in every C3k2 (yolo11n has C3k rows)
 }
 
 
@@ -134,7 +138,9 @@ def test_runs_trains_saves_and_traces(name: str, tmp_path) -> None:
     net.train()
     loss = sum(t.float().square().mean() for t in _tensors(net(torch.randn(2, 3, *training))))
     loss.backward()
-    missing = [key for key, p in net.named_parameters() if p.grad is None or not p.grad.isfinite().all()]
+    missing = [  # (a frozen parameter, YOLO's DFL bins, has none to get)
+        key for key, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.isfinite().all())
+    ]
     assert not missing, f"parameters without a finite gradient: {missing[:5]}"
     net.zero_grad(set_to_none=True)
     net.eval()
