@@ -26,11 +26,11 @@ Each folded norm is replaced by a :class:`FoldedNorm`, a nerve whose steps retur
 forward writes nothing for it (no call per conv), and every other way of running the lines
 (``outputs=[...]``, ``torch.compile``, the tools) passes its input on. What is exact is folded, and only that:
 
-- a norm whose statistics are not running ones (``track_running_stats=False``: eval normalises each batch)
-  is left, as is a module of another class than torch's convs (and neurlink's own subclasses of them,
-  which read ``self.weight``), ``nn.Linear`` and torch's BatchNorms: a quantized or QAT conv, a
-  parametrized one (``weight_norm``, whose weight is computed), a subclass with a ``forward`` of its own;
-- so is a pair whose conv output is read by anything else (a skip connection, a declared output of the
+- a norm without running statistics (``track_running_stats=False``: eval normalises each batch) is left;
+- so is a pair of modules of other classes than torch's convs (and neurlink's own subclasses of them,
+  which read ``self.weight`` and ``self.bias``), ``nn.Linear`` and torch's BatchNorms: a quantized or QAT
+  conv, a parametrized one (``weight_norm``: its weight is computed), a subclass with a ``forward`` of its own;
+- and a pair whose conv output something else reads (a skip connection, a declared output of the
   network), a module called twice or held at two places, and a pair inside a module the flat forward calls
   as one (a plain ``torch.nn`` module written in a line, a nerve with a ``forward`` of its own, such as
   GoogLeNet's auxiliary heads, which compute nothing in eval). A nerve called as one module because of a
