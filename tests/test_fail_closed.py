@@ -93,6 +93,26 @@ def test_a_child_or_attribute_written_behind_the_nerves_back_is_read():
     torch.testing.assert_close(out, line_by_line(net, x), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(
+    ("line", "name", "value"),
+    [
+        (nv.ChannelShuffle(2), "groups", 4),
+        (nv.AvgPool2d(3), "count_include_pad", True),
+        (nv.PixelUnshuffle(), "factor", 1),
+        (nv.Conv2d(4), "padding_mode", "reflect"),
+    ],
+)
+def test_an_argument_of_a_built_line_is_refused_not_saved_and_ignored(line, name, value, tmp_path):
+    """The forward computes what the build derived from a nerve's arguments: setting one afterwards was saved by
+    save_pretrained and never computed (ChannelShuffle.groups = 4 shuffled in 2 groups)."""
+    dims = (16, 2) if name == "factor" else (4, 1)
+    net = nv.build([((4, 1), nv.Input()), (dims, line)])
+    with pytest.raises(neurlink.NerveArgumentError, match=rf"\.{name} is (an argument of|derived from) its line, fixed when"):
+        setattr(net[1], name, value)
+    net.save_pretrained(tmp_path)
+    assert "attributes" not in json.loads((tmp_path / "config.json").read_text())
+
+
 def test_a_class_level_change_of_a_nerves_computation_runs():
     net = small()
     x = x64(1, 3, 16, 16)

@@ -217,6 +217,18 @@ def test_a_window_keyword_without_a_kernel_is_refused(pool, given: str) -> None:
         nv.build([((3, 1), nv.Input()), ((3, "(1, 1)"), pool)])
 
 
+def test_a_growing_line_lands_on_the_line_on_its_own_path_not_a_side_branch() -> None:
+    """A side branch at the ratio a transposed conv returns to, written after the line it undoes, sized
+    "same": the transposed conv still lands on its own path's line (``A``, unpadded)."""
+    for side in (False, True):
+        lines = [((3, 1), nv.Input()), ((16, 2), nv.Conv2d[-1, "A"](3, padding="valid"))]
+        if side:
+            lines.append(((16, 2), nv.Conv2d[0, "B"](3)))
+        lines += [((16, 4), nv.Conv2d["A"](3)), ((16, 2), nv.ConvTransposed2d(4)), ((16, 2), nv.Add[[-1, "A"]]())]
+        ys = nv.build(lines)(torch.randn(1, 3, 65, 97), output_intermediate=True)
+        assert ys[-1].shape[2:] == ys[1].shape[2:] == (32, 48)
+
+
 def test_lines_of_different_sizes_at_one_ratio_are_refused_at_build() -> None:
     with pytest.raises(
         neurlink.DimsError, match=r"(?s)^line 3: .*sizes follow the geometry of different lines"

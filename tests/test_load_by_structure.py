@@ -277,3 +277,9 @@ def test_a_missing_bias_is_named_at_its_line_not_where_the_shapes_part(as_state_
     with pytest.raises(StateDictError, match=r"(?s)^line 1: .*norm.running_mean \[8\] is paired with reference key"
                        r" '1.bias' \[8\].*a buffer is paired with a parameter"):  # fmt: skip
         load_by_structure(net, reference.state_dict() if as_state_dict else reference)
+
+
+def test_the_way_back_keeps_the_module_versions_torchvisions_mnasnet_reads():
+    reference = torchvision.models.mnasnet0_5(num_classes=10)
+    net = load_by_structure(neurlink.mnasnet0_5(num_classes=10), reference)
+    reference.load_state_dict(to_reference_state_dict(net, reference))  # its loader needs _metadata's version

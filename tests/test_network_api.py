@@ -26,6 +26,19 @@ def test_len_and_indexing_like_a_sequential():
         net["layer5"]
 
 
+def test_a_line_is_replaced_by_assignment_like_a_sequentials():
+    net = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d_BN_ReLU[-1, "stem"](3)), ((8, 1), torch.nn.ReLU())])
+    x = torch.randn(1, 3, 8, 8)
+    net(x)
+    net[-1] = torch.nn.Tanh()
+    net["stem"].norm = torch.nn.Identity()
+    torch.testing.assert_close(net(x), torch.tanh(torch.relu(net[1].conv(x))))
+    with pytest.raises(neurlink.InputError, match=r"line 0 is an Input line .*no module to replace"):
+        net[0] = torch.nn.Identity()
+    with pytest.raises(neurlink.NeurlinkError, match="is not an nn.Module"):
+        net[1] = torch.relu
+
+
 def test_a_nerve_is_indexed_by_its_sub_lines_tags_as_a_network_by_its_lines():
     from neurlink.models.unet import UnetDecoderBlock
 

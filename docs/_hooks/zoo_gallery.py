@@ -37,6 +37,7 @@ from neurlink.models import (
     unet,
     vgg,
     vit,
+    yolo,
 )
 from neurlink.models.googlenet import _googlenet, googlenet_lines
 from neurlink.tools._lines import table_of
@@ -209,6 +210,16 @@ FAMILIES = (
         "segmentation_models_pytorch 0.6.0's `Unet` on a ResNet encoder, `(num_classes=1)`. Block:"
         " `UnetDecoderBlock` (`neurlink.models.unet`).",
     ),
+    Family(
+        "YOLOv8 and YOLO11 (detection)",
+        ("yolov8*", "yolo11*"),
+        "yolov8n",
+        (yolo.yolov8n, yolo.yolov8, yolo.yolov8_lines),
+        "Ultralytics 8.4.190's detectors, `(num_classes=80)`: the raw maps in training, boxes (xywh in pixels)"
+        " and class probabilities in eval, at any input size. Blocks: `C2f`, `C3k2`, `SPPF`, `C2PSA`"
+        " (`neurlink.models.yolo_blocks`); head: `Detect` (`neurlink.models.yolo`), reading the neck's `p3`,"
+        " `p4`, `p5`.",
+    ),
 )
 
 # Which test proves a model equal to its reference. The fast run compares outputs for some models
@@ -245,6 +256,7 @@ _SLOW = {
     "swin_b",
     "swin_v2_s",
     "swin_v2_b",
+    *(f"yolo{version}{scale}" for version in ("v8", "11") for scale in "mlx"),
 }
 # RegNets whose outputs tests/test_regnet.py compares (the 400MF ones in the default run)
 _REGNET_OUTPUTS = {"regnet_y_400mf", "regnet_x_400mf", *_REGNET_SLOW}
@@ -269,6 +281,8 @@ def reference(name: str) -> str:
         return f'smp.Unet("{name.removeprefix("unet_")}")'
     if name.startswith(("fcn_", "deeplabv3_", "lraspp_")):
         return f"torchvision.models.segmentation.{name}"
+    if name.startswith("yolo"):
+        return f'ultralytics DetectionModel("{name}.yaml")'
     return f"torchvision.models.{name}"
 
 
@@ -305,6 +319,16 @@ def proof(name: str) -> tuple[str, str]:
         size = "77x65" if name == "googlenet" else "80x97"
         return f"tests/test_inception.py::test_eval_outputs_are_torchvisions[{name}-{size}]", (
             "outputs (eval and training, tests/test_inception.py) and weights both ways"
+        )
+    if name in ("yolov8n", "yolo11n"):
+        return f"tests/test_yolo.py::test_eval_output_is_ultralytics[{name}]", (
+            "outputs at two sizes and any size, weights both ways (and yolov8n's training maps, loss and gradients)"
+        )
+    if name in ("yolov8s", "yolo11s"):
+        return f"tests/test_yolo.py::test_eval_output_is_ultralytics[{name}]", "outputs at two sizes"
+    if name.startswith("yolo"):
+        return f"tests/test_yolo.py::test_counts_keys_and_shapes_are_ultralytics[{name}]", (
+            "counts, keys and shapes both ways (its blocks are the n and s models')"
         )
     if name == "convnext_tiny":
         return "tests/test_families.py::test_convnext_is_torchvision", "outputs"

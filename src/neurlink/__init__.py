@@ -132,6 +132,16 @@ from .models import vit_l_16 as vit_l_16
 from .models import vit_l_32 as vit_l_32
 from .models import wide_resnet50_2 as wide_resnet50_2
 from .models import wide_resnet101_2 as wide_resnet101_2
+from .models import yolo11l as yolo11l
+from .models import yolo11m as yolo11m
+from .models import yolo11n as yolo11n
+from .models import yolo11s as yolo11s
+from .models import yolo11x as yolo11x
+from .models import yolov8l as yolov8l
+from .models import yolov8m as yolov8m
+from .models import yolov8n as yolov8n
+from .models import yolov8s as yolov8s
+from .models import yolov8x as yolov8x
 from .nerve import Input as Input
 from .nerve import Nerve as Nerve
 from .network import Network as Network

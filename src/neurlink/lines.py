@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, NoReturn
 
 from torch import nn
@@ -189,7 +190,15 @@ def written(line: Any) -> str:
 
 
 def _written_item(value: Any) -> str:
-    return value.__name__ if isinstance(value, type) else repr(value)  # ``nv.Conv2d`` shows as Conv2d
+    if isinstance(value, type):
+        return value.__name__  # ``nv.Conv2d`` shows as Conv2d
+    if isinstance(value, tuple):  # a dims pair computed by a nerve: its ratio as the number it is
+        return "(" + ", ".join(map(_written_item, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return str(value.numerator)
+        return repr(float(value)) if Fraction(float(value)) == value else repr(value)
+    return repr(value)
 
 
 _LINE_FORM = "((channels, shape), ..., Nerve(...)), e.g. ((64, 2), nv.Conv2d_BN_ReLU(7))"

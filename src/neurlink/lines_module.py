@@ -50,6 +50,21 @@ class LinesModule(nn.Module):
             raise LineIndexError(f"line {entry.index} is {what} {entry.written}: it has no module")
         return self.get_submodule(entry.name)
 
+    def __setitem__(self, line: int | str, module: nn.Module) -> None:
+        """Replace the module of a line, as a Sequential's: ``net[-1] = nn.Identity()``, ``net["head"] = ...``
+        (the same as setting the child by its name; the forward runs the new module)."""
+        table = self._lines_table()
+        entry = table.entries[table.index_of(line)]
+        if entry.name is None:
+            what = "an Input line" if self.__dict__.get("input_links") is None else "one of the nerve's inputs"
+            raise LineIndexError(f"line {entry.index} is {what} {entry.written}: it has no module to replace")
+        if not isinstance(module, nn.Module):
+            raise LineTypeError(
+                f"line {entry.index} {entry.written} holds a module; {type(module).__name__} is not an nn.Module",
+                allowed="net[line] = an nn.Module",
+            )
+        setattr(self, entry.name, module)
+
     def __len__(self) -> int:
         """The number of lines, Input lines (a nerve's inputs) included."""
         return len(self._lines_table().entries)

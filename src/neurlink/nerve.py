@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 
 import torch
 from torch import fx, nn
 
 from . import tree_watch
 from .context import Link, current
-from .errors import DefinitionError, DimsError, NeurlinkError
+from .errors import DefinitionError, DimsError, NerveArgumentError, NeurlinkError
 from .interpreter import EagerOps, Ops, run_lines
 from .lines import NerveDef, SelectedNerve
 from .lines_module import LinesModule
@@ -67,6 +67,8 @@ class Nerve(LinesModule, metaclass=NerveMeta):
     """
 
     uses_base_shape: bool
+    # the attributes its steps read on every trace, which may be set after the build (the others are refused)
+    live_attributes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,6 +80,28 @@ class Nerve(LinesModule, metaclass=NerveMeta):
         self.input_links: list[Link] = list(context.input_links)
         self.target_dims: list[Dims] = list(context.target_dims)
         self._table = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A nerve that neurlink runs (sub-lines, a built-in's steps) derived its computation from its arguments
+        # when the line was built; an argument set afterwards would be saved by save_pretrained and never
+        # computed (ChannelShuffle.groups, AvgPool2d.count_include_pad): refused, as a line to build again.
+        if (
+            self.__dict__.get("_built")
+            and name in self.__dict__
+            and not name.startswith("_")
+            and name != "training"  # train() and eval()
+            and name not in type(self).live_attributes
+            and not isinstance(value, nn.Module)
+            and type(self).forward is Nerve.forward
+        ):
+            what = "an argument of its line" if name in _arguments(type(self)) else "derived from its line"
+            raise NerveArgumentError(
+                f"{type(self).__name__}.{name} is {what}, fixed when the line was built (the forward computes"
+                f" what the build made of {name}={self.__dict__[name]!r})",
+                allowed="building the line again with the argument changed (nv.build of the lines), or changing"
+                " the torch modules inside the line (their attributes are read on every call)",
+            )
+        super().__setattr__(name, value)
 
     # --- helpers for subclasses ----------------------------------------------------------
 
@@ -237,6 +261,13 @@ LINES_FORWARD = Nerve.forward
 
 
 @functools.cache
+@functools.cache
+def _arguments(cls: type) -> frozenset[str]:
+    """The names of a nerve class's constructor arguments (what a line writes)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return frozenset(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self")
+
+
 def _signature(cls: type, method: str) -> inspect.Signature:
     """The signature of a method as called on an instance (without ``self``), once per class."""
     signature = inspect.signature(getattr(cls, method))

@@ -264,11 +264,26 @@ class LineTable:
             strides = [ratio / start_ratio for ratio, start_ratio in zip(ratios or (), first or ())]
             if ratios and first and all(s.denominator == 1 and s >= 1 for s in strides):
                 return tuple(append_step(dim, ("ceil", int(s))) for dim, s in zip(sizing, strides))
+        on_path = self._ancestors(links)  # the line it undoes is on its own input path, not a side branch
         for entry in reversed(self.entries):
+            if entry.index not in on_path:
+                continue
             for d in entry.dims:
                 if d.shape.ratios and _ratios(d.shape, rank) == ratios:
                     return d.shape.sizing_for(rank)
         return None
+
+    def _ancestors(self, links: tuple[Link, ...]) -> set[int]:
+        """The lines that ``links`` read, directly or through the lines between."""
+        seen: set[int] = set()
+        stack = [link.index for link in links]
+        while stack:
+            index = stack.pop()
+            if index in seen or not 0 <= index < len(self.entries):
+                continue
+            seen.add(index)
+            stack.extend(ref.line for ref in self.entries[index].refs)
+        return seen
 
     def _check_tag(self, tag) -> str | None:
         if tag is None:
@@ -658,6 +673,7 @@ def instantiate(nerve: NerveDef, links: tuple[Link, ...], dims: tuple[Dims, ...]
             allowed="a Nerve subclass calls super().__init__() first in its __init__",
         )
     module._finish_build()
+    object.__setattr__(module, "_built", True)  # its arguments are fixed from here (Nerve.__setattr__)
     return module
 
 

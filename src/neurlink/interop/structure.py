@@ -104,6 +104,9 @@ def to_reference_state_dict(
     pairs = [pair for pair in structure_pairs(model, state_dict, order) if pair.reference in state_dict]
     exported = export_pairs(model, pairs, "reference")
     result = OrderedDict((key, exported[key]) for key in state_dict if key in exported)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:  # the modules' versions, which some loaders read (torchvision's MNASNet)
+        result._metadata = metadata  # type: ignore[attr-defined]
     left = [key for key in state_dict if key not in exported]
     if left:  # a reference num_batches_tracked of a module that got no norm's statistics
         raise StateDictError(

@@ -161,3 +161,12 @@ from .yolo import yolov8m as yolov8m
 from .yolo import yolov8n as yolov8n
 from .yolo import yolov8s as yolov8s
 from .yolo import yolov8x as yolov8x
+from .yolo_blocks import C2PSA as C2PSA
+from .yolo_blocks import SPPF as SPPF
+from .yolo_blocks import AttentionHeads as AttentionHeads
+from .yolo_blocks import C2f as C2f
+from .yolo_blocks import C3k as C3k
+from .yolo_blocks import C3k2 as C3k2
+from .yolo_blocks import PSAAttention as PSAAttention
+from .yolo_blocks import PSABlock as PSABlock
+from .yolo_blocks import yolo_norm as yolo_norm

@@ -70,6 +70,10 @@ class ConvNd(Nerve):
     :mod:`neurlink.nn.to_size`'s subclasses, which derives them in its own ``forward``.
     """
 
+    live_attributes = frozenset(
+        {"norm_after_act"}
+    )  # read by its steps on every trace: may be set after the build (Nerve.__setattr__)
+
     spatial_rank: ClassVar[int] = 2
     transposed: ClassVar[bool] = False
     default_norm: ClassVar[bool] = False

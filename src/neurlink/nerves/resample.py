@@ -37,6 +37,10 @@ class Interpolate(Nerve):
     be called on its own tensors.
     """
 
+    live_attributes = frozenset(
+        {"mode", "align_corners"}
+    )  # read by its steps on every trace: may be set after the build (Nerve.__setattr__)
+
     keeps_rank = True  # its output has the spatial rank of its inputs
 
     def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:

@@ -162,6 +162,10 @@ class ToVector(Nerve):
     ``global_pool="avg"``; Swin's average pool). The line declares ``(C, "()")``. With a padding mask
     selected too, ``nv.ToVector[[-1, "mask"]]("mean")`` averages the tokens the mask keeps (False)."""
 
+    live_attributes = frozenset(
+        {"token"}
+    )  # read by its steps on every trace: may be set after the build (Nerve.__setattr__)
+
     layouts = _TOKENS
 
     def __init__(self, token: int | str = 0) -> None:
