@@ -107,7 +107,9 @@ def test_an_argument_of_a_built_line_is_refused_not_saved_and_ignored(line, name
     save_pretrained and never computed (ChannelShuffle.groups = 4 shuffled in 2 groups)."""
     dims = (16, 2) if name == "factor" else (4, 1)
     net = nv.build([((4, 1), nv.Input()), (dims, line)])
-    with pytest.raises(neurlink.NerveArgumentError, match=rf"\.{name} is (an argument of|derived from) its line, fixed when"):
+    with pytest.raises(
+        neurlink.NerveArgumentError, match=rf"\.{name} is (an argument of|derived from) its line, fixed when"
+    ):
         setattr(net[1], name, value)
     net.save_pretrained(tmp_path)
     assert "attributes" not in json.loads((tmp_path / "config.json").read_text())
