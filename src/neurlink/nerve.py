@@ -261,13 +261,13 @@ LINES_FORWARD = Nerve.forward
 
 
 @functools.cache
-@functools.cache
 def _arguments(cls: type) -> frozenset[str]:
     """The names of a nerve class's constructor arguments (what a line writes)."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    return frozenset(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self")
+    parameters = _signature(cls, "__init__").parameters.values()
+    return frozenset(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
+@functools.cache
 def _signature(cls: type, method: str) -> inspect.Signature:
     """The signature of a method as called on an instance (without ``self``), once per class."""
     signature = inspect.signature(getattr(cls, method))
