@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 import neurlink
 import neurlink.nerves as nv
-from neurlink import CheckpointError, NeurlinkError, PretrainedError, nn
+from neurlink import CheckpointError, NeurlinkError, PretrainedError, _names, nn
 from neurlink.lines import NerveDef
 from neurlink.shapes import Dims
 
@@ -130,7 +130,7 @@ def _every_kind_of_line(user) -> list:
         ((3, 1), nv.Input["image"](dtype=torch.float32)),
         ((16, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, act=nn.SiLU, norm=bn)),
         [((16, 2), nv.Conv2d_BN_ReLU(3, act=functools.partial(nn.LeakyReLU, 0.2)))] * 2,  # nested list
-        ((16, 2), nn.ReLU(inplace=True)),  # a plain module line
+        ((16, 2), nn.LeakyReLU(0.1)),  # a plain module line (not in place: line 5 reads line 3 too)
         ((48, 2), nv.Concat["stem":4]()),  # a slice bounded by a tag
         ((32, 4), user.Twice(nv.Conv2d_BN_ReLU(3, act=user.leaky), Dims(24, 4), scale=Fraction(1, 3))),
         ((32, 4), nv.SkipConnect2d[[-2, -1]](1, norm=nn.BatchNorm2d)),
@@ -155,7 +155,10 @@ def test_a_definition_of_every_kind_round_trips_with_a_trusted_user_nerve(tmp_pa
     assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
     lines = json.loads((tmp_path / "config.json").read_text())["lines"]
     assert lines[6]["nerve"]["class"] == f"{USER_MODULE}:Twice"
-    assert lines[4] == {"dims": [[16, 2]], "module": {"class": "torch.nn:ReLU", "kwargs": {"inplace": True}}}
+    assert lines[4] == {
+        "dims": [[16, 2]],
+        "module": {"class": "torch.nn:LeakyReLU", "kwargs": {"negative_slope": 0.1, "inplace": False}},
+    }
     assert lines[11]["nerve"]["selector"] == {"output": ["pair", 1]}
     assert lines[6]["nerve"]["kwargs"]["scale"] == {"fraction": [1, 3]}
     assert lines[6]["nerve"]["args"][1] == {"dims": [24, 4]}
@@ -736,3 +739,27 @@ def test_the_command_line_trusts_a_module_beside_the_user(tmp_path):
     trusted = subprocess.run([*command, "--trust", "beside_nerves"], cwd=tmp_path, capture_output=True, text=True)
     assert trusted.returncode == 0, trusted.stderr
     assert "Twice()" in trusted.stdout
+
+
+def test_lines_written_with_the_zoos_norms_save_and_load(tmp_path):
+    """``yolo_norm`` and ``basic_conv_norm`` are functions of neurlink.models that lines pass as ``norm=``:
+    named in config.json, read back; a builder of the same package is still refused as a name."""
+    from neurlink.models.googlenet import basic_conv_norm
+    from neurlink.models.yolo_blocks import C2f, conv
+
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((16, 2), conv(3)),
+            ((16, 2), C2f(1, True)),
+            ((8, 2), nv.Conv2d_BN_ReLU(1, norm=basic_conv_norm)),
+        ]
+    ).eval()
+    net.save_pretrained(tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    assert "neurlink.models.yolo_blocks:yolo_norm" in config or "neurlink.models:yolo_norm" in config
+    again = neurlink.from_pretrained(tmp_path)
+    x = torch.randn(1, 3, 33, 47)
+    torch.testing.assert_close(again(x), net(x), rtol=0, atol=0)
+    with pytest.raises(neurlink.errors.PretrainedError, match="which a definition may not name"):
+        _names.resolve("neurlink.models:resnet50", ())

@@ -33,7 +33,7 @@ from torch import nn
 
 from .errors import PretrainedError
 
-__all__ = ["name_of", "check", "resolve", "trusted_roots"]
+__all__ = ["name_of", "check", "resolve", "trusted_roots", "nameable"]
 
 _BUILT_IN_ROOTS = ("neurlink", "torch")
 # functions of torch and neurlink a definition may name (torch:load, torch:hub.load never)
@@ -42,6 +42,14 @@ _FUNCTION_NAMESPACES = ("torch.nn.functional", "torch.nn.init", "neurlink.nn.fun
 _PREFERRED = ("neurlink.nerves", "torch.nn", "neurlink.nn", "neurlink.models", *_FUNCTION_NAMESPACES)
 _PUBLIC = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # ASCII, no leading underscore: no _private, no __dunder__
 _MAX_NAME = 500
+
+
+def nameable(function):
+    """Mark a function of neurlink's own that a definition may name, as the zoo's lines do: a norm of the
+    zoo's settings (``yolo_norm``, BatchNorm of eps 1e-3 and momentum 0.03) passed as ``norm=``. A neurlink
+    function is named only so marked (or in ``neurlink.nn.functional``): never its loaders or builders."""
+    function.__neurlink_nameable__ = True
+    return function
 
 
 def trusted_roots(trusted) -> tuple[str, ...]:
@@ -122,7 +130,8 @@ def resolve(name, trusted: tuple[str, ...]):
         raise PretrainedError(
             f"{name!r} reaches the {type(value).__name__} {what}, which a definition may not name",
             allowed="an nn.Module class (nerves included), a function of torch.nn.functional, torch.nn.init or"
-            " neurlink.nn.functional, or a class or function defined in a trusted module",
+            " neurlink.nn.functional, a norm function of the zoo's, or a class or function defined in a trusted"
+            " module",
         )
     return value
 
@@ -135,6 +144,8 @@ def _acceptable(value, module_name: str, attributes: list[str], trusted: tuple[s
         if module_name in _FUNCTION_NAMESPACES:
             # F.relu, not F.torch.load: a function the namespace itself holds, torch's or neurlink's
             return len(attributes) == 1 and _within(defined_in, _BUILT_IN_ROOTS)
+        if _within(defined_in, ("neurlink",)) and inspect.getattr_static(value, "__neurlink_nameable__", False) is True:
+            return True  # a function neurlink marks as one its lines name (nameable)
         return _within(defined_in, trusted) and not _within(defined_in, _BUILT_IN_ROOTS)
     return False
 

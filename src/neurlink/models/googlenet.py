@@ -44,6 +44,7 @@ import torch
 from torch import fx, nn
 
 from .. import nerves as nv
+from .._names import nameable
 from .._registry import WeightsLoader, register_model
 from ..errors import DimsError
 from ..interpreter import Ops
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 
+@nameable
 def basic_conv_norm(channels: int) -> nn.BatchNorm2d:
     """The norm of torchvision's ``BasicConv2d`` (GoogLeNet's and Inception-v3's convs): ``nn.BatchNorm2d`` of eps
     0.001 (a named function, so that the lines print it short)."""

@@ -37,6 +37,7 @@ from typing import Any
 from torch import nn
 
 from .. import nerves as nv
+from .._names import nameable
 from .._registry import register_model
 from ..nerves._args import Act, Norm, positive_int
 from ._common import build_initialised, check_keywords, init_weights, kaiming_fan_out, positive_number, stage_lines
@@ -56,6 +57,7 @@ __all__ = [
 BN_MOMENTUM = 1 - 0.9997  # the paper's TensorFlow decay 0.9997, in PyTorch's convention
 
 
+@nameable
 def mnasnet_batch_norm(channels: int) -> nn.BatchNorm2d:
     """MNASNet's norm: ``nn.BatchNorm2d`` of momentum ``1 - 0.9997`` (a named function, so that the lines print it short)."""
     return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM)

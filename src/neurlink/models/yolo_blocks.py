@@ -46,6 +46,7 @@ import torch
 from torch import fx, nn
 
 from .. import nerves as nv
+from .._names import nameable
 from ..errors import DimsError, NerveArgumentError
 from ..interpreter import Ops
 from ..lines import PREVIOUS, NerveDef
@@ -69,6 +70,7 @@ __all__ = [
 ]
 
 
+@nameable
 def yolo_norm(channels: int) -> nn.BatchNorm2d:
     """The norm of Ultralytics' ``Conv``: ``nn.BatchNorm2d`` of eps 0.001 and momentum 0.03 (what its
     ``initialize_weights`` sets on every BatchNorm of a model), a named function so that lines print it short."""
