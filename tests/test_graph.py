@@ -9,6 +9,7 @@ import pytest
 from networks import small  # shared with test_summary.py
 
 import neurlink
+import neurlink.nerves as nv
 from neurlink import NeurlinkError
 
 MERMAID = """\
@@ -121,3 +122,23 @@ def test_the_readme_diagram_is_an_svg_with_the_shapes():
     svg = Path(__file__).resolve().parent.parent / "docs" / "tiny_unet.svg"  # neurlink graph examples/tiny_unet.py:...
     texts = {node.text for node in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}text")}
     assert {"3 'half' Residual[-1, 'half']()", "Concat[['half', -1]]()", "64 x base/2", "1x64x32x32"} <= texts
+
+
+def test_levels_draw_one_row_per_ratio():
+    """A small feature pyramid: with levels=True the lines of each ratio share a DOT rank (one row), so the
+    top-down path is drawn beside the backbone; without it the DOT has no ranks."""
+    net = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((8, 2), nv.Conv2d[-1, "c2"](3)),
+            ((16, 4), nv.Conv2d[-1, "c4"](3)),
+            ((16, 4), nv.Conv2d(1)),
+            ((16, 2), nv.Interpolate()),
+            ((24, 2), nv.Concat[[-1, "c2"]]()),
+        ]
+    )
+    drawing = neurlink.graph(net, levels=True)
+    dot = drawing.to_dot()
+    assert "  {rank=same; n1 n4 n5}" in dot and "  {rank=same; n2 n3}" in dot
+    assert "rank=same" not in neurlink.graph(net).to_dot()
+    assert [node.level for node in drawing.nodes] == ["base", "base/2", "base/4", "base/4", "base/2", "base/2"]

@@ -2,7 +2,7 @@
 
     neurlink list [PATTERN]                         the zoo, with parameter counts
     neurlink summary MODEL [--input 1x3x224x224] [--depth N]
-    neurlink graph MODEL -o out.svg|out.png|out.dot|out.mmd [--depth N]
+    neurlink graph MODEL -o out.svg|out.png|out.dot|out.mmd [--depth N] [--levels]
     neurlink check path/to/file.py:function ...     build on the meta device; exit 1 on an error
 
 MODEL is a zoo name (``resnet50``), a directory written by ``save_pretrained`` (``--trust MODULE``
@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", help="out.svg, out.png, out.pdf, out.dot or out.mmd (default: DOT on stdout)"
     )
     drawing.add_argument("--no-shapes", action="store_true", help="draw declared dims only, without a forward")
+    drawing.add_argument(
+        "--levels", action="store_true", help="one row per ratio (a feature pyramid), the lines left to right"
+    )
 
     check = commands.add_parser("check", help="build definitions on the meta device and report their errors")
     check.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
@@ -230,7 +233,7 @@ def _graph(args: argparse.Namespace, progress: Progress) -> int:
     if not args.no_shapes:
         sizes = _sizes(args, net)
         progress(f"running {args.model} on {', '.join('x'.join(map(str, s)) for s in sizes)}")
-    diagram = graph(net, sizes, depth=args.depth, dtype=_DTYPES[args.dtype], device=args.device)
+    diagram = graph(net, sizes, depth=args.depth, dtype=_DTYPES[args.dtype], device=args.device, levels=args.levels)
     if args.output is None:
         progress.clear()
         sys.stdout.write(diagram.to_dot())

@@ -60,6 +60,7 @@ class GraphNode:
     path: str
     label: tuple[str, ...]  # the label's text lines
     kind: str
+    level: str | None = None  # the ratio of a line of one output at a ratio (``base/8``), for levels=True
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class LineGraph:
     edges: list[GraphEdge]
     clusters: list[Cluster]  # the top-level ones; each holds its nested ones
     top: list[str]  # ids of the nodes outside every cluster
+    levels: bool = False  # DOT: one row per ratio (a pyramid), the lines flowing left to right
 
     def to_dot(self) -> str:
         """Graphviz DOT text (``dot -Tsvg``)."""
@@ -126,6 +128,13 @@ class LineGraph:
                 attributes.append("style=dashed")
             shown = f" [{', '.join(attributes)}]" if attributes else ""
             out.append(f"  {edge.source} -> {edge.target}{shown};")
+        if self.levels:  # the lines of one ratio side by side: backbone, top-down and bottom-up paths as columns
+            rows: dict[str, list[str]] = {}
+            for node_id in self.top:
+                level = nodes[node_id].level
+                if level is not None and level != "base":
+                    rows.setdefault(level, []).append(node_id)
+            out.extend(f"  {{rank=same; {' '.join(row)}}}" for row in rows.values() if len(row) > 1)
         out.append("}")
         return "\n".join(out) + "\n"
 
@@ -206,11 +215,14 @@ def graph(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | None = None,
+    levels: bool = False,
 ) -> LineGraph:
     """The line graph of a built network; with ``input_size`` (or ``inputs``), actual sizes in the labels.
 
     ``input_size``, ``dtype``, ``device`` and ``inputs`` are those of :func:`neurlink.summary`.
-    ``depth`` > 1 draws blocks as clusters of their own lines down to that depth.
+    ``depth`` > 1 draws blocks as clusters of their own lines down to that depth. ``levels=True`` draws
+    (in DOT) the lines of each ratio in one row, a feature pyramid as its papers draw it: the backbone
+    going down the rows, a neck's top-down and bottom-up paths beside it.
     """
     lines = walk(net, depth)
     sizes = {}
@@ -242,7 +254,9 @@ def graph(
             label += [f"out {k}: {text}" + (f", {measured[k]}" if measured else "") for k, text in enumerate(declared)]
         else:
             label += declared + measured
-        node = GraphNode(_node_id(line.path), line.path, tuple(label), kind)
+        shapes = [dims.shape for dims in line.entry.dims]
+        level = shape_text(shapes[0]) if len(shapes) == 1 and shapes[0].ratios and not shapes[0].is_tokens else None
+        node = GraphNode(_node_id(line.path), line.path, tuple(label), kind, level)
         nodes.append(node)
         (parent.nodes if parent else top).append(node.id)
         for source in line.sources:
@@ -250,7 +264,7 @@ def graph(
             if source.output is not None:
                 parts.append(f"out {source.output}")
             edges.append(GraphEdge(output_id(source.path), node.id, " ".join(parts), source.skip))
-    return LineGraph(nodes, edges, clusters, top)
+    return LineGraph(nodes, edges, clusters, top, levels)
 
 
 def _header(line: LineInfo) -> str:
