@@ -201,14 +201,22 @@ def test_compile_fullgraph(case):
         close(compiled(x * 2), net(x * 2))
 
 
-def test_onnx_export_runs_in_onnxruntime(case, tmp_path):
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+def test_onnx_export_runs_in_onnxruntime(case, tmp_path, dynamo):
+    """Both exporters: the legacy one (dynamo=False) traces with torch.jit and passes forward's defaults
+    positionally, which a keyword-only output_intermediate refused."""
     import onnxruntime  # the `export` extra
 
     net, x, expected = case
     path = tmp_path / "net.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation and progress notices
-        torch.onnx.export(net, (x,), str(path), dynamo=True, verbose=False)
+        try:
+            torch.onnx.export(net, (x,), str(path), dynamo=dynamo, verbose=False)
+        except torch.onnx.errors.UnsupportedOperatorError as error:  # torch's, for one operator only
+            if dynamo or "_upsample_bicubic2d_aa" not in str(error):
+                raise
+            pytest.skip("the legacy exporter has no antialiased bicubic resampling (position embeddings)")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (result,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     close(torch.from_numpy(result), expected, tol=1e-4)

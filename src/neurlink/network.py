@@ -253,7 +253,7 @@ class Network(LinesModule):
     def forward(
         self,
         inputs: Inputs,
-        *,
+        # positional too: torch.onnx's legacy exporter passes forward's defaults positionally
         output_intermediate: bool = False,
         outputs: Sequence[int | str] | None = None,
     ) -> Any:

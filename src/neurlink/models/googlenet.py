@@ -244,7 +244,7 @@ class AuxLogitsNetwork(nv.Network):
         self.outputs_type = outputs_type
 
     def forward(  # the same call; a namedtuple or the logits where Network returns the list of its outputs
-        self, inputs: Any, *, output_intermediate: bool = False, outputs: Sequence[int | str] | None = None
+        self, inputs: Any, output_intermediate: bool = False, outputs: Sequence[int | str] | None = None
     ) -> Any:
         if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
             output_intermediate, outputs = False, None  # fx.symbolic_trace makes every argument a placeholder

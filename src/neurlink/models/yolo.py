@@ -288,7 +288,7 @@ class Detector(nv.Network):
             raise error
 
     def forward(  # the same call; the maps as a list in training, decoded in eval
-        self, inputs: Any, *, output_intermediate: bool = False, outputs: Sequence[int | str] | None = None
+        self, inputs: Any, output_intermediate: bool = False, outputs: Sequence[int | str] | None = None
     ) -> Any:
         if isinstance(output_intermediate, fx.Proxy) or isinstance(outputs, fx.Proxy):
             output_intermediate, outputs = False, None  # fx.symbolic_trace makes every argument a placeholder
