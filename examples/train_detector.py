@@ -65,7 +65,7 @@ def shapes(
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="side of the training images")
     parser.add_argument("--lr", type=float, default=0.002, help="AdamW's learning rate after the warm-up")
