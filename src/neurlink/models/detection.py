@@ -203,7 +203,7 @@ def assign_targets(
     boxes and ``points`` ``(A, 2)`` the anchor centres, all in pixels; ``gt_boxes`` ``(M, 4)`` and
     ``gt_labels`` ``(M,)`` the ground truth. For every ground-truth box, its candidates are the
     anchors whose centres lie inside it (a side shorter than ``min_side`` widened to it about the
-    centre, so that a small object still has anchors: YOLOv8's rule, the middle stride); of those,
+    centre, so that a small object still has anchors: YOLOv8's rule, 16 pixels); of those,
     the ``topk`` with the largest alignment ``t = score ** alpha * overlap ** beta`` (``score`` the
     anchor's probability of the box's class, ``overlap`` the CIoU of its predicted box with the
     ground truth, clamped at 0: YOLOv8's choice, where TOOD takes the IoU) become its positives. An
@@ -292,8 +292,8 @@ class DetectionLoss(nn.Module):
         self.topk = positive_int("topk", topk, owner)
         self.box_gain, self.cls_gain, self.dfl_gain = box_gain, cls_gain, dfl_gain
         self.alpha, self.beta = alpha, beta
-        # candidates' smallest side: the middle stride (YOLOv8's; the only one for a single level)
-        self.min_side = float(self.strides[len(self.strides) // 2] if len(self.strides) > 1 else self.strides[0])
+        # candidates' smallest side: the second stride, 16 of (8, 16, 32) (YOLOv8's; the only one of a single level)
+        self.min_side = float(self.strides[1] if len(self.strides) > 1 else self.strides[0])
 
     def forward(self, maps: Sequence[Tensor], targets: Sequence[Any]) -> DetectionLosses:
         batch = self._check_maps(maps)
