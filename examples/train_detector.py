@@ -64,13 +64,21 @@ def shapes(
     return images, targets
 
 
+def positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1 (argparse reports anything else)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--size", type=int, default=128, help="side of the training images")
+    parser.add_argument("--steps", type=positive, default=300)
+    parser.add_argument("--batch-size", type=positive, default=8)
+    parser.add_argument("--size", type=positive, default=128, help="side of the training images")
     parser.add_argument("--lr", type=float, default=0.002, help="AdamW's learning rate after the warm-up")
-    parser.add_argument("--val-images", type=int, default=64, help="held-out images, 112x144")
+    parser.add_argument("--val-images", type=positive, default=64, help="held-out images, 112x144")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

@@ -462,3 +462,35 @@ def test_the_training_example_runs_two_steps(capsys):
             and (boxes[:, 3] <= 40).all()
         )
         assert set(target["labels"].tolist()) <= {0, 1, 2}
+
+
+def test_the_loss_takes_the_heads_strides_and_refuses_strides_the_maps_do_not_have():
+    from neurlink.models import yolov8n
+
+    net = yolov8n(num_classes=3)
+    maps = net.train()(torch.rand(1, 3, 64, 96))
+    truth = [{"boxes": torch.tensor([[4.0, 6.0, 40.0, 30.0]]), "labels": torch.tensor([1])}]
+    same = DetectionLoss(3, strides=net[-1].strides)(maps, truth)  # the head's strides are floats
+    torch.testing.assert_close(same.total, DetectionLoss(3)(maps, truth).total)
+    with pytest.raises(InputError, match=r"maps of 8 at stride 32, 4 at stride 16, 2 at stride 8 cannot come from"):
+        DetectionLoss(3, strides=(32, 16, 8))(maps, truth)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "message"),
+    [
+        ([[float("nan"), 1.0, 20.0, 20.0]], "are not all finite"),
+        ([[0.1, 0.2, 0.5, 0.6]], "normalised to the image's size"),
+    ],
+)
+def test_the_loss_refuses_boxes_it_would_learn_nothing_from(boxes, message):
+    maps = [torch.zeros(1, 64 + 2, 64 // s, 64 // s) for s in (8, 16, 32)]
+    with pytest.raises(InputError, match=message):
+        DetectionLoss(2)(maps, [{"boxes": torch.tensor(boxes), "labels": torch.tensor([0])}])
+
+
+def test_postprocess_of_half_precision_outputs():
+    output = torch.tensor([[[20.0], [20.0], [10.0], [10.0], [0.9]]])
+    for dtype in (torch.bfloat16, torch.float16):
+        (found,) = postprocess(output.to(dtype))
+        torch.testing.assert_close(found["boxes"], torch.tensor([[15.0, 15.0, 25.0, 25.0]]))

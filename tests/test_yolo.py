@@ -346,6 +346,32 @@ def test_save_pretrained_round_trip(small, tmp_path) -> None:
         torch.testing.assert_close(again(x), small(x), rtol=0, atol=0)
     with pytest.raises(PretrainedError, match="registered builder"):
         yolo.yolov8(Scale(0.33, 0.25, 512)).save_pretrained(tmp_path / "own")
+    named = yolo.yolo11("n", num_classes=2).eval()  # a named scale is its builder's network, and saves as it
+    named.save_pretrained(tmp_path / "named")
+    again = neurlink.from_pretrained(tmp_path / "named")
+    assert isinstance(again, Detector) and again[-1].num_classes == 2
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), named(x), rtol=0, atol=0)
+
+
+def test_a_head_of_one_level_of_the_users_own() -> None:
+    """One level: the network returns a list of its one map in training (not the map split by image) and
+    decodes it in eval; the head of a user's lines starts with Ultralytics' biases, as the zoo's."""
+    from neurlink.models.yolo_blocks import conv
+
+    net = Detector([((3, 1), nv.Input()), ((32, 8), conv[-1, "p3"](3)), ((67, 8), Detect["p3"]())])
+    maps = net.train()(torch.rand(2, 3, 64, 40))
+    assert [tuple(m.shape) for m in maps] == [(2, 67, 8, 5)]
+    assert net.eval()(torch.rand(2, 3, 64, 40)).shape == (2, 7, 40)
+    head = net[-1]
+    assert torch.all(head["cv2.0.2"].conv.bias == 2.0)
+    torch.testing.assert_close(head["cv3.0.2"].conv.bias, torch.full((3,), math.log(5 / 3 / (640 / 8) ** 2)))
+
+
+def test_the_lines_take_a_scale_by_its_letter() -> None:
+    assert len(yolo.yolov8_lines("n")) == len(yolo.yolov8_lines(yolo.YOLOV8_SCALES["n"])) == 24
+    with pytest.raises(NerveArgumentError, match=r"yolo11_lines: scale='q' is not a scale"):
+        yolo.yolo11_lines("q")
 
 
 def test_fx_symbolic_trace(small) -> None:

@@ -100,13 +100,17 @@ def postprocess(
     positive_int("max_detections", max_detections, owner)
     if isinstance(output, (list, tuple)):
         raise InputError(
-            f"{owner}: got a list of {len(output)} tensors, a detector's output in training mode",
-            allowed="the eval output, a tensor (N, 4 + classes, anchors): call net.eval() before the forward",
+            f"{owner}: got {len(output)} tensors, the head's maps: a detector's output in training mode, or the"
+            " output of lines built with nv.build (which do not decode the maps)",
+            allowed="the eval output, a tensor (N, 4 + classes, anchors): net.eval() before the forward, and lines"
+            " built with neurlink.models.yolo.Detector(lines) (or net[-1].decode(maps))",
         )
     if not isinstance(output, Tensor) or output.dim() != 3 or output.shape[1] < 5:
         shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise InputError(f"{owner}: output {shape} is not (N, 4 + classes, anchors)", allowed="a tensor (N, 4 + C, A)")
     found = []
+    if output.dtype in (torch.float16, torch.bfloat16):  # torchvision's NMS takes float32 on the CPU
+        output = output.float()
     for image in output.detach():
         boxes = _xywh_to_xyxy(image[:4].T)
         probabilities = image[4:].T  # (anchors, classes)
@@ -285,7 +289,11 @@ class DetectionLoss(nn.Module):
         self.num_classes = positive_int("num_classes", num_classes, owner)
         if not isinstance(strides, (tuple, list)) or not strides:
             raise NerveArgumentError(f"{owner}: strides={strides!r} is not a sequence", allowed="e.g. (8, 16, 32)")
-        self.strides = tuple(positive_int("strides", stride, owner) for stride in strides)
+        # whole strides, given as ints or as a head's floats (DetectionLoss(nc, strides=net[-1].strides))
+        self.strides = tuple(
+            positive_int("strides", int(stride) if isinstance(stride, float) and stride.is_integer() else stride, owner)
+            for stride in strides
+        )
         self.reg_max = positive_int("reg_max", reg_max, owner)
         if reg_max < 2:
             raise NerveArgumentError(f"{owner}: reg_max={reg_max!r} gives no distribution", allowed="reg_max >= 2")
@@ -357,6 +365,15 @@ class DetectionLoss(nn.Module):
                 raise InputError(
                     f"DetectionLoss: the maps' batch sizes differ: {[tuple(t.shape) for t in maps]}", allowed=allowed
                 )
+        for dim in (2, 3):  # a map of n cells at stride s comes from an image of s * (n - 1) + 1 to s * n pixels
+            low = max(stride * (t.shape[dim] - 1) + 1 for t, stride in zip(maps, self.strides))
+            high = min(stride * t.shape[dim] for t, stride in zip(maps, self.strides))
+            if low > high:
+                sizes = ", ".join(f"{t.shape[dim]} at stride {s}" for t, s in zip(maps, self.strides))
+                raise InputError(
+                    f"DetectionLoss: maps of {sizes} cannot come from one image: the strides are not the maps'",
+                    allowed="strides= in the head's order (DetectionLoss(num_classes, strides=net[-1].strides))",
+                )
         return maps[0].shape[0]
 
 
@@ -398,6 +415,14 @@ def _boxes_and_labels(target: Any, index: int, num_classes: int | None) -> tuple
         raise InputError(
             f"target {index}: labels {labels.tolist()} outside the {num_classes} classes",
             allowed=f"0 <= label < {num_classes}",
+        )
+    if not torch.isfinite(boxes).all():
+        raise InputError(f"target {index}: boxes {boxes.tolist()} are not all finite", allowed=allowed)
+    if boxes.numel() and boxes.abs().max() <= 1.0:  # no box of a pixel or more: coordinates normalised to 0..1
+        raise InputError(
+            f"target {index}: every box lies within 1 pixel of the corner ({boxes.tolist()[:2]}...): boxes"
+            " normalised to the image's size",
+            allowed="(x1, y1, x2, y2) in pixels: multiply normalised boxes by (width, height, width, height)",
         )
     flipped = (boxes[:, 2:] < boxes[:, :2]).any(1)
     if flipped.any():

@@ -211,6 +211,7 @@ class Detect(nv.Nerve):
         self.add((*self.target_dims, nv.Bundle[ends]()))
         # not a line: what turns the box distributions into distances when the maps are decoded
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self.initialise_biases()  # a head of the user's own starts as Ultralytics' do (its class prior)
 
     def initialise_biases(self, image_size: int = 640) -> None:
         """Ultralytics' ``Detect.bias_init``: each box conv's bias 2.0, each class conv's
@@ -282,7 +283,8 @@ class Detector(nv.Network):
         if not isinstance(self[-1], Detect):
             error = DefinitionError(
                 f"a Detector's last line is its Detect head, but it is {type(self[-1]).__name__}",
-                allowed='a last line ((no, 8), (no, 16), (no, 32), Detect[["p3", "p4", "p5"]]())',
+                allowed='a last line of the head, e.g. ((144, 8), (144, 16), (144, 32), Detect[["p3", "p4", "p5"]]())'
+                " for 80 classes (4 * 16 box channels + one per class, at each level)",
             )
             error.locate(last.index, last.tag, last.written)
             raise error
@@ -295,6 +297,8 @@ class Detector(nv.Network):
         if output_intermediate or outputs is not None:
             return super().forward(inputs, output_intermediate=output_intermediate, outputs=outputs)
         maps = super().forward(inputs)
+        if isinstance(maps, torch.Tensor):  # a head of one level: its one map, not a tuple of them
+            maps = (maps,)
         if self.training:
             return list(maps)
         return cast(Detect, self[-1]).decode(maps)
@@ -362,10 +366,12 @@ def _head(num_classes: int, reg_max: int = 16) -> int:
     return 4 * reg_max + num_classes
 
 
-def yolov8_lines(scale: Scale, num_classes: int = 80) -> list[Any]:
-    """The lines of Ultralytics' ``yolov8.yaml`` at ``scale``, row for row (line ``k + 1`` is its row
-    ``k``): the backbone's stages tagged ``c3``, ``c4``, ``c5`` (ratios 8, 16, 32), the neck's top-down
-    line ``fpn4`` and its outputs ``p3``, ``p4``, ``p5``, which the :class:`Detect` head reads."""
+def yolov8_lines(scale: Scale | str, num_classes: int = 80) -> list[Any]:
+    """The lines of Ultralytics' ``yolov8.yaml`` at ``scale`` (a :class:`Scale` or its letter), row for row
+    (line ``k + 1`` is its row ``k``): the backbone's stages tagged ``c3``, ``c4``, ``c5`` (ratios 8, 16,
+    32), the neck's top-down line ``fpn4`` and its outputs ``p3``, ``p4``, ``p5``, which the :class:`Detect`
+    head reads. Build them with :class:`Detector` (``Detector(lines)``), which decodes the head's maps."""
+    scale = _scale("yolov8_lines", scale, YOLOV8_SCALES)
     c, n = scale.channels, scale.repeats
     out = _head(num_classes)
     return [
@@ -398,9 +404,11 @@ def yolov8_lines(scale: Scale, num_classes: int = 80) -> list[Any]:
     ]
 
 
-def yolo11_lines(scale: Scale, num_classes: int = 80) -> list[Any]:
-    """The lines of Ultralytics' ``yolo11.yaml`` at ``scale``, row for row (line ``k + 1`` is its row
-    ``k``), tagged as :func:`yolov8_lines` (``c5`` is the attention block after SPPF)."""
+def yolo11_lines(scale: Scale | str, num_classes: int = 80) -> list[Any]:
+    """The lines of Ultralytics' ``yolo11.yaml`` at ``scale`` (a :class:`Scale` or its letter), row for row
+    (line ``k + 1`` is its row ``k``), tagged as :func:`yolov8_lines` (``c5`` is the attention block after
+    SPPF)."""
+    scale = _scale("yolo11_lines", scale, YOLO11_SCALES)
     c, n = scale.channels, scale.repeats
     out = _head(num_classes)
     return [
@@ -444,24 +452,28 @@ def _scale(family: str, scale: Scale | str, scales: dict[str, Scale]) -> Scale:
     )
 
 
-def _detector(lines: list[Any]) -> Detector:
-    """The network of the lines, initialised as Ultralytics initialises its ``DetectionModel``: PyTorch's
-    default init of every conv, the norms' (``yolo_norm``), and the head's biases (``Detect.bias_init``)."""
+def _detector(family: str, scale: Scale | str, scales: dict[str, Scale], num_classes: int) -> Detector:
+    """The network of the family's lines, initialised as Ultralytics initialises its ``DetectionModel``:
+    PyTorch's default init of every conv, the norms' (``yolo_norm``), the head's biases (``Detect``'s).
+    A named scale is the registered builder's network (``yolov8("s")`` is ``yolov8s()``), and saves as it."""
+    lines = (yolov8_lines if family == "yolov8" else yolo11_lines)(scale, _classes(family, num_classes))
     net = Detector(lines)
-    cast(Detect, net[-1]).initialise_biases()
+    name = next((f"{family}{letter}" for letter, known in scales.items() if scale in (letter, known)), None)
+    if name is not None:  # what save_pretrained records: the builder from_pretrained calls
+        object.__setattr__(net, "_made_by", (name, {"num_classes": num_classes}, __name__))
     return net
 
 
 def yolov8(scale: Scale | str = "n", num_classes: int = 80) -> Detector:
     """YOLOv8 at ``scale`` (``"n"``, ``"s"``, ``"m"``, ``"l"``, ``"x"`` or a :class:`Scale`) with
     ``num_classes`` classes: Ultralytics' ``DetectionModel("yolov8{scale}.yaml", nc=num_classes)``."""
-    return _detector(yolov8_lines(_scale("yolov8", scale, YOLOV8_SCALES), _classes("yolov8", num_classes)))
+    return _detector("yolov8", _scale("yolov8", scale, YOLOV8_SCALES), YOLOV8_SCALES, num_classes)
 
 
 def yolo11(scale: Scale | str = "n", num_classes: int = 80) -> Detector:
     """YOLO11 at ``scale`` (``"n"``, ``"s"``, ``"m"``, ``"l"``, ``"x"`` or a :class:`Scale`) with
     ``num_classes`` classes: Ultralytics' ``DetectionModel("yolo11{scale}.yaml", nc=num_classes)``."""
-    return _detector(yolo11_lines(_scale("yolo11", scale, YOLO11_SCALES), _classes("yolo11", num_classes)))
+    return _detector("yolo11", _scale("yolo11", scale, YOLO11_SCALES), YOLO11_SCALES, num_classes)
 
 
 def _classes(family: str, num_classes: Any) -> int:
