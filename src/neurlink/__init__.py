@@ -14,6 +14,8 @@ from . import nerves as nv  # noqa: F401 - the short name the grammar is written
 from . import nn as nn
 from . import tools as tools
 from ._version import __version__ as __version__
+from .definition_files import DefinitionFileError as DefinitionFileError
+from .definition_files import from_file as from_file
 from .errors import CheckpointError as CheckpointError
 from .errors import CheckpointNotFoundError as CheckpointNotFoundError
 from .errors import DefinitionError as DefinitionError

@@ -220,6 +220,17 @@ class Network(LinesModule):
 
         save_pretrained(self, directory)
 
+    def to_file(self, path: str | os.PathLike[str]) -> None:
+        """Write the definition lines into ``path``, YAML (``.yaml``, ``.yml``) or JSON (``.json``), one
+        line of the file per line of the definition (``[line] * n`` as ``* n``), for a person to read and
+        edit: :func:`neurlink.from_file` builds it again. A zoo model is written as its lines too, with
+        the builder call it came from (``made_by``) and its ``num_classes`` as a parameter. The text is
+        read back before it is written and must make this network's modules (a module replaced after
+        the build is refused, naming it); the weights are not written (``save_pretrained`` keeps them)."""
+        from .definition_files import to_file
+
+        to_file(self, path)
+
     def fuse(self) -> Network:
         """Fold every BatchNorm that follows a conv into that conv, in place, for inference; returns the
         network (``net.eval().fuse()``), which computes what it computed, with one module less per pair.

@@ -1,0 +1,268 @@
+"""A definition file's text as plain data that knows where each value is written: YAML or JSON.
+
+Both are read into :class:`Node` trees (a value, its line and column) and nothing else. YAML is
+composed by PyYAML's safe loader and its scalars constructed one by one: a tag other than
+``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``, ``!!seq`` and ``!!map`` (``!!python/...``,
+``!!binary``, ``!!set``, a timestamp, a merge key) is refused where it is written, and so is an
+alias (``*name``), which could make a few lines of text expand to billions of values. JSON is
+read by a small parser here that keeps the positions (the standard library's keeps none), as
+strictly as ``json``: no NaN, no duplicate keys, nothing after the document.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import json.decoder
+import json.scanner
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from .._config import MAX_DEPTH
+from .errors import DefinitionFileError
+
+__all__ = ["Node", "read_document", "MAX_BYTES"]
+
+MAX_BYTES = 4 * 2**20  # a definition is kilobytes; a file of megabytes is not one
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_YAML}{kind}" for kind in ("str", "int", "float", "bool", "null")}
+
+
+@dataclass
+class Node:
+    """One value of the file: a scalar, a list of nodes or a dict of them, at ``line``:``column`` (1-based).
+
+    A string's ``text_column`` is the file column of its first character when the text is the file's
+    characters one for one (an unquoted YAML scalar on one line, a string without escapes), else None."""
+
+    value: Any
+    line: int
+    column: int
+    text_column: int | None = None
+    keys: dict[str, Node] = field(default_factory=dict)  # a mapping's keys, where they are written
+    end_line: int | None = None  # the last line a YAML scalar is written on
+
+
+def read_document(text: str, file: str, kind: str) -> Node:
+    """The tree of ``text`` (``kind`` "yaml" or "json"), or a DefinitionFileError at the mistake."""
+    lines = text.splitlines()
+    try:
+        if kind == "json":
+            return _Json(text, file, lines).document()
+        return _read_yaml(text, file, lines)
+    except RecursionError:
+        raise DefinitionFileError(f"values nest deeper than {MAX_DEPTH} levels", file=file) from None
+
+
+def _fail(file: str, lines: list[str], line: int, column: int, reason: str, allowed: str | None = None) -> NoReturn:
+    source = lines[line - 1] if 0 < line <= len(lines) else None
+    raise DefinitionFileError(
+        reason, allowed=allowed, file=file, line=line, column=column, source=source, offset=column - 1 or None
+    )
+
+
+# --- YAML ---------------------------------------------------------------------------------------------
+
+
+def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        _fail(file, lines, line, column, f"not valid YAML: {problem}", allowed=_yaml_hint(problem))
+    except yaml.YAMLError as error:  # a character YAML does not read (a control character)
+        position = getattr(error, "position", 0) or 0
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        _fail(file, lines, line, column, f"not valid YAML: {error}")
+    finally:
+        loader.dispose()
+    if root is None:
+        _fail(file, lines, 1, 1, "the file is empty", allowed="a mapping with lines: (and params:, ...)")
+    return _YamlTree(file, lines).node(root, 0)
+
+
+def _yaml_hint(problem: str) -> str | None:
+    if "\\t" in problem or "tab" in problem:
+        return "YAML indents with spaces, never tabs"
+    if "block end" in problem or "indentation" in problem or "mapping values are not allowed" in problem:
+        return (
+            "the items of a list start at one column ('  - ...' under 'lines:'); a line holding ': '"
+            " or ' #' is written in quotes"
+        )
+    return None
+
+
+class _YamlTree:
+    def __init__(self, file: str, lines: list[str]) -> None:
+        import yaml.constructor
+
+        self.file, self.lines = file, lines
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.seen: set[int] = set()
+
+    def fail(self, node: Any, reason: str, allowed: str | None = None) -> NoReturn:
+        _fail(self.file, self.lines, node.start_mark.line + 1, node.start_mark.column + 1, reason, allowed)
+
+    def node(self, node: Any, depth: int) -> Node:
+        import yaml
+
+        if id(node) in self.seen:
+            self.fail(
+                node, "an alias (*name) repeats a value written elsewhere: a definition file is read without them"
+            )
+        self.seen.add(id(node))
+        if depth > MAX_DEPTH:
+            self.fail(node, f"values nest deeper than {MAX_DEPTH} levels")
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
+            try:
+                value = self.constructor.construct_object(node)
+            except (ValueError, yaml.YAMLError) as error:  # an int of 5,000 digits, a malformed number
+                self.fail(node, f"{node.value[:40]!r} cannot be read: {error}")
+            text_column = None
+            if isinstance(value, str) and node.start_mark.line == node.end_mark.line:
+                quotes = 0 if node.style is None else 1
+                if node.end_mark.column - node.start_mark.column == len(value) + 2 * quotes:
+                    text_column = column + quotes  # the characters as written (no escapes, no folding)
+            return Node(value, line, column, text_column, end_line=node.end_mark.line + 1)
+        if isinstance(node, yaml.SequenceNode) and node.tag == f"{_YAML}seq":
+            return Node([self.node(item, depth + 1) for item in node.value], line, column)
+        if isinstance(node, yaml.MappingNode) and node.tag == f"{_YAML}map":
+            result: dict[str, Node] = {}
+            keys: dict[str, Node] = {}
+            for key_node, value_node in node.value:
+                key = self.node(key_node, depth + 1)
+                if not isinstance(key.value, str):
+                    self.fail(key_node, f"a key is a name, not {type(key.value).__name__} {key.value!r}")
+                if key.value in result:
+                    self.fail(key_node, f"the key {key.value!r} is written twice (line {keys[key.value].line} too)")
+                result[key.value], keys[key.value] = self.node(value_node, depth + 1), key
+            return Node(result, line, column, keys=keys)
+        tag = node.tag.replace(_YAML, "!!")
+        self.fail(
+            node,
+            f"the tag {tag} is not read: a definition file holds plain data, and nothing in it is constructed or run",
+            allowed="strings, numbers, true/false, null, lists and mappings (a date or another value that YAML"
+            " would read as one is written in quotes)",
+        )
+
+
+# --- JSON ---------------------------------------------------------------------------------------------
+
+
+class _Json:
+    """A strict JSON parser that keeps each value's position."""
+
+    def __init__(self, text: str, file: str, lines: list[str]) -> None:
+        self.text, self.file, self.lines = text, file, lines
+        self.starts = [0] + [k + 1 for k, c in enumerate(text) if c == "\n"]
+        self.at = 0
+
+    def where(self, position: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, position)
+        return line, position - self.starts[line - 1] + 1
+
+    def fail(self, position: int, reason: str) -> NoReturn:
+        line, column = self.where(position)
+        _fail(self.file, self.lines, line, column, f"not valid JSON: {reason}")
+
+    def skip(self) -> None:
+        while self.at < len(self.text) and self.text[self.at] in " \t\r\n":
+            self.at += 1
+
+    def document(self) -> Node:
+        self.skip()
+        node = self.value(0)
+        self.skip()
+        if self.at != len(self.text):
+            self.fail(self.at, "more text after the document's end")
+        return node
+
+    def value(self, depth: int) -> Node:
+        if depth > MAX_DEPTH:
+            self.fail(self.at, f"values nest deeper than {MAX_DEPTH} levels")
+        start = self.at
+        line, column = self.where(start)
+        char = self.text[start : start + 1]
+        if char == "{":
+            return self.mapping(depth, line, column)
+        if char == "[":
+            return self.array(depth, line, column)
+        if char == '"':
+            text = self.string()
+            exact = self.text[start + 1 : self.at - 1] == text
+            return Node(text, line, column, column + 1 if exact else None)
+        for word, value in (("true", True), ("false", False), ("null", None)):
+            if self.text.startswith(word, start):
+                self.at += len(word)
+                return Node(value, line, column)
+        number = json.scanner.NUMBER_RE.match(self.text, start)
+        if number is None:
+            self.fail(start, "expected a value" if char else "the text ends where a value is expected")
+        integer, fraction, exponent = number.groups()
+        if len(integer) > 30:
+            self.fail(start, f"a number of {len(integer)} digits, larger than any size or count")
+        self.at = number.end()
+        if fraction or exponent:
+            return Node(float(integer + (fraction or "") + (exponent or "")), line, column)
+        return Node(int(integer), line, column)
+
+    def string(self) -> str:
+        try:
+            text, self.at = json.decoder.scanstring(self.text, self.at + 1, True)  # type: ignore[attr-defined]
+        except json.JSONDecodeError as error:
+            self.fail(error.pos, error.msg)
+        return text
+
+    def expect(self, char: str) -> None:
+        self.skip()
+        if self.text[self.at : self.at + 1] != char:
+            self.fail(self.at, f"expected {char!r}")
+        self.at += 1
+
+    def mapping(self, depth: int, line: int, column: int) -> Node:
+        self.at += 1
+        result: dict[str, Node] = {}
+        keys: dict[str, Node] = {}
+        self.skip()
+        if self.text[self.at : self.at + 1] == "}":
+            self.at += 1
+            return Node(result, line, column)
+        while True:
+            self.skip()
+            if self.text[self.at : self.at + 1] != '"':
+                self.fail(self.at, "expected a key in double quotes")
+            key_line, key_column = self.where(self.at)
+            key = self.string()
+            if key in result:
+                self.fail(self.at - len(key) - 2, f"the key {key!r} is written twice (line {keys[key].line} too)")
+            self.expect(":")
+            self.skip()
+            result[key], keys[key] = self.value(depth + 1), Node(key, key_line, key_column)
+            self.skip()
+            if self.text[self.at : self.at + 1] == "}":
+                self.at += 1
+                return Node(result, line, column, keys=keys)
+            self.expect(",")
+
+    def array(self, depth: int, line: int, column: int) -> Node:
+        self.at += 1
+        items: list[Node] = []
+        self.skip()
+        if self.text[self.at : self.at + 1] == "]":
+            self.at += 1
+            return Node(items, line, column)
+        while True:
+            self.skip()
+            items.append(self.value(depth + 1))
+            self.skip()
+            if self.text[self.at : self.at + 1] == "]":
+                self.at += 1
+                return Node(items, line, column)
+            self.expect(",")

@@ -1,0 +1,427 @@
+"""Reading one line of a definition file: its text, as Python writes the line, into the data of ``_config``.
+
+A line is written as in Python without its outer parentheses and the ``nv.`` prefix::
+
+    (64, 2), Conv2d_BN_ReLU[-1, "stem"](7, act=SiLU)
+    (256, 4), Bottleneck() * 3
+    (16, 4), (32, 8), HRModule[-1, "stage2"](blocks=2)
+
+The text is parsed by ``ast.parse`` and read node by node: literals (numbers, strings, True, False,
+None, tuples, lists, dicts), names (see ``names.py``, and the parameters a file declares), calls of
+classes (a nerve records its definition; a torch module is made from its arguments), a nerve's
+``[selector, tag]``, the arithmetic ``+ - * / //`` of numbers, and ``partial(f, ...)``, ``output(line,
+k)``, ``slice(a, b)``, ``Fraction(n, d)``, ``Dims(c, s)``, ``Shape(s)``, ``tokens(r)``, ``inf``, ``nan``
+and ``torch.float16`` (a dtype). Nothing else: no attribute of a value, no comprehension, no lambda,
+and nothing is evaluated. ``* n`` after the nerve repeats the line ``n`` times, as ``[line] * n``.
+
+The result is what ``_config.Reader`` reads (``{"dims": [[64, 2]], "nerve": {"class":
+"neurlink.nerves:Conv2d_BN_ReLU", ...}}``), so a file's lines meet every check of ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from torch import nn
+
+from .._config import _DTYPES, MAX_DEPTH, MAX_INT, MAX_LINES, MAX_STRING, encode_value
+from ..errors import DimsError
+from ..nerve import Nerve
+from ..shapes import tokens
+from .names import LINE, VALUE, NameProblem, look_up
+
+__all__ = ["NotationError", "Scale", "LineReader", "RESERVED", "line_form"]
+
+RESERVED = frozenset(("partial", "output", "slice", "Fraction", "Dims", "Shape", "tokens", "inf", "nan", "torch"))
+_CONSTANTS = {"inf": {"float": "inf"}, "nan": {"float": "nan"}}
+_NUMBERS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv)
+_CONSTRUCTS = {
+    ast.Lambda: "a lambda",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a generator",
+    ast.JoinedStr: "an f-string",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "and/or",
+    ast.IfExp: "an if-expression",
+    ast.NamedExpr: "an assignment (:=)",
+    ast.Starred: "*unpacking",
+    ast.Set: "a set",
+    ast.Await: "await",
+}
+
+
+def line_form() -> str:
+    return 'dims, then the nerve: (64, 2), Conv2d_BN_ReLU(3) or (64, 2), Bottleneck[-1, "stage1"]() * 3'
+
+
+class NotationError(Exception):
+    """A mistake in a line's text at ``offset`` (characters into it), said as a NeurlinkError says it."""
+
+    def __init__(self, reason: str, allowed: str | None = None, offset: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.allowed, self.offset = reason, allowed, offset
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A named set of multipliers (Ultralytics' n/s/m/l/x): ``width`` for channels written as numbers,
+    ``depth`` for repeats, channels first capped at ``max_channels`` and rounded up to ``divisor``."""
+
+    name: str
+    width: float = 1.0
+    depth: float = 1.0
+    max_channels: int | None = None
+    divisor: int = 8
+
+    def channels(self, count: int) -> int:
+        capped = count if self.max_channels is None else min(count, self.max_channels)
+        return max(self.divisor, math.ceil(capped * self.width / self.divisor) * self.divisor)
+
+    def repeats(self, count: int) -> int:
+        return max(round(count * self.depth), 1) if count > 1 else count
+
+
+class LineReader:
+    """Reads lines' texts into data. With ``resolve=False`` nothing is imported (names are checked
+    against the rule from their text); with ``resolve=True`` trusted modules are imported as named."""
+
+    def __init__(self, params: dict[str, Any], scale: Scale | None, trusted: tuple[str, ...], *, resolve: bool) -> None:
+        self.params, self.scale, self.trusted, self.resolve = params, scale, trusted, resolve
+
+    # --- a line ---------------------------------------------------------------------------------------
+
+    def read(self, text: str) -> tuple[dict, int]:
+        """The line's data and how many times it is repeated."""
+        if len(text) > MAX_STRING:
+            raise NotationError(f"a line of {len(text):,} characters; a line has at most {MAX_STRING:,}")
+        self.text = text
+        self._starts = [0]
+        for piece in text.split("\n")[:-1]:
+            self._starts.append(self._starts[-1] + len(piece) + 1)
+        try:
+            body = ast.parse(text, mode="eval").body
+        except SyntaxError as error:
+            offset = None if error.offset is None else max(error.offset - 1, 0)
+            if error.lineno is not None and error.lineno > 1 and offset is not None:
+                offset += self._starts[min(error.lineno, len(self._starts)) - 1]
+            raise NotationError(f"not a line: {error.msg}", allowed=line_form(), offset=offset) from None
+        except (ValueError, MemoryError, RecursionError):
+            raise NotationError("not a line", allowed=line_form()) from None
+        if not isinstance(body, ast.Tuple) or len(body.elts) < 2:
+            raise NotationError("a line is its dims, then its nerve", allowed=line_form(), offset=self.at(body))
+        *dims_nodes, nerve_node = body.elts
+        repeat = 1
+        if isinstance(nerve_node, ast.BinOp) and isinstance(nerve_node.op, ast.Mult):
+            count = self.value(nerve_node.right, 0)
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_LINES:
+                raise NotationError(
+                    f"* {self.source(nerve_node.right)} repeats a line a number of times, but it is {count!r}",
+                    allowed=f"* n with n an int from 1 to {MAX_LINES:,}",
+                    offset=self.at(nerve_node.right),
+                )
+            if self.scale is not None and not self.uses_params(nerve_node.right):
+                count = self.scale.repeats(count)
+            nerve_node, repeat = nerve_node.left, count
+        kind, nerve, cls = self.call(nerve_node, LINE, 0)
+        is_input = bool(getattr(cls, "is_input", False))
+        dims = [self.dims(node, scaled=not is_input) for node in dims_nodes]
+        return {"dims": dims, kind: nerve}, repeat
+
+    def dims(self, node: ast.expr, scaled: bool) -> list:
+        if not isinstance(node, ast.Tuple) or len(node.elts) != 2:
+            what = "a nerve" if isinstance(node, (ast.Call, ast.Subscript)) else self.source(node)
+            raise NotationError(
+                f"{what} stands where the line's dims are: dims are (channels, shape), and the nerve comes last",
+                allowed=line_form(),
+                offset=self.at(node),
+            )
+        channels_node, shape_node = node.elts
+        channels = self.value(channels_node, 1)
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise NotationError(
+                f"channels {self.source(channels_node)} are {channels!r}, not a positive int",
+                allowed="(channels, shape) with channels a positive int, e.g. (64, 2)",
+                offset=self.at(channels_node),
+            )
+        if scaled and self.scale is not None and not self.uses_params(channels_node):
+            channels = self.scale.channels(channels)
+        return [channels, self.value(shape_node, 1)]
+
+    # --- calls ----------------------------------------------------------------------------------------
+
+    def call(self, node: ast.expr, place: str, depth: int) -> tuple[str, dict, Any]:
+        """A nerve or module call ``Cls[key](args)``: ``("nerve" or "module", its data, the class)``."""
+        if not isinstance(node, ast.Call):
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                raise NotationError(
+                    f"{self.source(node)} is not called: write {self.source(node)}(...)",
+                    allowed=line_form(),
+                    offset=self.at(node),
+                )
+            if isinstance(node, ast.Subscript):
+                raise NotationError(
+                    f"{self.source(node)} is not called: write {self.source(node)}()", offset=self.at(node)
+                )
+            raise NotationError(
+                f"{self.source(node)} stands where the line's nerve is", allowed=line_form(), offset=self.at(node)
+            )
+        func, key = node.func, None
+        if isinstance(node.func, ast.Subscript):
+            func, key = node.func.value, node.func.slice
+        path, cls = self.name(func, place)
+        nerve = cls is None or isinstance(cls, type) and issubclass(cls, Nerve)  # (None: not imported yet)
+        if not nerve and not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise NotationError(
+                f"{self.source(func)} is a {type(cls).__name__}, not a nerve or a module class, and only those are"
+                " called in a line",
+                allowed="a class called (Conv2d(3), ReLU(inplace=True)); a function is named uncalled"
+                " (act=relu) or in partial(f, ...)",
+                offset=self.at(func),
+            )
+        data: dict[str, Any] = {"class": path}
+        if key is not None:
+            if not nerve:
+                raise NotationError(
+                    f"{self.source(func)} is a torch module, which reads the previous line and takes no [selector]",
+                    allowed=f"Module[selector, tag]({self.source(func)}(...)) reads other lines",
+                    offset=self.at(key),
+                )
+            data.update(self.selection(key, cls, depth))
+        data.update(self.arguments(node, depth))
+        return ("nerve" if nerve else "module"), data, cls
+
+    def selection(self, node: ast.expr, cls: Any, depth: int) -> dict:
+        """``[selector]``, ``[selector, tag]`` or an Input's ``["tag"]``, as Python passes them."""
+        if isinstance(node, ast.Tuple):
+            items = [self.key_item(item, depth) for item in node.elts]
+            if len(items) != 2:
+                return {"selector": {"tuple": items}}  # refused by the build, naming the line
+            selector, tag = items
+            if tag is not None and not isinstance(tag, str):
+                raise NotationError(
+                    f"the tag {self.source(node.elts[1])} is {tag!r}, not a string",
+                    allowed='Nerve[selector, "tag"](...)',
+                    offset=self.at(node.elts[1]),
+                )
+            return {"selector": selector, "tag": tag} if tag is not None else {"selector": selector}
+        key = self.key_item(node, depth)
+        if getattr(cls, "is_input", False) and isinstance(key, str):
+            return {"tag": key}  # Input["x"] can only mean a tag
+        return {"selector": key}
+
+    def key_item(self, node: ast.expr, depth: int) -> Any:
+        if isinstance(node, ast.Slice):  # Concat["stem":4]()
+            return {
+                "slice": [
+                    None if part is None else self.value(part, depth + 1)
+                    for part in (node.lower, node.upper, node.step)
+                ]
+            }
+        return self.value(node, depth + 1)
+
+    def arguments(self, node: ast.Call, depth: int) -> dict:
+        data: dict[str, Any] = {}
+        for item in node.args:
+            if isinstance(item, ast.Starred):
+                raise NotationError("*unpacking is not part of the notation", offset=self.at(item))
+        args = [self.value(item, depth + 1) for item in node.args]
+        kwargs: dict[str, Any] = {}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise NotationError("**unpacking is not part of the notation", offset=self.at(keyword.value))
+            kwargs[keyword.arg] = self.value(keyword.value, depth + 1)
+        if args:
+            data["args"] = args
+        if kwargs:
+            data["kwargs"] = kwargs
+        return data
+
+    def name(self, node: ast.expr, place: str) -> tuple[str, Any]:
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.insert(0, node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            raise NotationError(
+                f"{self.source(node)} is not a name: a class is named by its name or import path",
+                offset=self.at(node),
+            )
+        parts.insert(0, node.id)
+        if node.id in self.params:
+            raise NotationError(f"{node.id} is a parameter of the file, not a class", offset=self.at(node))
+        try:
+            return look_up(parts, place, self.trusted, resolve=self.resolve, also=self.params)
+        except NameProblem as problem:
+            raise NotationError(problem.reason, problem.allowed, self.at(node)) from None
+
+    # --- values ---------------------------------------------------------------------------------------
+
+    def value(self, node: ast.expr, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise NotationError(f"values nest deeper than {MAX_DEPTH} levels", offset=self.at(node))
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name) and node.id in self.params:
+            return encode_value(self.params[node.id], set(), node.id)
+        if isinstance(node, ast.Name) and node.id in _CONSTANTS:
+            return dict(_CONSTANTS[node.id])
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "torch":
+            if node.attr in _DTYPES:
+                return {"dtype": node.attr}
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            if isinstance(node, ast.Name) and node.id in RESERVED:
+                raise NotationError(f"{node.id} is called: {node.id}(...)", offset=self.at(node))
+            return {"object": self.name(node, VALUE)[0]}
+        if isinstance(node, ast.Tuple):
+            return {"tuple": [self.value(item, depth + 1) for item in node.elts]}
+        if isinstance(node, ast.List):
+            return [self.value(item, depth + 1) for item in node.elts]
+        if isinstance(node, ast.Dict):
+            items = {}
+            for key, item in zip(node.keys, node.values):
+                name = None if key is None else self.value(key, depth + 1)
+                if not isinstance(name, str):
+                    raise NotationError("a dict's keys are strings", offset=self.at(key if key is not None else item))
+                items[name] = self.value(item, depth + 1)
+            return {"dict": items}
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            number = self.number(node.operand, depth)
+            return self.numeric(-number if isinstance(node.op, ast.USub) else number, node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _NUMBERS):
+            left, right = self.number(node.left, depth), self.number(node.right, depth)
+            try:
+                if isinstance(node.op, ast.Add):
+                    result = left + right
+                elif isinstance(node.op, ast.Sub):
+                    result = left - right
+                elif isinstance(node.op, ast.Mult):
+                    result = left * right
+                elif isinstance(node.op, ast.Div):
+                    result = left / right
+                else:
+                    result = left // right
+            except (ZeroDivisionError, OverflowError) as error:
+                raise NotationError(f"{self.source(node)}: {error}", offset=self.at(node)) from None
+            return self.numeric(result, node)
+        if isinstance(node, ast.Call):
+            return self.value_call(node, depth)
+        if isinstance(node, ast.Subscript):
+            raise NotationError(f"{self.source(node)} is not called: write {self.source(node)}()", offset=self.at(node))
+        if isinstance(node, ast.Slice):
+            raise NotationError(
+                'a slice is written as a nerve\'s [selector] (Concat["c1":4]) or as slice(a, b)',
+                offset=self.at(node),
+            )
+        what = _CONSTRUCTS.get(type(node), f"{self.source(node)!r}")
+        raise NotationError(
+            f"{what} is not part of the notation",
+            allowed="literals, names, calls of classes, [selector, tag], + - * / // of numbers, partial(...),"
+            " output(line, k), slice(a, b), Fraction(n, d), Dims(c, s), tokens(r)",
+            offset=self.at(node),
+        )
+
+    def constant(self, node: ast.Constant) -> Any:
+        value = node.value
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise NotationError(
+                    f"an integer of {len(str(value))} digits, larger than any size or count", offset=self.at(node)
+                )
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else {"float": repr(value)}
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise NotationError(f"a string of {len(value):,} characters", offset=self.at(node))
+            return value
+        raise NotationError(f"{self.source(node)} is not a value of the notation", offset=self.at(node))
+
+    def number(self, node: ast.expr, depth: int) -> int | float | Fraction:
+        data = self.value(node, depth + 1)
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return data
+        if isinstance(data, dict) and "fraction" in data:
+            return Fraction(*data["fraction"])
+        if isinstance(data, dict) and data.get("float") in ("inf", "-inf", "nan"):
+            return float(data["float"])
+        raise NotationError(f"{self.source(node)} is not a number", offset=self.at(node))
+
+    def numeric(self, value: int | float | Fraction, node: ast.expr) -> Any:
+        if isinstance(value, Fraction):
+            return {"fraction": [value.numerator, value.denominator]} if value.denominator != 1 else value.numerator
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise NotationError(f"{self.source(node)} is larger than any size or count", offset=self.at(node))
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"float": repr(value)}
+        return value
+
+    def value_call(self, node: ast.Call, depth: int) -> Any:
+        func = node.func
+        special = func.id if isinstance(func, ast.Name) and func.id in RESERVED else None
+        if special is None:
+            kind, data, _ = self.call(node, VALUE, depth)
+            return {kind: data}
+        arguments = self.arguments(node, depth)
+        args, kwargs = arguments.get("args", []), arguments.get("kwargs", {})
+
+        def form(expected: str, ok: bool) -> None:
+            if not ok:
+                raise NotationError(f"{special}(...) is written {expected}", offset=self.at(node))
+
+        if special == "partial":
+            form("partial(function, *args, **kwargs)", bool(args))
+            return {
+                "partial": {
+                    "func": args[0],
+                    **({"args": args[1:]} if args[1:] else {}),
+                    **({"kwargs": kwargs} if kwargs else {}),
+                }
+            }
+        if special == "output":
+            form("output(line, k): output k of a line of several", len(args) == 2 and not kwargs)
+            return {"output": args}
+        if special == "slice":
+            form("slice(stop), slice(start, stop) or slice(start, stop, step)", 1 <= len(args) <= 3 and not kwargs)
+            parts = [None, args[0], None] if len(args) == 1 else [*args, None][:3]
+            return {"slice": parts}
+        if special == "Fraction":
+            form("Fraction(numerator, denominator) of ints", 1 <= len(args) <= 2 and not kwargs)
+            return {"fraction": [args[0], args[1] if len(args) == 2 else 1]}
+        if special == "Dims":
+            form("Dims(channels, shape)", len(args) == 2 and not kwargs)
+            return {"dims": args}
+        if special == "Shape":
+            form("Shape(shape)", len(args) == 1 and not kwargs)
+            return {"shape": args[0]}
+        if special == "tokens":
+            try:
+                return str(tokens(*args, **kwargs))
+            except (DimsError, TypeError) as error:
+                raise NotationError(str(getattr(error, "reason", error)), offset=self.at(node)) from None
+        raise NotationError(f"{special} is not called", offset=self.at(node))
+
+    # --- where ----------------------------------------------------------------------------------------
+
+    def uses_params(self, node: ast.expr) -> bool:
+        return any(isinstance(item, ast.Name) and item.id in self.params for item in ast.walk(node))
+
+    def at(self, node: Any) -> int | None:
+        """The offset of ``node`` in the text (ast counts columns in UTF-8 bytes)."""
+        line, column = getattr(node, "lineno", None), getattr(node, "col_offset", None)
+        if line is None or column is None or line > len(self._starts):
+            return None
+        start = self._starts[line - 1]
+        piece = self.text[start:].split("\n", 1)[0]
+        return start + len(piece.encode("utf-8")[:column].decode("utf-8", "ignore"))
+
+    def source(self, node: Any) -> str:
+        text = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else None
+        return text if text is not None else "?"

@@ -1,0 +1,392 @@
+"""``from_file``: a definition file read and built, every mistake named at its file, line and column.
+
+The file is a mapping (YAML or JSON) of
+
+| key | what |
+|---|---|
+| ``lines`` | the definition lines, one string each in the notation of ``notation.py`` (required) |
+| ``params`` | parameters and their defaults (``num_classes: 1000``), used by name in lines and set by keyword |
+| ``scales``, ``scale`` | named multipliers of channels and repeats (``n: {width: 0.25, depth: 0.34}``) and the default |
+| ``outputs`` | what the network returns, as ``nv.build(lines, outputs=[...])``: tags or line indices |
+| ``network`` | a ``Network`` subclass built from the lines (``Detector``), for a network whose call differs |
+| ``neurlink``, ``about``, ``made_by`` | the notation's version (1), a description, the builder call a zoo model came from |
+
+Reading happens in two passes over every line, as ``from_pretrained`` reads a config: the first
+checks every name against the import rule from its text alone, importing nothing; only then are the
+trusted modules imported and the values made. The network is built on the meta device first (no
+memory is spent on a definition that does not build, or asks for terabytes), then where it is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import keyword
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import torch
+
+from .. import _names
+from .._config import MAX_LINES, Reader
+from ..errors import NeurlinkError, PretrainedError, UnexpectedArgumentError, did_you_mean
+from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _TorchCallBudget
+from .documents import MAX_BYTES, Node, read_document
+from .errors import DefinitionFileError, DefinitionFileNotFoundError, in_file
+from .names import ALIASES, VALUE, NameProblem, look_up
+from .notation import RESERVED, LineReader, NotationError, Scale
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+__all__ = ["from_file", "from_text", "kind_of", "NOTATION_VERSION", "SUFFIXES"]
+
+NOTATION_VERSION = 1
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+_KEYS = ("neurlink", "about", "made_by", "params", "scales", "scale", "network", "outputs", "lines")
+_OWN_KEYWORDS = ("trusted", "device", "scale")
+_SCALE_KEYS: dict[str, type] = {"width": float, "depth": float, "max_channels": int, "divisor": int}
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+Trusted = str | ModuleType | Iterable[str | ModuleType]
+
+
+def kind_of(path: str | os.PathLike[str]) -> str | None:
+    """``"yaml"`` or ``"json"`` by the file's suffix, or None for another file."""
+    return SUFFIXES.get(Path(path).suffix.lower())
+
+
+def from_file(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Trusted = (),
+    device: torch.device | str | None = None,
+    scale: str | None = None,
+    **params: Any,
+) -> Network:
+    """Build the network a definition file (``.yaml``, ``.yml`` or ``.json``) describes.
+
+    ``params`` set the parameters the file declares (``num_classes=10``) and ``scale`` chooses one of
+    its scales. Classes and functions are imported only from neurlink, torch and the modules listed in
+    ``trusted`` (where your own nerves are), as :func:`neurlink.from_pretrained` imports them, and only
+    after every name of the file has passed that rule. The network is built with ``nv.build``'s
+    defaults (random weights, training mode), on ``device``. Every mistake is a
+    :class:`~neurlink.definition_files.DefinitionFileError` (a :class:`~neurlink.NeurlinkError`) whose
+    message starts with ``file:line:column``; one found by the build keeps its class too
+    (``DimsError``, ``UnknownTagError``...).
+    """
+    shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise DefinitionFileError(f"{path!r} is not a path", allowed="a .yaml, .yml or .json file")
+    kind = kind_of(path)
+    if kind is None:
+        raise DefinitionFileError(
+            f"{shown}: a definition file is .yaml, .yml or .json", allowed="net.yaml, net.yml or net.json"
+        )
+    file = Path(path)
+    if not file.is_file():
+        what = "is a directory" if file.is_dir() else "no such file"
+        raise DefinitionFileNotFoundError(f"{what}", file=str(shown))
+    if file.stat().st_size > MAX_BYTES:
+        raise DefinitionFileError(f"{file.stat().st_size:,} bytes is too large for a definition", file=str(shown))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DefinitionFileError(f"cannot be read: {error}", file=str(shown)) from None
+    return from_text(text, kind, file=str(shown), trusted=trusted, device=device, scale=scale, **params)
+
+
+def from_text(
+    text: str,
+    kind: str = "yaml",
+    *,
+    file: str = "<definition>",
+    trusted: Trusted = (),
+    device: torch.device | str | None = None,
+    scale: str | None = None,
+    **params: Any,
+) -> Network:
+    """As :func:`from_file`, for the text of a file (``kind`` ``"yaml"`` or ``"json"``); errors name ``file``."""
+    if kind not in ("yaml", "json"):
+        raise DefinitionFileError(f"kind={kind!r}", allowed="'yaml' or 'json'")
+    definition = read_definition(text, kind, file, _names.trusted_roots(trusted), scale, params)
+    return definition.build(device)
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    node: Node
+    text: str
+    first: int  # the index of its first line in the definition
+    repeat: int = 1
+
+
+@dataclass
+class Definition:
+    """A file read and checked: its lines as data, and where each one is written."""
+
+    file: str
+    text_lines: list[str]
+    root: Node
+    trusted: tuple[str, ...]
+    lines: list[dict] = field(default_factory=list)
+    sources: list[_Line] = field(default_factory=list)
+    outputs: list | None = None
+    network: str | None = None
+
+    # where things are -------------------------------------------------------------------------------
+
+    def fail(
+        self, node: Node | None, reason: str, allowed: str | None = None, error: type = DefinitionFileError
+    ) -> NoReturn:
+        raise self.place(error(reason, allowed=allowed), node)
+
+    def place(self, error: NeurlinkError, node: Node | None) -> DefinitionFileError:
+        """``error`` at ``node`` (the file's start when None), showing the file's line."""
+        node = node or self.root
+        source = self.text_lines[node.line - 1] if 0 < node.line <= len(self.text_lines) else None
+        return in_file(error, self.file, node.line, node.column, source, node.column - 1 if source else None)
+
+    def at_line(self, error: NeurlinkError, index: int, offset: int | None = None) -> DefinitionFileError:
+        """``error`` at the file's line of definition line ``index`` (``offset`` characters into its text)."""
+        line = next((s for s in self.sources if s.first <= index < s.first + s.repeat), None)
+        if line is None:
+            return self.place(error, self.root.keys.get("lines"))
+        column = line.node.column
+        if offset is not None and line.node.text_column is not None:
+            column = line.node.text_column + offset
+        located = in_file(error, self.file, line.node.line, column, line.text, offset)
+        if not located.where:
+            located.where = [(index, None, line.text)]
+        if line.repeat > 1:
+            located.reason += f" (in repeat {index - line.first + 1} of {line.repeat} of this line)"
+        return located
+
+    # building ---------------------------------------------------------------------------------------
+
+    def build(self, device: torch.device | str | None) -> Network:
+        """Built on the meta device first, then on ``device`` (unless that is meta)."""
+        network = self._made("meta", budget=True)
+        if torch.device(device or torch.get_default_device()).type == "meta":
+            return network
+        return self._made(device, budget=False)
+
+    def _made(self, device: torch.device | str | None, *, budget: bool) -> Network:
+        from ..network import build
+
+        reader = Reader(self.trusted, resolve=True)
+        guard = _TorchCallBudget(_META_CALLS + _META_CALLS_PER_LINE * len(self.lines)) if budget else None
+        try:
+            with torch.device(device) if device is not None else contextlib.nullcontext():
+                with guard if guard is not None else contextlib.nullcontext():
+                    lines = reader.lines(self.lines)
+                    if self.network is None:
+                        return build(lines, outputs=self.outputs)
+                    cls = _names.resolve(self.network, self.trusted)
+                    return cast("Network", cls(lines) if self.outputs is None else cls(lines, outputs=self.outputs))
+        except PretrainedError as error:
+            found = re.match(r"lines\[(\d+)\][^:]*: ", error.reason)
+            if found is not None:  # a value _config's Reader refuses (a module that raises when made)
+                error.reason = error.reason[found.end() :]
+                raise self.at_line(error, int(found.group(1))) from None
+            raise self.place(error, self.root.keys.get("lines")) from None
+        except NeurlinkError as error:
+            if error.where:
+                raise self.at_line(error, error.where[0][0]) from None
+            key = "outputs" if "outputs" in error.reason and "outputs" in self.root.keys else "lines"
+            raise self.place(error, self.root.keys.get(key)) from None
+        except (Exception, RecursionError) as error:  # a trusted nerve's own exception, say
+            problem = DefinitionFileError(f"the definition does not build: {type(error).__name__}: {error}")
+            raise self.place(problem, self.root.keys.get("lines")) from error
+
+
+def read_definition(
+    text: str, kind: str, file: str, trusted: tuple[str, ...], scale: str | None, overrides: Mapping[str, Any]
+) -> Definition:
+    """The file read into a Definition: every name checked, every value made, nothing built yet."""
+    root = read_document(text, file, kind)
+    definition = Definition(file, text.splitlines(), root, trusted)
+    if not isinstance(root.value, dict):
+        definition.fail(root, "a definition file is a mapping", allowed="keys lines: (and params:, scales:, ...)")
+    values: dict[str, Node] = root.value
+    for key in values:
+        if key not in _KEYS:
+            hint = did_you_mean(key, _KEYS)
+            definition.fail(root.keys[key], f"unknown key {key!r}{hint}", allowed=", ".join(_KEYS))
+    version = values.get("neurlink")
+    if version is not None and (version.value != NOTATION_VERSION or isinstance(version.value, bool)):
+        definition.fail(
+            version,
+            f"notation version {version.value!r} is not one this neurlink reads",
+            allowed=f"neurlink: {NOTATION_VERSION}",
+        )
+    for key in ("about", "made_by"):
+        if key in values and not isinstance(values[key].value, str):
+            definition.fail(values[key], f"{key} is text, not {type(values[key].value).__name__}")
+    params = _params(definition, values.get("params"), overrides)
+    chosen = _scale(definition, values.get("scales"), values.get("scale"), scale)
+    if "network" in values:
+        definition.network = _network(definition, values["network"])
+    if "outputs" in values:
+        definition.outputs = _outputs(definition, values["outputs"])
+    lines = values.get("lines")
+    if lines is None:
+        definition.fail(root, "the file has no lines:", allowed="lines: a list of definition lines")
+    if not isinstance(lines.value, list) or not lines.value:
+        definition.fail(lines, "lines: is a list of definition lines, one '- ...' each")
+    for item in lines.value:
+        _check_line_node(definition, item)
+    # every name checked from its text before anything is imported; then the values made
+    for resolve in (False, True):
+        reader = LineReader(params, chosen, trusted, resolve=resolve)
+        definition.lines, definition.sources = [], []
+        for item in lines.value:
+            source = _Line(item, item.value, len(definition.lines))
+            definition.sources.append(source)
+            try:
+                data, source.repeat = reader.read(item.value)
+            except NotationError as error:
+                problem = DefinitionFileError(error.reason, allowed=error.allowed)
+                raise definition.at_line(problem, source.first, error.offset) from None
+            if source.first + source.repeat > MAX_LINES:
+                definition.fail(item, f"more than {MAX_LINES:,} lines; a definition read from a file has at most that")
+            definition.lines += [data] * source.repeat
+    return definition
+
+
+def _check_line_node(definition: Definition, item: Node) -> None:
+    if isinstance(item.value, str):
+        if item.end_line is not None and item.end_line > item.line and item.text_column is None:
+            raw = "\n".join(definition.text_lines[item.line - 1 : item.end_line])
+            if re.search(r"\n\s*- ", raw):  # '- a' then '   - b' indented deeper: YAML reads one line
+                definition.fail(
+                    item,
+                    "this line runs on into the next file line, which starts with '- ' indented deeper: YAML"
+                    " reads both as one line",
+                    allowed="the items of lines: start at one column",
+                )
+        return
+    kinds: dict[type, str] = {dict: "a mapping (a ': ' in it?)", list: "a list (it starts with '['?)"}
+    what = kinds.get(type(item.value), f"{type(item.value).__name__} {item.value!r}")
+    definition.fail(
+        item,
+        f"a line is text, but this one is read as {what}",
+        allowed="a line in the notation, in quotes when it holds ': ' or ' #': - '(8, 2), Nerve(d={\"a\": 1})'",
+    )
+
+
+def _params(definition: Definition, node: Node | None, overrides: Mapping[str, Any]) -> dict:
+    """The declared parameters with the caller's values: a name nobody declared, or a value of another
+    type than the default's, is an error at the declaration."""
+    declared: dict[str, Node] = {}
+    if node is not None:
+        if not isinstance(node.value, dict):
+            definition.fail(node, "params: is a mapping of names to defaults", allowed="params: {num_classes: 10}")
+        declared = node.value
+    values: dict[str, Any] = {}
+    for name, value in declared.items():
+        where = node.keys[name] if node is not None else None
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+            definition.fail(where, f"the parameter name {name!r} is not a name", allowed="num_classes, width, ...")
+        if name in RESERVED or name in ALIASES or name in _OWN_KEYWORDS:
+            definition.fail(where, f"{name!r} is a word of the notation, not a name for a parameter")
+        if type(value.value) not in (int, float, str, bool):
+            definition.fail(
+                value,
+                f"the default of {name} is {type(value.value).__name__} {value.value!r}",
+                allowed="a number, a string or a bool",
+            )
+        values[name] = value.value
+    for name, given in overrides.items():
+        if name not in values:
+            definition.fail(
+                definition.root.keys.get("params"),
+                f"{name}={given!r}: the file declares no parameter {name!r}{did_you_mean(name, values)}",
+                allowed=f"{', '.join(values)} (declared under params:)" if values else "none: it declares no params:",
+                error=UnexpectedArgumentError,
+            )
+        default = values[name]
+        if not (type(given) is type(default) or type(default) is float and type(given) is int):
+            definition.fail(
+                declared[name],
+                f"{name}={given!r} is a {type(given).__name__}, but the file's {name} is a {type(default).__name__}"
+                f" ({default!r})",
+                allowed=f"{name}= a {type(default).__name__}",
+            )
+        values[name] = given
+    return values
+
+
+def _scale(definition: Definition, node: Node | None, default: Node | None, chosen: str | None) -> Scale | None:
+    """The scale asked for (by keyword, else the file's ``scale:``, else its first), or None."""
+    if node is None:
+        if chosen is not None:
+            definition.fail(None, f"scale={chosen!r}: the file declares no scales:")
+        if default is not None:
+            definition.fail(default, "scale: chooses one of the file's scales:, but it declares none")
+        return None
+    if not isinstance(node.value, dict) or not node.value:
+        definition.fail(node, "scales: maps names to multipliers", allowed="scales: {s: {width: 0.5, depth: 0.33}}")
+    scales: dict[str, Scale] = {}
+    for name, item in node.value.items():
+        if not isinstance(item.value, dict):
+            definition.fail(
+                item, f"scale {name!r} is a mapping", allowed="{width: 0.5, depth: 0.33, max_channels: 1024}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in item.value.items():
+            kind = _SCALE_KEYS.get(key)
+            if kind is None:
+                hint = did_you_mean(key, _SCALE_KEYS)
+                definition.fail(item.keys[key], f"unknown key {key!r}{hint}", allowed=", ".join(_SCALE_KEYS))
+            number = value.value
+            ok = not isinstance(number, bool) and isinstance(number, (int, float) if kind is float else int)
+            if not ok or not number > 0:
+                definition.fail(value, f"{key}: {number!r} is not a positive {'number' if kind is float else 'int'}")
+            values[key] = number
+        scales[name] = Scale(name, **values)
+    if chosen is None and default is not None:
+        if not isinstance(default.value, str):
+            definition.fail(default, "scale: is the name of one of the file's scales")
+        chosen = default.value
+    name = chosen if chosen is not None else next(iter(scales))
+    if name not in scales:
+        definition.fail(
+            default if default is not None and chosen == default.value else node,
+            f"scale {name!r} is not one of the file's scales{did_you_mean(str(name), scales)}",
+            allowed=", ".join(scales),
+        )
+    return scales[name]
+
+
+def _network(definition: Definition, node: Node) -> str:
+    from ..network import Network
+
+    text = node.value
+    if not isinstance(text, str) or not _DOTTED.match(text):
+        definition.fail(node, "network: is the name of a Network subclass", allowed="network: Detector")
+    found: Any = None
+    for resolve in (False, True):  # checked from its text first, as every name
+        try:
+            path, found = look_up(text.split("."), VALUE, definition.trusted, resolve=resolve)
+        except NameProblem as problem:
+            definition.fail(node, problem.reason, problem.allowed)
+    if not (isinstance(found, type) and issubclass(found, Network)):
+        definition.fail(node, f"{text} is not a Network class", allowed="a subclass of neurlink.Network, e.g. Detector")
+    return path
+
+
+def _outputs(definition: Definition, node: Node) -> list | None:
+    if node.value is None:
+        return None
+    items = node.value if isinstance(node.value, list) else None
+    if not items or not all(isinstance(item.value, (str, int)) and not isinstance(item.value, bool) for item in items):
+        definition.fail(node, "outputs: is a list of tags or line indices", allowed='outputs: ["layer3", "layer4", -1]')
+    return [item.value for item in items]

@@ -1,0 +1,165 @@
+"""Writing one line in the notation: the data ``_config`` encodes a line as, back into text a person reads.
+
+The inverse of ``notation.py``: ``{"dims": [[64, 2]], "nerve": {"class": "neurlink.nerves:Conv2d_BN_ReLU",
+"selector": -1, "tag": "stem", "args": [7]}}`` is ``(64, 2), Conv2d_BN_ReLU[-1, "stem"](7)``. Names
+are the shortest that read back as the same object (``names.reference``), a torch module's
+arguments leave out those equal to its constructor's defaults, and a parameter stands where the
+file declares one (:class:`Param`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from typing import Any
+
+from .. import _names
+from .._config import NotData, encode_value
+from .names import LINE, VALUE, NameProblem, reference
+
+__all__ = ["Param", "line_text", "value_text"]
+
+
+class Param:
+    """A declared parameter where a value was (``num_classes``), with ``offset`` added (``num_classes + 64``)."""
+
+    def __init__(self, name: str, offset: int = 0) -> None:
+        self.name, self.offset = name, offset
+
+    def __repr__(self) -> str:  # what the repeat grouping compares
+        return f"Param({self.name!r}, {self.offset})"
+
+    @property
+    def text(self) -> str:
+        if self.offset == 0:
+            return self.name
+        return f"{self.name} {'+' if self.offset > 0 else '-'} {abs(self.offset)}"
+
+
+def line_text(data: dict, repeat: int = 1) -> str:
+    dims = ", ".join(f"({value_text(channels)}, {_shape_text(shape)})" for channels, shape in data["dims"])
+    nerve = _call_text(data["nerve"], LINE) if "nerve" in data else _module_text(data["module"], LINE)
+    return f"{dims}, {nerve}" + (f" * {repeat}" if repeat > 1 else "")
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, str) and shape.startswith("tokens("):
+        return shape  # tokens(4) reads back as the text it makes
+    return value_text(shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name(path: str, place: str) -> str:
+    try:
+        return reference(path, place)
+    except NameProblem as problem:
+        raise NotData(path, problem.reason) from None
+
+
+def _call_text(data: dict, place: str) -> str:
+    head = _name(data["class"], place)
+    if "selector" in data or "tag" in data:
+        cls = _names.resolve(data["class"], (data["class"].partition(":")[0],))
+        head += _selection_text(data.get("selector"), "selector" in data, data.get("tag"), cls)
+    return f"{head}({_arguments_text(data.get('args', []), data.get('kwargs', {}))})"
+
+
+def _selection_text(selector: Any, given: bool, tag: Any, cls: Any) -> str:
+    if tag is None:
+        return f"[{_key_text(selector)}]"
+    if not given:  # the previous line: Input["x"], and Nerve[-1, "x"] for any other
+        return f"[{value_text(tag)}]" if getattr(cls, "is_input", False) else f"[-1, {value_text(tag)}]"
+    return f"[{_key_text(selector)}, {value_text(tag)}]"
+
+
+def _key_text(selector: Any) -> str:
+    if isinstance(selector, dict) and "slice" in selector:  # Concat["stem":4], as a key only
+        start, stop, step = (None if part is None else value_text(part) for part in selector["slice"])
+        return f"{start or ''}:{stop or ''}" + (f":{step}" if step is not None else "")
+    return value_text(selector)
+
+
+def _arguments_text(args: list, kwargs: dict) -> str:
+    for key in kwargs:
+        if not key.isidentifier():
+            raise NotData(key, f"the keyword {key!r} is not a name a call can pass")
+    return ", ".join([*(value_text(item) for item in args), *(f"{key}={value_text(v)}" for key, v in kwargs.items())])
+
+
+def _module_text(data: dict, place: str) -> str:
+    """A torch module as its class called with the arguments that differ from the defaults."""
+    cls = _names.resolve(data["class"], (data["class"].partition(":")[0],))
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    kwargs = {}
+    for key, value in data.get("kwargs", {}).items():
+        default = getattr(parameters.get(key), "default", inspect.Parameter.empty)
+        if default is not inspect.Parameter.empty and _same(default, value):
+            continue
+        kwargs[key] = value
+    return f"{_name(data['class'], place)}({_arguments_text(data.get('args', []), kwargs)})"
+
+
+def _same(default: Any, data: Any) -> bool:
+    try:
+        written = encode_value(default, set(), "")
+    except NotData:
+        return False
+    return json.dumps(written, sort_keys=True) == json.dumps(data, sort_keys=True, default=repr)
+
+
+def value_text(data: Any) -> str:
+    """A value as the notation writes it."""
+    if isinstance(data, Param):
+        return data.text
+    if data is None or isinstance(data, bool):
+        return repr(data)
+    if isinstance(data, int):
+        return str(data)
+    if isinstance(data, float):
+        return repr(data)
+    if isinstance(data, str):
+        return _string_text(data)
+    if isinstance(data, list):
+        return "[" + ", ".join(map(value_text, data)) + "]"
+    ((key, inner),) = data.items()
+    if key == "tuple":
+        items = [value_text(item) for item in inner]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if key == "dict":
+        return "{" + ", ".join(f"{_string_text(k)}: {value_text(v)}" for k, v in inner.items()) + "}"
+    if key == "slice":
+        return "slice(" + ", ".join(map(value_text, inner)) + ")"
+    if key == "output":
+        return f"output({value_text(inner[0])}, {value_text(inner[1])})"
+    if key == "fraction":
+        return f"Fraction({inner[0]}, {inner[1]})"
+    if key == "float":
+        return inner  # inf, -inf, nan
+    if key == "dtype":
+        return f"torch.{inner}"
+    if key == "dims":
+        return f"Dims({value_text(inner[0])}, {_shape_text(inner[1])})"
+    if key == "shape":
+        return f"Shape({_shape_text(inner)})"
+    if key == "object":
+        return _name(inner, VALUE)
+    if key == "partial":
+        arguments = _arguments_text([inner["func"], *inner.get("args", [])], inner.get("kwargs", {}))
+        return f"partial({arguments})"
+    if key == "nerve":
+        return _call_text(inner, VALUE)
+    if key == "module":
+        return _module_text(inner, VALUE)
+    raise NotData(data, f"{key!r} is not a kind of value the notation writes")
+
+
+def _string_text(text: str) -> str:
+    """A string literal in double quotes where that is plain (as the files are written by hand)."""
+    written = repr(text)
+    if written.startswith("'") and '"' not in text:
+        written = '"' + written[1:-1].replace("\\'", "'") + '"'
+    return written
