@@ -4,11 +4,14 @@
     neurlink summary MODEL [--input 1x3x224x224] [--depth N]
     neurlink graph MODEL -o out.svg|out.png|out.dot|out.mmd [--depth N] [--levels]
     neurlink check path/to/file.py:function ...     build on the meta device; exit 1 on an error
+    neurlink export MODEL --to net.yaml|net.json    its definition lines, as a file to edit
 
 MODEL is a zoo name (``resnet50``), a directory written by ``save_pretrained`` (``--trust MODULE``
-lets its config import your own nerves) or ``path/to/file.py:function``, a function returning a
-network. A user's mistake prints one message on stderr and exits with status 1 (2 for a malformed
-command line); on a terminal, long steps show what they are doing on stderr.
+lets its config import your own nerves), a definition file (``net.yaml``, ``net.json``; ``--set
+num_classes=10`` sets its parameters, ``--trust MODULE`` lets it import your nerves) or
+``path/to/file.py:function``, a function returning a network. A user's mistake prints one message
+on stderr and exits with status 1 (2 for a malformed command line); on a terminal, long steps show
+what they are doing on stderr.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import argparse
 import ast
 import math
 import os
+import re
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._version import __version__
+from ..definition_files import from_file, to_file
+from ..definition_files.reading import kind_of
 from ..errors import NeurlinkError
 from ..models import create_model, list_models
 from ..program import input_form
@@ -100,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neurlink {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model_help = (
-        "a zoo name (see 'neurlink list'), a directory written by save_pretrained,"
-        " or path/to/file.py:function returning a network"
+        "a zoo name (see 'neurlink list'), a directory written by save_pretrained, a definition file"
+        " (net.yaml, net.json), or path/to/file.py:function returning a network"
     )
 
     listing = commands.add_parser("list", help="the model zoo, with parameter counts")
@@ -136,6 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="build definitions on the meta device and report their errors")
     check.add_argument("models", nargs="+", metavar="MODEL", help=model_help)
     _keywords_option(check)
+
+    export = commands.add_parser("export", help="write a model's definition lines as a file to edit (YAML, JSON)")
+    export.add_argument("model", metavar="MODEL", help=model_help)
+    export.add_argument("--to", required=True, metavar="FILE", help="net.yaml, net.yml or net.json")
+    _keywords_option(export)
     return parser
 
 
@@ -173,11 +185,19 @@ def _keywords_option(command: argparse.ArgumentParser) -> None:
         help="a keyword for the builder, e.g. --arg num_classes=10 (values read as Python literals)",
     )
     command.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a parameter of a definition file, e.g. --set num_classes=10, or its scale: --set scale=s",
+    )
+    command.add_argument(
         "--trust",
         action="append",
         default=[],
         metavar="MODULE",
-        help="a module a saved network's config.json may import (your own nerves); repeat for several",
+        help="a module a saved network's config.json or a definition file may import (your own nerves);"
+        " repeat for several",
     )
 
 
@@ -195,10 +215,43 @@ def _keyword(text: str) -> tuple[str, object]:
         return name, value  # a plain word: a string
 
 
+def _setting(text: str) -> tuple[str, object]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not NAME=VALUE, e.g. num_classes=10")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value  # a plain word: a string
+
+
+def _load(model: str, args: argparse.Namespace, device: torch.device | str) -> nn.Module:
+    """MODEL built on ``device``: a definition file with its --set values, anything else by load_network."""
+    settings = dict(args.set or [])
+    if kind_of(model) is None or Path(model).is_dir():
+        if settings:
+            raise CommandError(
+                f"--set sets the parameters of a definition file (.yaml, .json), but {model} is not one:"
+                " a zoo builder takes its keywords as --arg NAME=VALUE"
+            )
+        return load_network(model, device=device, keywords=dict(args.arg or []), trusted=args.trust)
+    if args.arg:
+        raise CommandError(f"{model} is a definition file: its parameters are set with --set NAME=VALUE, not --arg")
+    if args.trust:  # `--trust my_nerves` names a module beside the file, or beside the user
+        for folder in (os.getcwd(), str(Path(model).resolve().parent)):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+    scale = settings.pop("scale", None)
+    try:
+        return from_file(model, trusted=args.trust, device=device, scale=scale, **settings)
+    except NeurlinkError as error:  # the Python advice (from_file(path, trusted=['m'])) as the command line's
+        raise CommandError(re.sub(r"from_file\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))) from None
+
+
 def _build(args: argparse.Namespace, progress: Progress) -> nn.Module:
     progress(f"building {printable(args.model)}")
     try:
-        net = load_network(args.model, device=args.device, keywords=dict(args.arg or []), trusted=args.trust)
+        net = _load(args.model, args, args.device)
     except RuntimeError as error:  # e.g. no memory on the device
         raise CommandError(f"building {args.model} on {args.device} failed: {error}") from None
     return net.to(_DTYPES[args.dtype])  # measured in the dtype asked for
@@ -273,7 +326,7 @@ def _check(args: argparse.Namespace, progress: Progress) -> int:
     for model in args.models:
         progress(f"checking {printable(model)}")
         try:
-            net = load_network(model, device="meta", keywords=dict(args.arg or []), trusted=args.trust)
+            net = _load(model, args, "meta")
         except CommandError as error:
             progress.clear()
             print(f"neurlink: error: {printable(str(error), keep=chr(10))}", file=sys.stderr)
@@ -285,11 +338,26 @@ def _check(args: argparse.Namespace, progress: Progress) -> int:
     return 1 if failed else 0
 
 
+def _export(args: argparse.Namespace, progress: Progress) -> int:
+    if kind_of(args.to) is None:
+        raise CommandError(f"--to {args.to}: a definition file is .yaml, .yml or .json")
+    progress(f"building {printable(args.model)}")
+    net = _load(args.model, args, "meta")  # the lines only: no weights are needed to write them
+    progress(f"writing {args.to}")
+    try:
+        to_file(net, args.to)
+    except OSError as error:
+        raise CommandError(f"cannot write {args.to}: {error.strerror or error}") from None
+    progress.clear()
+    print(f"wrote {printable(args.to)}: the {len(table_of(net).entries)} lines of {printable(args.model)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0 done, 1 a user's mistake, 2 a malformed command)."""
     args = _parser().parse_args(argv)
     progress = Progress()
-    run = {"list": _list, "summary": _summary, "graph": _graph, "check": _check}[args.command]
+    run = {"list": _list, "summary": _summary, "graph": _graph, "check": _check, "export": _export}[args.command]
     try:
         return run(args, progress)
     except (CommandError, NeurlinkError) as error:
