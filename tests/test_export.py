@@ -238,6 +238,18 @@ def test_pickle_deepcopy_dtype_channels_last_autocast(case):
         assert (low.float() - expected).norm() <= 0.05 * expected.norm()
 
 
+def test_dynamic_shapes_with_a_dynamic_batch():
+    net = neurlink.resnet18(num_classes=10).eval()
+    program = torch.export.export(net, (torch.randn(2, 3, 64, 64),), dynamic_shapes=net.dynamic_shapes(batch=True))
+    for batch, size in ((3, (96, 128)), (1, (64, 64))):
+        y = torch.randn(batch, 3, *size)
+        with torch.no_grad():
+            close(program.module()(y), net(y))
+    fixed = torch.export.export(net, (torch.randn(2, 3, 64, 64),), dynamic_shapes=net.dynamic_shapes())
+    with pytest.raises(Exception, match="size"):  # without batch=True, the example's batch only
+        fixed.module()(torch.randn(3, 3, 64, 64))
+
+
 def test_dynamic_shapes_export_any_multiple_of_the_deepest_ratio():
     torch.manual_seed(0)
     net = neurlink.resnet18(num_classes=10).eval()

@@ -134,15 +134,17 @@ class Network(LinesModule):
                 f"outputs={list(outputs)!r}: {error.reason}", allowed="tags or line indices"
             ) from None
 
-    def dynamic_shapes(self, *, max_size: int = 4096) -> tuple[Any, ...]:
+    def dynamic_shapes(self, *, max_size: int = 4096, batch: bool = False) -> tuple[Any, ...]:
         """The ``dynamic_shapes`` argument of ``torch.export.export`` (and ONNX export) for inputs of
         any size: ``torch.export.export(net, (x,), dynamic_shapes=net.dynamic_shapes())``.
 
         torch's symbolic sizes cannot follow the per-size padding choices of odd sizes, so every
         spatial dim of the base input is declared a multiple of the deepest ratio (the least common
         multiple of the lines' ratios: 32 for a ResNet), from twice it (torch specializes sizes of 1;
-        more where unpadded lines need a larger input) up to ``max_size``; the example input of the export must be such a size too, and its batch
-        size is fixed unless it is above 1. Other Inputs follow at their ratio. A sequence with learned
+        more where unpadded lines need a larger input) up to ``max_size``; the example input of the export
+        must be such a size too. The batch size is the example's unless ``batch=True``, which declares it
+        dynamic too (from 1; give an example batch of at least 2, as torch specializes a size of 1). Other
+        Inputs follow at their ratio. A sequence with learned
         positions is bounded by the longest they are for; a network with a line whose choices depend on
         the size in ways symbolic sizes cannot follow (Swin's windows, a ViT's positions resampled off
         the grid they were built for) is refused, naming the line: export it at the size it runs at.
@@ -179,12 +181,13 @@ class Network(LinesModule):
             for k, (multiple, bound) in enumerate(zip(multiples, bounds))
         ]
         specs: list[dict[int, Any] | None] = []
+        batch_dim = torch.export.Dim("batch", min=1, max=max_size) if batch else None
         for entry, where in zip(self._table.input_entries, self._sizes_at):
             shape = entry.dims[0].shape
             if shape.is_absolute or shape.is_tokens and shape.ratios is None:
-                specs.append(None)  # a fixed size
+                specs.append({0: batch_dim} if batch_dim is not None else None)  # a fixed size
                 continue
-            spec: dict[int, Any] = {}
+            spec: dict[int, Any] = {0: batch_dim} if batch_dim is not None else {}
             for k, ratio in enumerate(shape.ratios_for(rank) if rank else ()):
                 spec[where.start + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
             specs.append(spec)
