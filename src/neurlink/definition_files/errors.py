@@ -74,7 +74,7 @@ class DefinitionFileError(NeurlinkError):
         return shown
 
     def __reduce__(self) -> tuple[Any, ...]:  # the place in the file survives pickling too
-        base = next(cls for cls in type(self).__mro__ if cls in _BASES)
+        base = _BASES.get(type(self), type(self))  # the build's class, for a copy of a build error
         state = (self.reason, self.allowed, self.where, self.file, self.line, self.column, self.source, self.offset)
         return (_rebuild, (base, *state))
 
@@ -83,10 +83,7 @@ class DefinitionFileNotFoundError(DefinitionFileError, FileNotFoundError):
     """``from_file`` was given a path that is no file. Also a ``FileNotFoundError``."""
 
 
-_BASES: dict[type, type] = {
-    DefinitionFileError: DefinitionFileError,
-    DefinitionFileNotFoundError: DefinitionFileNotFoundError,
-}
+_BASES: dict[type, type] = {}  # each class made here, and the class of the build error it copies
 _IN_FILE: dict[type, type] = {}
 
 

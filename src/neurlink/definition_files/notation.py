@@ -116,6 +116,13 @@ class LineReader:
         if not isinstance(body, ast.Tuple) or len(body.elts) < 2:
             raise NotationError("a line is its dims, then its nerve", allowed=line_form(), offset=self.at(body))
         *dims_nodes, nerve_node = body.elts
+        if isinstance(nerve_node, ast.Tuple) and isinstance(dims_nodes[0], (ast.Call, ast.Subscript)):
+            dims = ", ".join(self.source(node) for node in [*dims_nodes[1:], nerve_node])
+            raise NotationError(
+                f"the nerve comes after the line's dims: {dims}, {self.source(dims_nodes[0])}",
+                allowed=line_form(),
+                offset=self.at(dims_nodes[0]),
+            )
         repeat = 1
         if isinstance(nerve_node, ast.BinOp) and isinstance(nerve_node.op, ast.Mult):
             count = self.value(nerve_node.right, 0)
@@ -144,8 +151,10 @@ class LineReader:
         channels_node, shape_node = node.elts
         channels = self.value(channels_node, 1)
         if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            written = self.source(channels_node)
+            shown = written if written == repr(channels) else f"{written} = {channels!r}"
             raise NotationError(
-                f"channels {self.source(channels_node)} are {channels!r}, not a positive int",
+                f"channels {shown} are not a positive int",
                 allowed="(channels, shape) with channels a positive int, e.g. (64, 2)",
                 offset=self.at(channels_node),
             )
@@ -403,7 +412,7 @@ class LineReader:
             return {"shape": args[0]}
         if special == "tokens":
             try:
-                return str(tokens(*args, **kwargs))
+                return tokens(*args, **kwargs)  # the text, shown as the call it is
             except (DimsError, TypeError) as error:
                 raise NotationError(str(getattr(error, "reason", error)), offset=self.at(node)) from None
         raise NotationError(f"{special} is not called", offset=self.at(node))

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from typing import Any
 
+import torch
+from torch import nn
+
 from .. import _names
-from .._config import NotData, encode_value
+from .._config import NotData, Reader
+from ..pretrained import _attributes, _layout, _same_value
 from .names import LINE, VALUE, NameProblem, reference
 
 __all__ = ["Param", "line_text", "value_text"]
@@ -88,27 +91,43 @@ def _arguments_text(args: list, kwargs: dict) -> str:
 
 
 def _module_text(data: dict, place: str) -> str:
-    """A torch module as its class called with the arguments that differ from the defaults."""
-    cls = _names.resolve(data["class"], (data["class"].partition(":")[0],))
-    try:
-        parameters = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
-    kwargs = {}
-    for key, value in data.get("kwargs", {}).items():
-        default = getattr(parameters.get(key), "default", inspect.Parameter.empty)
-        if default is not inspect.Parameter.empty and _same(default, value):
-            continue
-        kwargs[key] = value
+    """A torch module as its class called with the arguments that make it: those that give the module
+    it makes without them (its repr and attributes, made on the meta device) are left out."""
+    kwargs = dict(data.get("kwargs", {}))
+    full = _made(data)
+    if full is not None:
+        cls = type(full)
+        try:
+            parameters = inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        for key in list(kwargs):
+            if getattr(parameters.get(key), "default", inspect.Parameter.empty) is inspect.Parameter.empty:
+                continue
+            fewer = {k: v for k, v in kwargs.items() if k != key}
+            made = _made({**data, "kwargs": fewer})
+            if made is not None and _same_module(made, full):
+                kwargs = fewer
     return f"{_name(data['class'], place)}({_arguments_text(data.get('args', []), kwargs)})"
 
 
-def _same(default: Any, data: Any) -> bool:
+def _made(data: dict) -> nn.Module | None:
+    """The module ``data`` describes, made on the meta device as a file makes it (None if it is not made)."""
     try:
-        written = encode_value(default, set(), "")
-    except NotData:
-        return False
-    return json.dumps(written, sort_keys=True) == json.dumps(data, sort_keys=True, default=repr)
+        with torch.device("meta"):
+            return Reader((data["class"].partition(":")[0],), resolve=True).module(data, "module")
+    except Exception:  # (a PretrainedError too): written with every argument
+        return None
+
+
+def _same_module(made: nn.Module, full: nn.Module) -> bool:
+    mine, theirs = _attributes(made), _attributes(full)
+    return (
+        repr(made) == repr(full)
+        and mine.keys() == theirs.keys()
+        and all(_same_value(mine[key], theirs[key]) for key in mine)
+        and _layout(made) == _layout(full)
+    )
 
 
 def value_text(data: Any) -> str:

@@ -136,8 +136,8 @@ def _network_class(network: nn.Module) -> str | None:
     required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
     if required not in (["lines"], ["lines", "outputs"]):
         raise DefinitionFileError(
-            f"a {cls.__name__} is built from its lines and {', '.join(required[1:])}, which a definition file does"
-            " not hold: a file describes a Network (or a subclass built from lines and outputs alone)",
+            f"{cls.__name__}(...) takes {', '.join(required[1:])} besides its lines, and a definition file holds"
+            " lines (and outputs) only",
             allowed=f"build the network without what makes it a {cls.__name__} (googlenet(aux_logits=False)), or"
             " save_pretrained, which writes the builder that made it",
         )

@@ -1,0 +1,722 @@
+"""Definitions as files (issue 25): YAML and JSON read without running anything, errors at file:line.
+
+The references: the zoo's own networks (a file written from one, read back and given the same weights,
+computes the same outputs; the hand-written examples make the zoo's modules and parameters), channel
+counts worked out by hand for parameters and scales, and marker files that an import would create.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import re
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import neurlink
+import neurlink.nerves as nv
+from neurlink import DefinitionFileError, NeurlinkError, nn
+from neurlink.definition_files import DefinitionFileNotFoundError, from_text, to_text
+from neurlink.errors import DimsError, SelectorError, UnexpectedArgumentError, UnknownTagError
+from neurlink.shapes import Dims
+from neurlink.tools.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "definitions"
+
+pytestmark = pytest.mark.usefixtures("flush_denormals")
+
+
+def _shapes(net) -> dict:
+    return {key: tuple(value.shape) for key, value in net.state_dict().items()}
+
+
+def _same_function(net, again, size, batch=2) -> None:
+    """``again`` given ``net``'s weights (with trained norm statistics) computes ``net``'s outputs."""
+    torch.manual_seed(1)
+    x = torch.randn(batch, 3, *size)
+    with torch.no_grad():
+        net.train()(x)  # running statistics that are not the defaults
+        again.load_state_dict(net.state_dict())
+        net.eval(), again.eval()
+        expected, found = net(x), again(x)
+    assert _equal(found, expected)
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
+    return torch.equal(a, b)
+
+
+# --- round trips: every zoo family, both formats ---------------------------------------------------------
+
+FAMILIES = [
+    ("resnet18", (32, 32), {}),
+    ("mobilenet_v3_small", (32, 32), {}),
+    ("efficientnet_b0", (32, 32), {}),
+    ("mnasnet0_5", (32, 32), {}),
+    ("shufflenet_v2_x0_5", (32, 32), {}),
+    ("squeezenet1_1", (64, 64), {}),
+    ("regnet_x_400mf", (32, 32), {}),
+    ("densenet121", (32, 32), {}),
+    ("hrnet_w18_small", (64, 64), {}),
+    ("unet_resnet18", (37, 30), {}),
+    ("lraspp_mobilenet_v3_large", (33, 33), {}),
+    ("googlenet", (64, 64), {"aux_logits": False}),
+    ("inception_v3", (80, 80), {"aux_logits": False}),
+    ("yolov8n", (64, 96), {}),
+    ("convnext_tiny", (32, 32), {}),
+    ("swin_t", (32, 32), {}),
+]
+LARGE = [("vit_b_16", (32, 32), {}), ("alexnet", (64, 64), {}), ("vgg11", (32, 32), {})]
+ALL_FAMILIES = FAMILIES + LARGE
+
+
+def test_the_round_trips_cover_every_family_of_the_zoo():
+    families = set()
+    for name in neurlink.list_models():
+        with torch.device("meta"):
+            families.add(neurlink.create_model(name)._made_by[2])
+    covered = set()
+    for name, _, keywords in ALL_FAMILIES:
+        with torch.device("meta"):
+            covered.add(neurlink.create_model(name, **keywords)._made_by[2])
+    assert covered == families
+
+
+@pytest.mark.parametrize("kind", ["yaml", "json"])
+@pytest.mark.parametrize(
+    "name, size, keywords",
+    [*FAMILIES, *(pytest.param(*family, marks=pytest.mark.slow) for family in LARGE)],
+    ids=[family[0] for family in ALL_FAMILIES],
+)
+def test_a_zoo_model_written_and_read_back_computes_the_same_function(name, size, keywords, kind):
+    torch.manual_seed(0)
+    net = neurlink.create_model(name, num_classes=5, **keywords)
+    text = to_text(net, kind)
+    again = from_text(text, kind)
+    assert type(again) is type(net)
+    assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
+    _same_function(net, again, size)
+    document = json.loads(text) if kind == "json" else yaml.safe_load(text)
+    assert document["made_by"] == f"{name}({', '.join(f'{k}={v}' for k, v in {'num_classes': 5, **keywords}.items())})"
+    assert document["params"] == {"num_classes": 5}  # every family's head follows num_classes
+    assert from_text(text, kind, num_classes=3, device="meta").state_dict().keys() == net.state_dict().keys()
+
+
+@pytest.mark.parametrize("kind", ["yaml", "json"])
+@pytest.mark.parametrize("name, size, keywords", LARGE, ids=[family[0] for family in LARGE])
+def test_the_largest_families_round_trip_on_the_meta_device(name, size, keywords, kind):
+    with torch.device("meta"):
+        net = neurlink.create_model(name, **keywords)
+    again = from_text(to_text(net, kind), kind, device="meta")
+    assert _shapes(again) == _shapes(net)
+    assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
+
+
+def test_a_zoo_model_is_its_lines_with_repeats_and_its_builder_call():
+    net = neurlink.resnet50(num_classes=10)
+    text = to_text(net)
+    lines = yaml.safe_load(text)["lines"]
+    assert lines[:5] == [
+        "(3, 1), Input()",
+        '(64, 2), Conv2d_BN_ReLU[-1, "stem"](7)',
+        "(64, 4), MaxPool2d(3)",
+        "(256, 4), Bottleneck() * 2",  # [line] * 2: one line; a block's sub-lines stay inside it
+        '(256, 4), Bottleneck[-1, "layer1"]()',
+    ]
+    assert lines[-1] == '(num_classes, "(1, 1)"), Conv2d(1)'
+    assert "made_by: resnet50(num_classes=10)" in text.splitlines()
+    assert text.startswith("# resnet50 of neurlink's zoo as its lines")
+    assert len(lines) == 13 and len(net.lines) == 21
+
+
+def test_num_classes_is_a_parameter_where_the_lines_follow_it():
+    text = to_text(neurlink.yolov8n(num_classes=3), "yaml")
+    assert yaml.safe_load(text)["network"] == "Detector"
+    last = yaml.safe_load(text)["lines"][-1]
+    assert last.startswith(
+        '(num_classes + 64, 8), (num_classes + 64, 16), (num_classes + 64, 32), Detect[["p3", "p4", "p5"]]('
+    )
+    seven = from_text(text, num_classes=7, device="meta")
+    with torch.device("meta"):
+        assert _shapes(seven) == _shapes(neurlink.yolov8n(num_classes=7))
+
+
+def test_googlenet_with_auxiliary_heads_is_refused_naming_what_a_file_cannot_hold():
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"AuxLogitsNetwork\(\.\.\.\) takes outputs, outputs_type besides its"
+        r" lines, and a definition file holds lines \(and outputs\) only\n    allowed: .*aux_logits=False",
+    ):
+        to_text(neurlink.googlenet())
+
+
+# --- any definition ------------------------------------------------------------------------------------
+
+USER_MODULE = "neurlink_test_file_nerves"
+USER_SOURCE = """
+import neurlink.nerves as nv
+from torch import nn
+
+
+def leaky():
+    return nn.LeakyReLU(0.1)
+
+
+class Twice(nv.Nerve):
+    def __init__(self, block, hidden, scale=1):
+        super().__init__()
+        self.scale = float(scale)
+        self.add([(hidden, block), (self.target_dims[0], block)])
+"""
+
+
+@pytest.fixture
+def user_nerves(tmp_path, monkeypatch):
+    (tmp_path / f"{USER_MODULE}.py").write_text(USER_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(USER_MODULE)
+    yield module
+    sys.modules.pop(USER_MODULE, None)
+
+
+def _every_kind_of_line(user) -> list:
+    bn = functools.partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+    return [
+        ((3, 1), nv.Input["image"](dtype=torch.float32)),
+        ((16, 2), nv.Conv2d_BN_ReLU[-1, "stem"](3, act=nn.SiLU, norm=bn)),
+        [((16, 2), nv.Conv2d_BN_ReLU(3, act=functools.partial(nn.LeakyReLU, 0.2)))] * 2,
+        ((16, 2), nn.LeakyReLU(0.1)),  # a plain module
+        ((48, 2), nv.Concat["stem":4]()),  # a slice bounded by a tag
+        ((32, 4), user.Twice(nv.Conv2d_BN_ReLU(3, act=user.leaky), Dims(24, 4), scale=Fraction(1, 3))),
+        ((32, 4), nv.SkipConnect2d[[-2, -1]](1, norm=nn.BatchNorm2d)),
+        ((16, (2, 2)), nv.ConvTransposed2d(4)),  # a tuple ratio
+        ((32, 8.0), nv.Conv2d_BN_ReLU[-2, "deep"](3)),  # a float ratio
+        ((32, 4), (32, 8), nv.Bundle[[-3, "deep"], "pair"]()),  # a multi-output line
+        ((32, Fraction(4)), nv.Interpolate[nv.output("pair", 1)]("nearest")),
+        ((64, 4), nv.Concat[[nv.output("pair", 0), slice(-1, None)]]()),
+        ((64, "(1, 1)"), nv.AvgPool2d()),
+        ((64, "(1, 1)"), nn.Dropout(0.1)),
+        ((64, "(1, 1)"), nn.Conv2d(64, 64, 1)),  # torch's Conv2d, where the nerve's name is Conv2d
+        ((10, "()"), nv.Linear()),
+        ((10, "()"), nn.Rearrange("b c -> b c")),
+        ((10, "()"), nv.Module[[-1, -2]](nn.Bilinear(10, 10, 10))),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["yaml", "json"])
+def test_a_definition_of_every_kind_round_trips_with_a_trusted_user_nerve(user_nerves, kind, tmp_path):
+    torch.manual_seed(0)
+    net = nv.build(_every_kind_of_line(user_nerves), outputs=["deep", "pair", -1])
+    path = tmp_path / f"net.{kind}"
+    net.to_file(path)
+    text = path.read_text()
+    lines = (json.loads(text) if kind == "json" else yaml.safe_load(text))["lines"]
+    assert (
+        lines[1]
+        == '(16, 2), Conv2d_BN_ReLU[-1, "stem"](3, act=SiLU, norm=partial(BatchNorm2d, eps=0.001, momentum=0.01))'
+    )
+    assert lines[2] == "(16, 2), Conv2d_BN_ReLU(3, act=partial(LeakyReLU, 0.2)) * 2"
+    assert lines[3] == "(16, 2), LeakyReLU(negative_slope=0.1)"  # torch's defaults left out
+    assert lines[4] == '(48, 2), Concat["stem":4]()'
+    assert lines[5] == (
+        "(32, 4), neurlink_test_file_nerves.Twice(Conv2d_BN_ReLU(3, act=neurlink_test_file_nerves.leaky),"
+        " Dims(24, 4), scale=Fraction(1, 3))"
+    )
+    assert lines[11] == '(64, 4), Concat[[output("pair", 0), slice(-1, None, None)]]()'
+    assert lines[14] == '(64, "(1, 1)"), nn.Conv2d(in_channels=64, out_channels=64, kernel_size=(1, 1))'
+    assert lines[0] == '(3, 1), Input["image"](dtype=torch.float32)'
+    with pytest.raises(DefinitionFileError, match=f"names module '{USER_MODULE}', which is not trusted"):
+        neurlink.from_file(path)
+    again = neurlink.from_file(path, trusted=[USER_MODULE])
+    assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
+    _same_function(net, again, (32, 32))
+
+
+def test_values_the_notation_writes_read_back_as_themselves():
+    lines = [
+        ((3, 1), nv.Input()),
+        ((8, 2), nv.Conv2d_BN_ReLU(3, act=nn.Hardtanh(-float("inf"), 2.5))),  # inf in a module's arguments
+        ((8, nv.tokens(2)), nv.ToTokens()),
+        ((8, nv.tokens(2)), nv.LayerNorm(1e-6)),
+    ]
+    net = nv.build(lines)
+    text = to_text(net)
+    assert "- (8, 2), Conv2d_BN_ReLU(3, act=Hardtanh(min_val=-inf, max_val=2.5))" in text
+    assert "- (8, tokens(2)), LayerNorm(1e-06)" in text
+    again = from_text(text)
+    assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
+
+
+def test_what_a_file_cannot_hold_is_refused_before_anything_is_written(tmp_path):
+    net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3, act=lambda: nn.ReLU()))])
+    with pytest.raises(DefinitionFileError, match=r"line 1: \(\(8, 2\), Conv2d_BN_ReLU\(3, act=<lambda>\)\)"):
+        net.to_file(tmp_path / "net.yaml")
+    assert not (tmp_path / "net.yaml").exists()
+    changed = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3))])
+    changed[1].norm.eps = 0.5  # set after the build: the lines make 1e-5
+    with pytest.raises(
+        DefinitionFileError, match=r"module '1.norm': its attribute 'eps' is 0.5, but its line makes 1e-05"
+    ):
+        to_text(changed)
+    replaced = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d_BN_ReLU(3))])
+    replaced[1] = nn.Identity()
+    with pytest.raises(DefinitionFileError, match=r"no longer matches its definition lines"):
+        to_text(replaced)
+    with pytest.raises(DefinitionFileError, match=r"a definition file is .yaml, .yml or .json"):
+        changed.to_file(tmp_path / "net.txt")
+
+
+# --- the hand-written examples --------------------------------------------------------------------------
+
+
+def test_resnet50_yaml_is_the_zoo_s_resnet50():
+    net = neurlink.from_file(EXAMPLES / "resnet50.yaml", num_classes=10)
+    zoo = neurlink.resnet50(num_classes=10)
+    assert [entry.written for entry in net.lines] == [entry.written for entry in zoo.lines]
+    assert (
+        sum(p.numel() for p in neurlink.from_file(EXAMPLES / "resnet50.yaml", device="meta").parameters()) == 25_557_032
+    )
+    _same_function(zoo, net, (32, 32))
+
+
+def test_unet_yaml_is_the_zoo_s_unet_resnet18():
+    net = neurlink.from_file(EXAMPLES / "unet.yaml", num_classes=3)
+    zoo = neurlink.unet_resnet18(num_classes=3)
+    assert _shapes(net) == _shapes(zoo)
+    _same_function(zoo, net, (37, 30))  # any size: every line lands on ceil(size / ratio)
+
+
+def test_hrnet_yaml_is_the_zoo_s_hrnet_w18_small_and_its_width_is_a_parameter():
+    net = neurlink.from_file(EXAMPLES / "hrnet_w18_small.yaml")
+    zoo = neurlink.hrnet_w18_small()
+    assert [entry.written for entry in net.lines] == [entry.written for entry in zoo.lines]
+    _same_function(zoo, net, (64, 64))
+    wider = neurlink.from_file(EXAMPLES / "hrnet_w18_small.yaml", width=18, device="meta")
+    assert [d.channels for d in wider.lines[9].dims] == [18, 36, 72, 144]  # width, 2 * width, 4 * width, 8 * width
+
+
+def test_the_custom_nerve_example_needs_its_module_trusted_and_scales_apply(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.delitem(sys.modules, "my_nerves", raising=False)
+    with pytest.raises(
+        DefinitionFileError, match=r"residual.yaml:18:15: line 2: \(256, 4\), my_nerves.Residual\(\) \* 3"
+    ):
+        neurlink.from_file(EXAMPLES / "residual.yaml")
+    assert "my_nerves" not in sys.modules
+    from my_nerves import Residual
+
+    # scale s (the file's default): width 0.5 of the channels written as numbers, rounded up to 8;
+    # depth 0.34 of the repeats: 3 * 0.34 = 1.02 -> 1
+    small = neurlink.from_file(EXAMPLES / "residual.yaml", trusted=["my_nerves"])
+    assert [(entry.dims[0].channels, entry.dims[0].shape.written) for entry in small.lines] == [
+        (3, 1),  # an Input keeps its channels
+        (32, 2),
+        (128, 4),
+        (256, 8),
+        (256, "(1, 1)"),
+        (10, "()"),  # num_classes: a parameter's count is its own
+    ]
+    # scale m: 64 * 0.75 = 48, 256 * 0.75 = 192, 512 * 0.75 = 384; repeats 3 * 0.67 = 2.01 -> 2
+    medium = neurlink.from_file(EXAMPLES / "residual.yaml", trusted=["my_nerves"], scale="m", num_classes=4)
+    by_hand = nv.build(
+        [
+            ((3, 1), nv.Input()),
+            ((48, 2), nv.Conv2d_BN_ReLU(3)),
+            [((192, 4), Residual())] * 2,
+            [((384, 8), Residual(expansion=2))] * 2,
+            ((384, "(1, 1)"), nv.AvgPool2d()),
+            ((4, "()"), nv.Linear()),
+        ]
+    )
+    assert [entry.written for entry in medium.lines] == [entry.written for entry in by_hand.lines]
+    _same_function(by_hand, medium, (32, 32))
+    assert len(neurlink.from_file(EXAMPLES / "residual.yaml", trusted=["my_nerves"], scale="l").lines) == 10
+
+
+def test_every_example_file_builds_from_the_command_line(capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "my_nerves", raising=False)
+    files = sorted(str(path) for path in EXAMPLES.glob("*.yaml"))
+    assert len(files) == 4
+    assert main(["check", *files, "--trust", "my_nerves"]) == 0  # the command line finds my_nerves beside its file
+    assert capsys.readouterr().out.count("ok: ") == 4
+
+
+# --- mistakes in files: each names the file, its line and column -----------------------------------------
+
+MISTAKES = [
+    # (name, text, error class, "line:column", message)
+    (
+        "typo",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d_BN_Relu(3)\n",
+        DefinitionFileError,
+        "3:13",
+        r"unknown name 'Conv2d_BN_Relu'; did you mean 'Conv2d_BN_ReLU'",
+    ),
+    (
+        "unknown tag",
+        'lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d(3)\n  - (16, 2), Concat[[-1, "stm"]]()\n',
+        UnknownTagError,
+        "4:5",
+        r'line 2: \(16, 2\), Concat\[\[-1, "stm"\]\]\(\)\n    no earlier line is tagged \'stm\'',
+    ),
+    (
+        "dims",
+        "lines:\n  - (3, 1), Input()\n  - (8, 3), Conv2d(3)\n  - (8, 4), Conv2d(3)\n",
+        DimsError,
+        "4:5",
+        r"line 2: \(8, 4\), Conv2d\(3\)\n    ratio 3 -> 4 needs a stride of 1.33333",
+    ),
+    (
+        "keyword",
+        "lines:\n  - (3, 1), Input()\n  - (256, 4), Bottleneck(widht=2)\n",
+        UnexpectedArgumentError,
+        "3:5",
+        r"Bottleneck: got an unexpected keyword argument 'widht'",
+    ),
+    (
+        "inside a nerve",
+        "lines:\n  - (3, 1), Input()\n  - (64, 4), Bottleneck(kernel_size=0)\n",
+        DefinitionFileError,
+        "3:5",
+        r"line 1 > line 2: \(64, 4\), Bottleneck\(kernel_size=0\)\n    in line 2 of its nerve: \(\(16, 4\), Conv2d_BN_ReLU\(0\)\)\n    Conv2d_BN_ReLU: kernel_size=0 is not",
+    ),
+    (
+        "indented deeper",
+        "lines:\n  - (3, 1), Input()\n   - (8, 2), Conv2d(3)\n",
+        DefinitionFileError,
+        "2:5",
+        r"runs on into the next file line, which starts with '- ' indented deeper",
+    ),
+    (
+        "indented less",
+        "lines:\n  - (3, 1), Input()\n - (8, 2), Conv2d(3)\n",
+        DefinitionFileError,
+        "3:2",
+        r"not valid YAML: .*expected <block end>.*\n    allowed: the items of a list start at one column",
+    ),
+    (
+        "tab",
+        "lines:\n\t- (3, 1), Input()\n",
+        DefinitionFileError,
+        "2:1",
+        r"allowed: YAML indents with spaces, never tabs",
+    ),
+    (
+        "undeclared parameter",
+        "params:\n  num_classes: 10\nlines:\n  - (3, 1), Input()\n  - (num_clases, 2), Conv2d(3)\n",
+        DefinitionFileError,
+        "5:6",
+        r"unknown name 'num_clases'; did you mean 'num_classes'\?",
+    ),
+    (
+        "parameter type",
+        "params:\n  num_classes: ten\nlines:\n  - (3, 1), Input()\n  - (num_classes, 2), Conv2d(3)\n",
+        DefinitionFileError,
+        "5:6",
+        r"channels num_classes = 'ten' are not a positive int",
+    ),
+    (
+        "python tag",
+        "lines: !!python/object/apply:os.system ['echo hi']\n",
+        DefinitionFileError,
+        "1:8",
+        r"the tag !!python/object/apply:os.system is not read",
+    ),
+    (
+        "untrusted module",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), os.system(3)\n",
+        DefinitionFileError,
+        "3:13",
+        r"'os:system' names module 'os', which is not trusted.*\n    allowed: from_file\(path, trusted=\['os'\]\)",
+    ),
+    (
+        "private name",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), torch._C.Conv(3)\n",
+        DefinitionFileError,
+        "3:13",
+        r"'torch._C:Conv' has a private or dunder part",
+    ),
+    (
+        "a function torch keeps",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d(3, act=F.torch.hub.load)\n",
+        DefinitionFileError,
+        "3:27",
+        r"reaches the function torch.hub.load, which a definition may not name",
+    ),
+    (
+        "not called",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d\n",
+        DefinitionFileError,
+        "3:13",
+        r"Conv2d is not called: write Conv2d\(...\)",
+    ),
+    (
+        "syntax",
+        "lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d(3\n",
+        DefinitionFileError,
+        "3:",
+        r"not a line: '\(' was never closed",
+    ),
+    (
+        "read as a mapping",
+        'lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d(3, d={"a": 1})\n',
+        DefinitionFileError,
+        "3:5",
+        r"a line is text, but this one is read as a mapping",
+    ),
+    (
+        "unknown key",
+        "line:\n  - (3, 1), Input()\n",
+        DefinitionFileError,
+        "1:1",
+        r"unknown key 'line'; did you mean 'lines'",
+    ),
+    (
+        "repeated tag",
+        'lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d[-1, "t"](3) * 2\n',
+        SelectorError,
+        "3:5",
+        r"tag 't' is already used by line 1 \(in repeat 2 of 2 of this line\)",
+    ),
+    (
+        "nerve first",
+        "lines:\n  - (3, 1), Input()\n  - Conv2d(3), (8, 2)\n",
+        DefinitionFileError,
+        "3:5",
+        r"the nerve comes after the line's dims: \(8, 2\), Conv2d\(3\)",
+    ),
+    (
+        "channels",
+        "lines:\n  - (3, 1), Input()\n  - (8.5, 2), Conv2d(3)\n",
+        DefinitionFileError,
+        "3:6",
+        r"channels 8.5 are not a positive int",
+    ),
+    (
+        "alias",
+        "lines:\n  - &a (3, 1), Input()\n  - *a\n",
+        DefinitionFileError,
+        "2:5",
+        r"an alias \(\*name\) repeats a value",
+    ),
+    ("empty", "", DefinitionFileError, "1:1", r"the file is empty"),
+    ("no lines", "params:\n  n: 1\n", DefinitionFileError, "1:1", r"the file has no lines:"),
+    (
+        "outputs",
+        'outputs: ["nope"]\nlines:\n  - (3, 1), Input()\n',
+        UnknownTagError,
+        "1:1",
+        r"no line is tagged 'nope'",
+    ),
+    (
+        "an Input selects nothing",
+        "lines:\n  - (3, 1), Input[-1]()\n",
+        SelectorError,
+        "2:5",
+        r"an Input selects nothing",
+    ),
+    (
+        "a module that refuses its arguments",
+        "lines:\n  - (3, 1), Input()\n  - (3, 1), Dropout(p=2.0)\n",
+        DefinitionFileError,
+        "3:5",
+        r"line 1: \(3, 1\), Dropout\(p=2.0\)\n    Dropout\(...\) raised ValueError: dropout probability",
+    ),
+    (
+        "a scale of no scales",
+        "scale: s\nlines:\n  - (3, 1), Input()\n",
+        DefinitionFileError,
+        "1:8",
+        r"scale: chooses one of the file's scales:, but it declares none",
+    ),
+    (
+        "json: a trailing comma",
+        '{"lines": ["(3, 1), Input()",]}',
+        DefinitionFileError,
+        "1:30",
+        r"not valid JSON: expected a value",
+    ),
+    (
+        "json: a key twice",
+        '{"lines": [],\n "lines": []}',
+        DefinitionFileError,
+        "2:2",
+        r"the key 'lines' is written twice",
+    ),
+    (
+        "json: a lambda",
+        '{"lines": ["(3, 1), Input()",\n  "(8, 2), Conv2d_BN_ReLU(3, act=lambda x: x)"]}',
+        DefinitionFileError,
+        "2:34",
+        r"a lambda is not part of the notation",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, text, error, where, message", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_a_mistake_in_a_file_names_the_file_and_its_line(tmp_path, name, text, error, where, message):
+    path = tmp_path / ("net.json" if name.startswith("json") else "net.yaml")
+    path.write_text(text)
+    with pytest.raises(error) as caught:
+        neurlink.from_file(path, device="meta")
+    assert isinstance(caught.value, DefinitionFileError) and isinstance(caught.value, NeurlinkError)
+    shown = str(caught.value)
+    assert shown.startswith(f"{path}:{where}"), shown
+    assert re.search(message, shown), shown
+    if caught.value.source is not None and "line " in shown.split("\n")[0]:
+        assert caught.value.source in text  # the line as the file writes it
+
+
+def test_enough_mistakes_are_tested():
+    assert len(MISTAKES) >= 20
+
+
+def test_a_caret_points_at_the_mistake():
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text("lines:\n  - (3, 1), Input()\n  - (8, 2), Conv2d_BN_ReLU(3, act=SiLu)\n", file="net.yaml")
+    first, caret = str(caught.value).splitlines()[:2]
+    assert first == "net.yaml:3:35: line 1: (8, 2), Conv2d_BN_ReLU(3, act=SiLu)"  # "  - (8, 2), ..." and 30 more
+    assert first[caret.index("^") :].startswith("SiLu)")
+
+
+def test_parameters_set_by_keyword_are_declared_and_of_the_declared_type():
+    text = "params:\n  num_classes: 10\n  ratio: 0.5\nlines:\n  - (3, 1), Input()\n  - (num_classes, 2), Conv2d(3)\n"
+    assert from_text(text, num_classes=4, ratio=1, device="meta").lines[1].dims[0].channels == 4
+    with pytest.raises(
+        UnexpectedArgumentError,
+        match=r"<definition>:1:1: num_class=3: the file declares no parameter"
+        r" 'num_class'; did you mean 'num_classes'\?",
+    ) as caught:
+        from_text(text, num_class=3)
+    assert isinstance(caught.value, TypeError)  # as Python says of a keyword a function does not take
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"<definition>:2:16: num_classes=2.5 is a float, but the file's"
+        r" num_classes is a int \(10\)",
+    ):
+        from_text(text, num_classes=2.5)
+    with pytest.raises(DefinitionFileError, match=r"scale='s': the file declares no scales:"):
+        from_text(text, scale="s")
+    scaled = "scales:\n  s: {width: 0.5}\n" + text
+    with pytest.raises(DefinitionFileError, match=r"scale 'x' is not one of the file's scales\n    allowed: s"):
+        from_text(scaled, scale="x")
+
+
+def test_a_missing_file_and_another_suffix(tmp_path):
+    with pytest.raises(DefinitionFileNotFoundError, match=r"nope.yaml: no such file") as caught:
+        neurlink.from_file(tmp_path / "nope.yaml")
+    assert isinstance(caught.value, FileNotFoundError)
+    with pytest.raises(DefinitionFileError, match=r"a definition file is .yaml, .yml or .json"):
+        neurlink.from_file(tmp_path / "net.toml")
+
+
+def test_an_error_of_a_file_pickles_with_its_place():
+    with pytest.raises(DimsError) as caught:
+        from_text("lines:\n  - (3, 1), Input()\n  - (8, 3), Conv2d(3)\n  - (8, 4), Conv2d(3)\n", file="net.yaml")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is type(caught.value) and str(again) == str(caught.value)
+
+
+# --- nothing outside the allow-list is imported or run ----------------------------------------------------
+
+EVIL_MODULE = "neurlink_test_evil_marker"
+TRUSTED_MODULE = "neurlink_test_trusted_marker"
+MARKER_SOURCE = """
+import pathlib
+pathlib.Path({path!r}).touch()
+
+from torch import nn
+
+
+class Thing(nn.Identity):
+    pass
+
+
+def run(*args):
+    pathlib.Path({path!r}).touch()
+"""
+
+
+@pytest.fixture
+def markers(tmp_path, monkeypatch):
+    """A module that writes a marker file when it is imported, and a trusted one with its own marker."""
+    paths = {}
+    for name in (EVIL_MODULE, TRUSTED_MODULE):
+        paths[name] = tmp_path / f"{name}.imported"
+        (tmp_path / f"{name}.py").write_text(MARKER_SOURCE.format(path=str(paths[name])))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield paths
+    for name in paths:
+        sys.modules.pop(name, None)
+
+
+HOSTILE_FILES = [
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), {EVIL_MODULE}.Thing()\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act={EVIL_MODULE}.run)\n",
+    f"lines: !!python/object/apply:{EVIL_MODULE}.run []\n",
+    f"lines:\n  - !!python/name:{EVIL_MODULE}.run ''\n",
+    f"params:\n  x: !!python/module:{EVIL_MODULE}\nlines:\n  - (3, 1), Input()\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act=builtins.__import__('{EVIL_MODULE}'))\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act=importlib.import_module('{EVIL_MODULE}'))\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act=neurlink._names.importlib.import_module('{EVIL_MODULE}'))\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act=nn.modules.module.importlib.import_module('{EVIL_MODULE}'))\n",
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), Conv2d(3, act=torch.hub.load('x', '{EVIL_MODULE}'))\n",
+    f"network: {EVIL_MODULE}.Thing\nlines:\n  - (3, 1), Input()\n",
+    f'{{"lines": ["(3, 1), Input()", "(3, 1), {EVIL_MODULE}.Thing()"]}}',
+    # the trusted module is named first: it is not imported either, as a later name fails the rule
+    f"lines:\n  - (3, 1), Input()\n  - (3, 1), {TRUSTED_MODULE}.Thing()\n  - (3, 1), {EVIL_MODULE}.Thing()\n",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_FILES, ids=range(len(HOSTILE_FILES)))
+def test_no_file_imports_or_runs_anything_outside_the_allow_list(markers, text, tmp_path):
+    path = tmp_path / ("net.json" if text.startswith("{") else "net.yaml")
+    path.write_text(text)
+    with pytest.raises(DefinitionFileError) as caught:
+        neurlink.from_file(path, trusted=[TRUSTED_MODULE])
+    assert str(caught.value).startswith(f"{path}:")
+    assert not any(marker.exists() for marker in markers.values()), str(caught.value)
+    assert EVIL_MODULE not in sys.modules and TRUSTED_MODULE not in sys.modules
+
+
+def test_the_marker_would_show_an_import(markers, tmp_path):
+    """The control: a module the caller trusts is imported, and its marker appears."""
+    net = from_text(f"lines:\n  - (3, 1), Input()\n  - (3, 1), {TRUSTED_MODULE}.Thing()\n", trusted=[TRUSTED_MODULE])
+    assert markers[TRUSTED_MODULE].exists() and not markers[EVIL_MODULE].exists()
+    assert type(net[1]).__name__ == "Thing"
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+def test_the_command_line_reads_files_with_parameters_and_exports_zoo_models(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "resnet18", "--to", "resnet18.yaml"]) == 0
+    assert capsys.readouterr().out == "wrote resnet18.yaml: the 13 lines of resnet18\n"
+    assert main(["summary", "resnet18.yaml", "--set", "num_classes=7", "--input", "1x3x32x32"]) == 0
+    out = capsys.readouterr().out
+    assert "(7, '(1, 1)')" in out and "Total params:         11,180,103" in out  # torchvision's resnet18(num_classes=7)
+    assert main(["graph", "resnet18.yaml", "--no-shapes", "-o", "r.mmd"]) == 0
+    assert "13 lines" in capsys.readouterr().out
+    Path("broken.yaml").write_text("lines:\n  - (3, 1), Input()\n  - (8, 3), Conv2d(3)\n  - (8, 4), Conv2d(3)\n")
+    assert main(["check", "resnet18.yaml", "broken.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert "ok: resnet18.yaml builds: 13 lines, 11,689,512 parameters" in captured.out
+    assert "neurlink: error: broken.yaml:4:5: line 2: (8, 4), Conv2d(3)" in captured.err
+    assert main(["check", "resnet18.yaml", "--set", "num_clases=3"]) == 1
+    assert "did you mean 'num_classes'?" in capsys.readouterr().err
+    assert main(["check", "resnet18", "--set", "num_classes=3"]) == 1
+    assert "a zoo builder takes its keywords as --arg" in capsys.readouterr().err
+    assert main(["check", "resnet18.yaml", "--arg", "num_classes=3"]) == 1
+    assert "its parameters are set with --set NAME=VALUE" in capsys.readouterr().err
+    assert main(["export", "resnet18", "--to", "resnet18.txt"]) == 1
+    assert "a definition file is .yaml, .yml or .json" in capsys.readouterr().err
