@@ -117,9 +117,9 @@ class LineReader:
             raise NotationError("a line is its dims, then its nerve", allowed=line_form(), offset=self.at(body))
         *dims_nodes, nerve_node = body.elts
         if isinstance(nerve_node, ast.Tuple) and isinstance(dims_nodes[0], (ast.Call, ast.Subscript)):
-            dims = ", ".join(self.source(node) for node in [*dims_nodes[1:], nerve_node])
+            written = ", ".join(self.source(node) for node in [*dims_nodes[1:], nerve_node])
             raise NotationError(
-                f"the nerve comes after the line's dims: {dims}, {self.source(dims_nodes[0])}",
+                f"the nerve comes after the line's dims: {written}, {self.source(dims_nodes[0])}",
                 allowed=line_form(),
                 offset=self.at(dims_nodes[0]),
             )
