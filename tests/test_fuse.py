@@ -445,7 +445,8 @@ def test_the_state_dict_keys_change_and_load_into_a_fused_network(tmp_path) -> N
     with pytest.raises(neurlink.errors.CheckpointError, match="unexpected: norm.weight"):
         other.load_state_dict(unfused)
     with pytest.raises(
-        PretrainedError, match=r"^line 1: .*\n.*module '1.norm' is FoldedNorm, the definition makes BatchNorm2d"
+        PretrainedError,
+        match=r"(?s)^line 1: .*\n.*module '1.norm' is FoldedNorm, the definition makes BatchNorm2d.*save it before fuse",
     ):
         net.save_pretrained(tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written
@@ -475,3 +476,38 @@ def test_fx_and_export_of_a_fused_network() -> None:
     assert not [n for n in exported.graph.nodes if "batch_norm" in str(n.target)]
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_an_fx_graph_traced_before_fuse_keeps_computing_what_it_did() -> None:
+    """The folded conv is a new module: a graph traced before (a feature extractor) holds the old conv and
+    its norm, which fuse() leaves as they were (folding in place normalised every pair twice there)."""
+    net = randomize(neurlink.resnet18(num_classes=10).double()).eval()
+    traced = fx.symbolic_trace(net)
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        before = traced(x)
+        net.fuse()
+        torch.testing.assert_close(traced(x), before, rtol=0, atol=0)
+        torch.testing.assert_close(net(x), before, rtol=1e-10, atol=1e-10)
+
+
+def test_a_fused_network_refuses_training_and_changes_no_mode() -> None:
+    net = neurlink.resnet18(num_classes=10).eval().fuse()
+    with pytest.raises(NeurlinkError, match=r"this network was fused for inference .* training it would go on"):
+        net.train()
+    assert not any(module.training for module in net.modules())
+    with pytest.raises(NeurlinkError, match="fused for inference"):
+        net[1].norm.train()  # a folded norm reached alone
+    net.eval()  # eval is fine
+
+
+@pytest.mark.parametrize(("name", "folded"), [("yolov8n", 57), ("yolo11n", 81)])
+def test_the_detectors_fold_every_norm(name: str, folded: int) -> None:
+    net = randomize(getattr(neurlink, name)(num_classes=3).double()).eval()
+    x = torch.rand(1, 3, 64, 96, dtype=torch.float64)
+    with torch.no_grad():
+        before = net(x)
+        assert norms(net) == folded
+        net.fuse()
+        assert norms(net) == 0 and sum(isinstance(m, FoldedNorm) for m in net.modules()) == folded
+        torch.testing.assert_close(net(x), before, rtol=1e-10, atol=1e-8)

@@ -44,6 +44,7 @@ norm's output).
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -89,6 +90,15 @@ class FoldedNorm(Nerve):
     def _steps(self, ops: Ops, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def train(self, mode: bool = True) -> FoldedNorm:
+        if mode:  # the norm is gone: training would go on without it, silently
+            raise NeurlinkError(
+                f"this network was fused for inference (fuse()): the BatchNorm of {self.into} is folded into it,"
+                " and training it would go on without the norm",
+                allowed="train the network before fuse(), or a copy kept unfused (copy.deepcopy(net) before fuse())",
+            )
+        return super().train(mode)
+
     def extra_repr(self) -> str:
         return f"into={self.into!r}"
 
@@ -119,11 +129,14 @@ def fold_norms(network: Network) -> Network:
     for pair in pairs:  # every refusal before anything changes
         _check(pair)
     for pair in pairs:
-        _fold(pair.first, pair.norm)
+        # a new conv in the pair's place: whatever holds the old one (an fx graph traced before, a feature
+        # extractor) keeps a consistent conv and norm, as torch's fuse_conv_bn_eval returns a copy
+        first_parent, _, first_name = pair.first_path.rpartition(".")
+        setattr(network.get_submodule(first_parent), first_name, _fold(pair.first, pair.norm))
         parent_path, _, name = pair.norm_path.rpartition(".")
         parent = network.get_submodule(parent_path)
         with building(BuildContext((), ())):  # a nerve is made in a build context; this one reads nothing of it
-            folded = type.__call__(FoldedNorm, pair.first_path)
+            folded = type.__call__(FoldedNorm, pair.first_path).eval()  # in the network's mode
         setattr(parent, name, folded)  # a neurlink module: the flat forward is written again on the next call
     return network
 
@@ -250,10 +263,11 @@ def _check(pair: _Pair) -> None:
         raise error
 
 
-def _fold(first: nn.Module, norm: nn.Module) -> None:
-    """``first`` computes ``norm(first(x))``: its weight scaled per output channel, its bias made or shifted.
-    Computed in float32 at least, each tensor kept in its dtype; new parameters (a weight tied elsewhere
-    keeps its values there), each as trainable as the weight was (a bias it had keeps its own flag)."""
+def _fold(first: nn.Module, norm: nn.Module) -> nn.Module:
+    """A copy of ``first`` computing ``norm(first(x))``: its weight scaled per output channel, its bias made
+    or shifted. Computed in float32 at least, each tensor kept in its dtype; new parameters (``first``
+    keeps its own), each as trainable as the weight was (a bias it had keeps its own flag)."""
+    first = copy.deepcopy(first)  # its settings (and dicts of hooks and tensors) its own; the tensors replaced below
     weight, bias = cast(torch.Tensor, first.weight), cast("torch.Tensor | None", first.bias)
     mean, var = cast(torch.Tensor, norm.running_mean), cast(torch.Tensor, norm.running_var)
     gamma, beta = cast("torch.Tensor | None", norm.weight), cast("torch.Tensor | None", norm.bias)
@@ -276,3 +290,4 @@ def _fold(first: nn.Module, norm: nn.Module) -> None:
     first.weight = nn.Parameter(scaled.to(weight.dtype), requires_grad=weight.requires_grad)
     trainable = weight.requires_grad if bias is None else bias.requires_grad
     first.bias = nn.Parameter(shift.to(weight.dtype if bias is None else bias.dtype), requires_grad=trainable)
+    return first

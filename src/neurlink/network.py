@@ -234,6 +234,15 @@ class Network(LinesModule):
 
         to_file(self, path)
 
+    def train(self, mode: bool = True) -> Network:
+        if mode:  # refused before any module changes mode (a FoldedNorm refuses it too, reached alone)
+            from .fuse import FoldedNorm
+
+            folded = next((m for m in self.modules() if isinstance(m, FoldedNorm)), None)
+            if folded is not None:
+                folded.train(True)
+        return super().train(mode)
+
     def fuse(self) -> Network:
         """Fold every BatchNorm that follows a conv into that conv, in place, for inference; returns the
         network (``net.eval().fuse()``), which computes what it computed, with one module less per pair.
@@ -250,7 +259,9 @@ class Network(LinesModule):
         either module of a pair, with a :class:`~neurlink.errors.NeurlinkError` naming the line, before
         anything changes. After fuse() the state_dict has no keys for the folded norms and a ``bias`` for
         each conv; ``save_pretrained`` refuses the fused network (its definition makes the norms): save
-        it before fusing, and fuse after ``from_pretrained``. With ``outputs=[...]`` or
+        it before fusing, and fuse after ``from_pretrained``. A fused network is for inference: ``train()``
+        is refused (it would train without the norms). The folded convs are new modules: an fx graph
+        traced before keeps the old conv and its norm. With ``outputs=[...]`` or
         ``output_intermediate=True``, a conv line whose norm line was folded gives the norm's output.
         """
         from .fuse import fold_norms  # fuse writes graphs of the lines, as the flat forward does

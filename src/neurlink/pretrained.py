@@ -174,9 +174,13 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[s
     difference = _first_difference(_layout(again), _layout(network))
     if difference is not None:
         path, how = difference
+        fused = any(type(module).__name__ == "FoldedNorm" for module in network.modules())
         mismatch = PretrainedError(
             f"the network no longer matches its definition (a module was replaced or added after the build): {how}",
-            allowed="save a network as built (changing weights is fine); to fine-tune on other classes, build"
+            allowed="save it before fuse() and fuse after from_pretrained (a fused network's norms are folded"
+            " into its convs)"
+            if fused
+            else "save a network as built (changing weights is fine); to fine-tune on other classes, build"
             " with num_classes=... and load the other weights into it, or build the changed definition",
         )
         _locate_module(network, path, mismatch)
