@@ -720,3 +720,20 @@ def test_the_command_line_reads_files_with_parameters_and_exports_zoo_models(tmp
     assert "its parameters are set with --set NAME=VALUE" in capsys.readouterr().err
     assert main(["export", "resnet18", "--to", "resnet18.txt"]) == 1
     assert "a definition file is .yaml, .yml or .json" in capsys.readouterr().err
+
+
+# --- the documentation's examples are the example files -----------------------------------------------------
+
+
+def test_the_documentation_shows_the_example_files_as_they_are():
+    page = (ROOT / "docs" / "definition-files.md").read_text(encoding="utf-8")
+    blocks = re.findall(r'```(?:yaml|python) title="(examples/definitions/[^"]+)"\n(.*?)```', page, re.S)
+    assert sorted(name for name, _ in blocks) == [
+        "examples/definitions/hrnet_w18_small.yaml",
+        "examples/definitions/my_nerves.py",
+        "examples/definitions/residual.yaml",
+        "examples/definitions/resnet50.yaml",
+        "examples/definitions/unet.yaml",
+    ]
+    for name, text in blocks:
+        assert text == (ROOT / name).read_text(encoding="utf-8"), name
