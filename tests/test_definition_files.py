@@ -247,11 +247,13 @@ def test_values_the_notation_writes_read_back_as_themselves():
         ((8, 2), nv.Conv2d_BN_ReLU(3, act=nn.Hardtanh(-float("inf"), 2.5))),  # inf in a module's arguments
         ((8, nv.tokens(2)), nv.ToTokens()),
         ((8, nv.tokens(2)), nv.LayerNorm(1e-6)),
+        ((8, nv.tokens((2, 2))), nv.LayerNorm(1e-6)),  # a ratio per dim
     ]
     net = nv.build(lines)
     text = to_text(net)
     assert "- (8, 2), Conv2d_BN_ReLU(3, act=Hardtanh(min_val=-inf, max_val=2.5))" in text
     assert "- (8, tokens(2)), LayerNorm(1e-06)" in text
+    assert "- (8, tokens((2, 2))), LayerNorm(1e-06)" in text
     again = from_text(text)
     assert [entry.written for entry in again.lines] == [entry.written for entry in net.lines]
 

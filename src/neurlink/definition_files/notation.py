@@ -411,8 +411,8 @@ class LineReader:
             form("Shape(shape)", len(args) == 1 and not kwargs)
             return {"shape": args[0]}
         if special == "tokens":
-            try:
-                return tokens(*args, **kwargs)  # the text, shown as the call it is
+            try:  # the text, shown as the call it is
+                return tokens(*map(_literal, args), **{key: _literal(value) for key, value in kwargs.items()})
             except (DimsError, TypeError) as error:
                 raise NotationError(str(getattr(error, "reason", error)), offset=self.at(node)) from None
         raise NotationError(f"{special} is not called", offset=self.at(node))
@@ -434,3 +434,12 @@ class LineReader:
     def source(self, node: Any) -> str:
         text = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else None
         return text if text is not None else "?"
+
+
+def _literal(data: Any) -> Any:
+    """A number or tuple of numbers as Python holds it (a token declaration's ratio: ``tokens((4, 8))``)."""
+    if isinstance(data, dict) and "tuple" in data:
+        return tuple(map(_literal, data["tuple"]))
+    if isinstance(data, dict) and "fraction" in data:
+        return Fraction(*data["fraction"])
+    return data
