@@ -6,7 +6,7 @@ import contextlib
 import gc
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -22,6 +22,7 @@ from .errors import (
     LineIndexError,
     LineTagError,
     LineTypeError,
+    NeurlinkError,
     SelectorError,
     SelectorIndexError,
     SelectorTypeError,
@@ -40,6 +41,10 @@ from .table import Entry, LineTable
 Inputs = torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
 
 __all__ = ["Network", "build"]
+
+# What writes a network's lines into a file (Network.to_file): neurlink.definition_files' writer, which it
+# registers here when neurlink is imported. The core does not import that package, which builds on the core.
+FILE_WRITER: Callable[[Network, str | os.PathLike[str]], None] | None = None
 
 
 class Network(LinesModule):
@@ -230,9 +235,9 @@ class Network(LinesModule):
         the builder call it came from (``made_by``) and its ``num_classes`` as a parameter. The text is
         read back before it is written and must make this network's modules (a module replaced after
         the build is refused, naming it); the weights are not written (``save_pretrained`` keeps them)."""
-        from .definition_files import to_file
-
-        to_file(self, path)
+        if FILE_WRITER is None:  # (neurlink.definition_files sets it when neurlink is imported)
+            raise NeurlinkError("writing definition files needs neurlink.definition_files: import neurlink")
+        FILE_WRITER(self, path)
 
     def train(self, mode: bool = True) -> Network:
         if mode:  # refused before any module changes mode (a FoldedNorm refuses it too, reached alone)

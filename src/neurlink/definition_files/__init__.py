@@ -39,11 +39,14 @@ neurlink.definition_files.errors.DefinitionFileError: net.yaml:3:13: line 1: (8,
 See ``docs/definition-files.md`` for the notation: names, parameters, scales and what is refused.
 """
 
+from .. import network
 from .errors import DefinitionFileError as DefinitionFileError
 from .errors import DefinitionFileNotFoundError as DefinitionFileNotFoundError
 from .reading import from_file as from_file
 from .reading import from_text as from_text
 from .writing import to_file as to_file
 from .writing import to_text as to_text
+
+network.FILE_WRITER = to_file  # Network.to_file writes with it (the core does not import this package)
 
 __all__ = ["from_file", "from_text", "to_file", "to_text", "DefinitionFileError", "DefinitionFileNotFoundError"]
