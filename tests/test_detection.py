@@ -150,7 +150,8 @@ def test_the_maps_decode_to_ultralytics_eval_output():
         output, raw = model(torch.randn(2, 3, 64, 96))  # 8x12, 4x6, 2x3 anchors
     _, logits, boxes, points, strides = decode(as_maps(raw, 2), STRIDES, 16)
     xywh = torchvision.ops.box_convert(boxes * strides, "xyxy", "cxcywh")
-    torch.testing.assert_close(torch.cat([xywh, logits.sigmoid()], -1).transpose(1, 2), output)
+    # (pixels up to ~100: torch's kernels round differently with 1 and 2 threads)
+    torch.testing.assert_close(torch.cat([xywh, logits.sigmoid()], -1).transpose(1, 2), output, rtol=1e-5, atol=1e-4)
     assert points[:2].tolist() == [[0.5, 0.5], [1.5, 0.5]] and points[12].tolist() == [0.5, 1.5]  # row-major
     assert strides[:, 0].tolist() == [8] * 96 + [16] * 24 + [32] * 6
 

@@ -67,8 +67,9 @@ def _fail(file: str, lines: list[str], line: int, column: int, reason: str, allo
 def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # (it reads the first characters: a control character fails here)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -81,7 +82,8 @@ def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
         column = position - (text.rfind("\n", 0, position) + 1) + 1
         _fail(file, lines, line, column, f"not valid YAML: {error}")
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         _fail(file, lines, 1, 1, "the file is empty", allowed="a mapping with lines: (and params:, ...)")
     return _YamlTree(file, lines).node(root, 0)

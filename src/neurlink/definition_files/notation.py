@@ -342,7 +342,7 @@ class LineReader:
         if isinstance(value, int):
             if abs(value) > MAX_INT:
                 raise NotationError(
-                    f"an integer of {len(str(value))} digits, larger than any size or count", offset=self.at(node)
+                    f"an integer of {value.bit_length()} bits, larger than any size or count", offset=self.at(node)
                 )
             return value
         if isinstance(value, float):
@@ -403,7 +403,12 @@ class LineReader:
             return {"slice": parts}
         if special == "Fraction":
             form("Fraction(numerator, denominator) of ints", 1 <= len(args) <= 2 and not kwargs)
-            return {"fraction": [args[0], args[1] if len(args) == 2 else 1]}
+            parts = [args[0], args[1] if len(args) == 2 else 1]
+            form(
+                "Fraction(numerator, denominator) of ints, the denominator not 0",
+                all(isinstance(p, int) and not isinstance(p, bool) for p in parts) and parts[1] != 0,
+            )
+            return {"fraction": parts}
         if special == "Dims":
             form("Dims(channels, shape)", len(args) == 2 and not kwargs)
             return {"dims": args}

@@ -50,6 +50,7 @@ SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 _KEYS = ("neurlink", "about", "made_by", "params", "scales", "scale", "network", "outputs", "lines")
 _OWN_KEYWORDS = ("trusted", "device", "scale")
 _SCALE_KEYS: dict[str, type] = {"width": float, "depth": float, "max_channels": int, "divisor": int}
+_SCALE_LIMIT = 1 << 20  # no multiplier, cap or divisor of channels is larger
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 Trusted = str | ModuleType | Iterable[str | ModuleType]
@@ -224,7 +225,7 @@ def read_definition(
     if version is not None and (version.value != NOTATION_VERSION or isinstance(version.value, bool)):
         definition.fail(
             version,
-            f"notation version {version.value!r} is not one this neurlink reads",
+            f"notation version {_short(version.value)} is not one this neurlink reads",
             allowed=f"neurlink: {NOTATION_VERSION}",
         )
     for key in ("about", "made_by"):
@@ -296,7 +297,12 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
         if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
             definition.fail(where, f"the parameter name {name!r} is not a name", allowed="num_classes, width, ...")
         if name in RESERVED or name in ALIASES or name in _OWN_KEYWORDS:
-            definition.fail(where, f"{name!r} is a word of the notation, not a name for a parameter")
+            what = "a keyword of from_file" if name in _OWN_KEYWORDS else "a word of the notation"
+            definition.fail(
+                where,
+                f"{name!r} is {what}, not a name for a parameter",
+                allowed="another name (num_classes, width, depth_scale, ...)",
+            )
         if type(value.value) not in (int, float, str, bool):
             definition.fail(
                 value,
@@ -338,7 +344,9 @@ def _scale(definition: Definition, node: Node | None, default: Node | None, chos
     for name, item in node.value.items():
         if not isinstance(item.value, dict):
             definition.fail(
-                item, f"scale {name!r} is a mapping", allowed="{width: 0.5, depth: 0.33, max_channels: 1024}"
+                item,
+                f"scale {name!r} must be a mapping of its multipliers (not Ultralytics' [depth, width, max_channels])",
+                allowed="{width: 0.5, depth: 0.33, max_channels: 1024}",
             )
         values: dict[str, Any] = {}
         for key, value in item.value.items():
@@ -348,8 +356,11 @@ def _scale(definition: Definition, node: Node | None, default: Node | None, chos
                 definition.fail(item.keys[key], f"unknown key {key!r}{hint}", allowed=", ".join(_SCALE_KEYS))
             number = value.value
             ok = not isinstance(number, bool) and isinstance(number, (int, float) if kind is float else int)
-            if not ok or not number > 0:
-                definition.fail(value, f"{key}: {number!r} is not a positive {'number' if kind is float else 'int'}")
+            if not ok or not 0 < number <= _SCALE_LIMIT:  # (inf and 1e308 would overflow the arithmetic)
+                definition.fail(
+                    value,
+                    f"{key}: {number!r} is not a positive {'number' if kind is float else 'int'} up to {_SCALE_LIMIT:,}",
+                )
             values[key] = number
         scales[name] = Scale(name, **values)
     if chosen is None and default is not None:
@@ -390,3 +401,11 @@ def _outputs(definition: Definition, node: Node) -> list | None:
     if not items or not all(isinstance(item.value, (str, int)) and not isinstance(item.value, bool) for item in items):
         definition.fail(node, "outputs: is a list of tags or line indices", allowed='outputs: ["layer3", "layer4", -1]')
     return [item.value for item in items]
+
+
+def _short(value: Any) -> str:
+    """A value as the message shows it: an integer too long for Python to print (over 4300 digits) by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"(an integer of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -60,8 +60,9 @@ def _from_directory(path: str, device, keywords: dict, trusted) -> nn.Module:
     if keywords:
         raise CommandError(f"{path}: a saved network takes no builder keywords (--arg): its config.json has them")
     if trusted and os.getcwd() not in sys.path and "" not in sys.path:
-        # `--trust my_nerves` names a module beside the user, as `python -m neurlink` would find it
-        sys.path.insert(0, os.getcwd())
+        # `--trust my_nerves` names a module beside the user; last, so that a file there never shadows a
+        # module of Python's or an installed package that neurlink imports afterwards
+        sys.path.append(os.getcwd())
     try:
         return from_pretrained(path, device=device, trusted=trusted)
     except NeurlinkError as error:

@@ -240,7 +240,9 @@ def _load(model: str, args: argparse.Namespace, device: torch.device | str) -> n
     if args.trust:  # `--trust my_nerves` names a module beside the file, or beside the user
         for folder in (os.getcwd(), str(Path(model).resolve().parent)):
             if folder not in sys.path:
-                sys.path.insert(0, folder)
+                # last: a file beside the definition never shadows a module of Python's or an installed one
+                # (a yaml.py there would be what the reader imports)
+                sys.path.append(folder)
     scale = settings.pop("scale", None)
     try:
         return from_file(model, trusted=args.trust, device=device, scale=scale, **settings)
