@@ -121,6 +121,10 @@ class WindowAttention(Nerve):
 'relative_position_index']
     """
 
+    live_attributes = frozenset(
+        {"shift"}
+    )  # read by its steps on every trace: may be set after the build (Nerve.__setattr__)
+
     spatial_rank = 2  # a 2d grid: a line of one ratio is read as 2d, a line of another rank refused
     layouts = ("tokens",)
 
