@@ -155,3 +155,13 @@ def test_the_collector_keeps_running_during_a_build():
         stop.set()
         watcher.join()
     assert seen and all(seen) and gc.get_freeze_count() == 0
+
+
+def test_the_lines_to_return_are_given_by_keyword_not_as_the_second_argument():
+    """The second argument is output_intermediate (positional since the legacy ONNX exporter passes it so):
+    a list there would return every line, not the lines listed."""
+    net = neurlink.resnet18(num_classes=10).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(neurlink.NeurlinkError, match=r"output_intermediate=\['layer4'\] is not True or False"):
+        net(x, ["layer4"])
+    assert len(net(x, True)) == len(net) and net(x, False).shape == (1, 10, 1, 1)

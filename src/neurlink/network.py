@@ -345,6 +345,11 @@ class Network(LinesModule):
             self._verified.add(self._size_key(inputs))
 
     def _selected(self, output_intermediate: bool, outputs: Sequence[int | str] | None) -> tuple[int, ...]:
+        if not isinstance(output_intermediate, bool):  # net(x, ["layer4"]): the lines meant as outputs=
+            raise LineTypeError(
+                f"output_intermediate={output_intermediate!r} is not True or False (the second argument)",
+                allowed="net(x, output_intermediate=True), or the lines to return by keyword: net(x, outputs=['tag'])",
+            )
         if output_intermediate and outputs is not None:
             raise InputError("give output_intermediate=True or outputs=[...], not both")
         if outputs is None:  # output_intermediate
