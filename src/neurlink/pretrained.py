@@ -122,18 +122,23 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
         config["lines"] = encode_lines(lines, names)
         config["outputs"] = None if outputs is None else encode_value(outputs, names, "outputs")
     except NotData as error:
-        what = error.where if error.where.startswith("the ") else f"{error.where}={_short(error.value)}"
-        message = PretrainedError(
-            f"{what} cannot be written as data: {error.reason}",
-            allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
-            " functools.partial of them, nerve definitions, and torch modules made from their arguments",
-        )
-        line, table = error.line, network.__dict__.get("_table")
-        if line is not None and table is not None and line < len(table.entries):
-            entry = table.entries[line]
-            message.locate(entry.index, entry.tag, entry.written)
-        raise message from None
+        raise not_data_error(network, error, PretrainedError, "written as data") from None
     return config, names
+
+
+def not_data_error(network: nn.Module, error: NotData, kind: type[NeurlinkError], as_what: str) -> NeurlinkError:
+    """A value of the lines that ``encode_lines`` cannot write (``error``) as a ``kind`` error, at its line."""
+    what = error.where if error.where.startswith("the ") else f"{error.where}={_short(error.value)}"
+    problem = kind(
+        f"{what} cannot be {as_what}: {error.reason}",
+        allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
+        " functools.partial of them, nerve definitions, and torch modules made from their arguments",
+    )
+    table = network.__dict__.get("_table")
+    if error.line is not None and table is not None and error.line < len(table.entries):
+        entry = table.entries[error.line]
+        problem.locate(entry.index, entry.tag, entry.written)
+    return problem
 
 
 def _short(value: Any) -> str:

@@ -24,7 +24,7 @@ from .._config import NotData, encode_lines, encode_value
 from .._registry import _BUILDERS
 from .._version import __version__
 from ..errors import NeurlinkError
-from ..pretrained import _attributes, _first_difference, _layout, _same_value, _short
+from ..pretrained import _attributes, _first_difference, _layout, _same_value, _short, not_data_error
 from .errors import DefinitionFileError
 from .names import NameProblem, reference
 from .reading import NOTATION_VERSION, from_text, kind_of
@@ -98,17 +98,7 @@ def _encoded(network: nn.Module, lines: Any, names: set[str]) -> list[dict]:
     try:
         return encode_lines(lines, names)
     except NotData as error:
-        what = error.where if error.where.startswith("the ") else f"{error.where}={_short(error.value)}"
-        problem = DefinitionFileError(
-            f"{what} cannot be written in a file: {error.reason}",
-            allowed="literals, lists, tuples, dicts, dims, classes and functions of importable modules,"
-            " functools.partial of them, nerve definitions, and torch modules made from their arguments",
-        )
-        table = network.__dict__.get("_table")
-        if error.line is not None and table is not None and error.line < len(table.entries):
-            entry = table.entries[error.line]
-            problem.locate(entry.index, entry.tag, entry.written)
-        raise problem from None
+        raise not_data_error(network, error, DefinitionFileError, "written in a file") from None
 
 
 def _repeats(data: list[dict]) -> list[tuple[dict, int]]:
