@@ -41,6 +41,7 @@ class Node:
     text_column: int | None = None
     keys: dict[str, Node] = field(default_factory=dict)  # a mapping's keys, where they are written
     end_line: int | None = None  # the last line a YAML scalar is written on
+    end: tuple[int, int] | None = None  # a scalar's end: the line and column just after its last character
 
 
 def read_document(text: str, file: str, kind: str) -> Node:
@@ -132,7 +133,8 @@ class _YamlTree:
                 quotes = 0 if node.style is None else 1
                 if node.end_mark.column - node.start_mark.column == len(value) + 2 * quotes:
                     text_column = column + quotes  # the characters as written (no escapes, no folding)
-            return Node(value, line, column, text_column, end_line=node.end_mark.line + 1)
+            end = (node.end_mark.line + 1, node.end_mark.column + 1)
+            return Node(value, line, column, text_column, end_line=end[0], end=end)
         if isinstance(node, yaml.SequenceNode) and node.tag == f"{_YAML}seq":
             return Node([self.node(item, depth + 1) for item in node.value], line, column)
         if isinstance(node, yaml.MappingNode) and node.tag == f"{_YAML}map":
@@ -199,11 +201,11 @@ class _Json:
         if char == '"':
             text = self.string()
             exact = self.text[start + 1 : self.at - 1] == text
-            return Node(text, line, column, column + 1 if exact else None)
+            return Node(text, line, column, column + 1 if exact else None, end=self.where(self.at))
         for word, value in (("true", True), ("false", False), ("null", None)):
             if self.text.startswith(word, start):
                 self.at += len(word)
-                return Node(value, line, column)
+                return Node(value, line, column, end=self.where(self.at))
         number = json.scanner.NUMBER_RE.match(self.text, start)
         if number is None:
             self.fail(start, "expected a value" if char else "the text ends where a value is expected")
@@ -211,9 +213,10 @@ class _Json:
         if len(integer) > 30:
             self.fail(start, f"a number of {len(integer)} digits, larger than any size or count")
         self.at = number.end()
+        end = self.where(self.at)
         if fraction or exponent:
-            return Node(float(integer + (fraction or "") + (exponent or "")), line, column)
-        return Node(int(integer), line, column)
+            return Node(float(integer + (fraction or "") + (exponent or "")), line, column, end=end)
+        return Node(int(integer), line, column, end=end)
 
     def string(self) -> str:
         try:
