@@ -20,11 +20,13 @@ True
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast, overload
@@ -46,27 +48,46 @@ if TYPE_CHECKING:
 
 Device = torch.device | str | None
 
-__all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["save_pretrained", "from_pretrained", "CONFIG_NAME", "WEIGHTS_NAME", "DEFINITION_NAMES"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+DEFINITION_NAMES = {"yaml": "definition.yaml", "json": "definition.json"}  # a network read from a file keeps it
 _MAX_CONFIG_BYTES = 16 * 2**20  # a definition is kilobytes; one larger than this is not a definition
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _TOP_KEYS = {
     *("format", "format_version", "neurlink_version", "dtype", "model", "lines", "outputs", "attributes"),
     "weights_id",
+    "definition_file",
 }
 _SCALARS = (type(None), bool, int, float, str)
+
+
+@dataclass(frozen=True)
+class DefinitionFileHooks:
+    """How a checkpoint keeps the definition file a network was read from, beside its weights:
+    ``neurlink.definition_files`` registers them in ``DEFINITION_FILES`` when neurlink is imported (the
+    core does not import that package, which builds on the core)."""
+
+    text_of: Callable[[nn.Module], tuple[str, str] | None]  # the file's text and kind, for a network read from one
+    # the network of a file's text (kind, the file's name for errors, trusted), or only its names checked
+    build: Callable[[str, str, str, tuple[str, ...], bool], nn.Module | None]
+
+
+DEFINITION_FILES: DefinitionFileHooks | None = None
 
 
 # --- saving -------------------------------------------------------------------------------------
 
 
 def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
-    """Write ``config.json`` and ``model.safetensors`` for ``network`` into ``directory`` (made if needed).
+    """Write ``config.json`` and ``model.safetensors`` for ``network`` into ``directory`` (made if needed);
+    a network read from a definition file (``neurlink.from_file``) keeps it beside them, as
+    ``definition.yaml`` or ``definition.json``, with the parameters it was built with as its defaults.
 
     Each file is replaced whole, and both carry the id of this save: a reader finds the old checkpoint,
-    the new one, or (after an interrupted save) a pair it refuses, never a mixture that loads.
+    the new one, or (after an interrupted save) a pair it refuses, never a mixture that loads. The
+    config records the definition file's hash, which pairs it with them.
 
     Raises :class:`~neurlink.errors.PretrainedError` before anything is written when a value of the
     definition cannot be written as data (naming the line and the value), or when the network no longer
@@ -81,11 +102,16 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
         config["attributes"] = {
             path: {k: encode_value(v, names, k) for k, v in attrs.items()} for path, attrs in changed.items()
         }
+    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
+    if kept is not None:
+        definition_text, kind = kept
+        config["definition_file"] = {"name": DEFINITION_NAMES[kind], "sha256": _sha256(definition_text)}
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise PretrainedError(f"{folder}: exists and is not a directory")
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):  # before either is written: a save replaces both or neither
+    names_written = (CONFIG_NAME, WEIGHTS_NAME) + ((config["definition_file"]["name"],) if kept else ())
+    for name in names_written:  # before any is written: a save replaces all or none
         if (folder / name).is_dir() and not (folder / name).is_symlink():
             raise PretrainedError(f"{folder / name}: is a directory, where the save writes a file")
     # each file replaced whole (never written through a link); the id pairs them (``_files.py``)
@@ -93,7 +119,16 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     text = json.dumps(config, indent=1, allow_nan=False) + "\n"
     metadata = {"format": "pt", _files.WEIGHTS_ID_KEY: weights_id}
     _files.replace_atomically(folder / WEIGHTS_NAME, lambda path: save_file(tensors, str(path), metadata=metadata))
+    if kept is not None:
+        written = kept[0]
+        _files.replace_atomically(
+            folder / config["definition_file"]["name"], lambda path: path.write_text(written, encoding="utf-8")
+        )
     _files.replace_atomically(folder / CONFIG_NAME, lambda path: path.write_text(text, encoding="utf-8"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
@@ -360,20 +395,29 @@ def from_pretrained(
     folder = _locate(directory)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = _read_config(config_path)
+    file = _read_definition_file(folder, config, config_path)
     pinned = _pin(weights_path)  # every read of the weights is of this one file, whatever a save does meanwhile
     try:
-        return _load(pinned, config, config_path, trusted, device)
+        return _load(pinned, config, config_path, trusted, device, file)
     finally:
         pinned.close()
 
 
-def _load(pinned: _files.Pinned, config: dict, config_path: Path, trusted: tuple[str, ...], device: Device) -> Network:
+def _load(
+    pinned: _files.Pinned,
+    config: dict,
+    config_path: Path,
+    trusted: tuple[str, ...],
+    device: Device,
+    file: DefinitionFile | None,
+) -> Network:
     weights_path = pinned.shown
     header, metadata = _files.read_header(pinned)
     _check_same_save(config, metadata, config_path, weights_path)
+    definition_path = file[2] if file is not None else str(config_path)  # what the weights must fit
     try:
-        _build(config, trusted, None, check_only=True)  # every name passes the rule before anything is imported
-        meta = _build(config, trusted, "meta")
+        _build(config, trusted, None, check_only=True, file=file)  # every name passes the rule before any import
+        meta = _build(config, trusted, "meta", file=file)
         fake = {key: torch.empty(shape, dtype=dtype, device="meta") for key, (dtype, shape) in header.items()}
         check_state_dict(meta, fake)  # a changed definition, line by line, before any memory is spent
         _check_dtypes(meta, header, config)
@@ -381,10 +425,12 @@ def _load(pinned: _files.Pinned, config: dict, config_path: Path, trusted: tuple
         # memory, no init); else a network is built on the device and the weights copied into it
         on_meta = torch.device(device or "cpu").type == "meta"
         assign = not on_meta and _state_is_every_tensor(meta)
-        network = meta if on_meta or assign else _build(config, trusted, device)
+        network = meta if on_meta or assign else _build(config, trusted, device, file=file)
     except CheckpointError as error:
-        raise CheckpointError(f"{weights_path} does not fit {config_path}: {error}") from None
+        raise CheckpointError(f"{weights_path} does not fit {definition_path}: {error}") from None
     except NeurlinkError as error:
+        if _names_its_file(error):
+            raise  # a definition file's error, at its line
         raise PretrainedError(f"{config_path}: {error}") from None
     # what save_pretrained wrote is a Network's (a zoo builder's or nv.build's), so one is built from it
     network = cast("Network", network)
@@ -494,7 +540,9 @@ def _from_hub(repo_id: str) -> Path:
             allowed="a directory written by save_pretrained, or pip install huggingface_hub",
         ) from None
     try:
-        folder = huggingface_hub.snapshot_download(repo_id=repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+        folder = huggingface_hub.snapshot_download(
+            repo_id=repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, *DEFINITION_NAMES.values()]
+        )
     except Exception as error:
         raise PretrainedError(
             f"{repo_id}: no such directory, and the Hugging Face Hub gives no repository of that id"
@@ -538,6 +586,51 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+DefinitionFile = tuple[str, str, str]  # a definition file's text, its kind ("yaml", "json"), its path as shown
+
+
+def _read_definition_file(folder: Path, config: dict, config_path: Path) -> DefinitionFile | None:
+    """The definition file the config names, checked to be the one that save wrote (its hash)."""
+    entry = config.get("definition_file")
+    if entry is None:
+        return None
+    kinds = {name: kind for kind, name in DEFINITION_NAMES.items()}
+    if (
+        not isinstance(entry, dict)
+        or set(entry) != {"name", "sha256"}
+        or entry["name"] not in kinds
+        or not isinstance(entry["sha256"], str)
+    ):
+        raise PretrainedError(
+            f"{config_path}: definition_file is {_short(entry)}",
+            allowed=f"{{'name': {' or '.join(map(repr, kinds))}, 'sha256': the file's hash}}",
+        )
+    if DEFINITION_FILES is None:
+        raise PretrainedError("reading a definition file needs neurlink.definition_files: import neurlink")
+    path = folder / entry["name"]
+    if not path.is_file():
+        raise PretrainedError(f"{path}: no such file ({config_path} names it as the definition of the weights)")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PretrainedError(f"{path}: cannot be read: {error}") from None
+    if len(data) > _MAX_CONFIG_BYTES or _sha256(text) != entry["sha256"]:
+        raise PretrainedError(
+            f"{path} is not the file the save of {config_path} wrote (it was edited after the save, or comes from"
+            " another save): the weights may not belong with it",
+            allowed="the checkpoint as saved; to load these weights into an edited definition, build it with"
+            " neurlink.from_file and call load_state_dict, then save_pretrained again",
+        )
+    return text, kinds[entry["name"]], str(path)
+
+
+def _names_its_file(error: NeurlinkError) -> bool:
+    """An error that names a definition file and its line (``neurlink.definition_files``' errors)."""
+    return isinstance(getattr(error, "file", None), str)
+
+
 def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
@@ -553,22 +646,42 @@ def _no_duplicate_keys(pairs: list) -> dict:
 
 @overload
 def _build(
-    config: dict, trusted: tuple[str, ...], device: Device, *, check_only: Literal[False] = False
+    config: dict,
+    trusted: tuple[str, ...],
+    device: Device,
+    *,
+    check_only: Literal[False] = False,
+    file: DefinitionFile | None = None,
 ) -> nn.Module: ...
 
 
 @overload
-def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only: Literal[True]) -> None: ...
+def _build(
+    config: dict, trusted: tuple[str, ...], device: Device, *, check_only: Literal[True], file: DefinitionFile | None
+) -> None: ...
 
 
-def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only: bool = False) -> nn.Module | None:
-    """The network a config describes, on ``device``; with ``check_only``, only checks it (imports nothing)."""
+def _build(
+    config: dict,
+    trusted: tuple[str, ...],
+    device: Device,
+    *,
+    check_only: bool = False,
+    file: DefinitionFile | None = None,
+) -> nn.Module | None:
+    """The network a config describes (or the definition ``file`` it keeps beside it), on ``device``;
+    with ``check_only``, only checks it (imports nothing but the trusted modules the file names)."""
     from .network import build
 
     reader = Reader(trusted, resolve=not check_only)
 
     def read() -> Callable[[], nn.Module]:
         """The config's values (modules in it made on the current device), and how to build the network."""
+        if file is not None:
+            assert DEFINITION_FILES is not None  # (checked when the file was read)
+            hooks = DEFINITION_FILES
+            hooks.build(*file, trusted, True)  # every name of the file checked before anything is imported
+            return lambda: cast("nn.Module", hooks.build(*file, trusted, False))
         if "model" in config:
             model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
             name, keywords = model["name"], model.get("keywords", {})
@@ -606,6 +719,8 @@ def _build(config: dict, trusted: tuple[str, ...], device: Device, *, check_only
             if dtype is not None and dtype != torch.get_default_dtype():
                 network = network.to(dtype)
     except NeurlinkError as error:
+        if _names_its_file(error):
+            raise
         raise PretrainedError(f"the definition does not build: {error}") from None
     except (Exception, RecursionError) as error:
         raise PretrainedError(f"the definition does not build: {type(error).__name__}: {error}") from None

@@ -39,7 +39,8 @@ neurlink.definition_files.errors.DefinitionFileError: net.yaml:3:13: line 1: (8,
 See ``docs/definition-files.md`` for the notation: names, parameters, scales and what is refused.
 """
 
-from .. import network
+from .. import network, pretrained
+from .checkpoints import HOOKS
 from .errors import DefinitionFileError as DefinitionFileError
 from .errors import DefinitionFileNotFoundError as DefinitionFileNotFoundError
 from .reading import from_file as from_file
@@ -48,5 +49,6 @@ from .writing import to_file as to_file
 from .writing import to_text as to_text
 
 network.FILE_WRITER = to_file  # Network.to_file writes with it (the core does not import this package)
+pretrained.DEFINITION_FILES = HOOKS  # a checkpoint keeps the file its network was read from
 
 __all__ = ["from_file", "from_text", "to_file", "to_text", "DefinitionFileError", "DefinitionFileNotFoundError"]

@@ -39,6 +39,7 @@ from .documents import MAX_BYTES, Node, read_document
 from .errors import DefinitionFileError, DefinitionFileNotFoundError, in_file
 from .names import ALIASES, VALUE, NameProblem, look_up
 from .notation import RESERVED, LineReader, NotationError, Scale
+from .sources import FileSource, keep_source
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -114,8 +115,11 @@ def from_text(
     """As :func:`from_file`, for the text of a file (``kind`` ``"yaml"`` or ``"json"``); errors name ``file``."""
     if kind not in ("yaml", "json"):
         raise DefinitionFileError(f"kind={kind!r}", allowed="'yaml' or 'json'")
-    definition = read_definition(text, kind, file, _names.trusted_roots(trusted), scale, params)
-    return definition.build(device)
+    roots = _names.trusted_roots(trusted)
+    definition = read_definition(text, kind, file, roots, scale, params)
+    network = definition.build(device)
+    keep_source(network, FileSource(text, kind, file, tuple(params.items()), scale, roots))  # to_file writes it again
+    return network
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -171,6 +175,10 @@ class Definition:
         return located
 
     # building ---------------------------------------------------------------------------------------
+
+    def made_here(self) -> Network:
+        """Built once, on the current device (a checkpoint's reader, which builds on meta first itself)."""
+        return self._made(None, budget=False)
 
     def build(self, device: torch.device | str | None) -> Network:
         """Built on the meta device first, then on ``device`` (unless that is meta)."""

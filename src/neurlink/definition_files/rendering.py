@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from .._config import NotData, Reader
 from ..pretrained import _attributes, _layout, _same_value
 from .names import LINE, VALUE, NameProblem, reference
 
-__all__ = ["Param", "line_text", "value_text"]
+__all__ = ["Param", "line_text", "value_text", "yaml_scalar", "yaml_text"]
 
 
 class Param:
@@ -182,3 +183,37 @@ def _string_text(text: str) -> str:
     if written.startswith("'") and '"' not in text:
         written = '"' + written[1:-1].replace("\\'", "'") + '"'
     return written
+
+
+def yaml_scalar(value: Any) -> str:
+    """A number, bool or string as YAML writes it, read back by PyYAML (YAML 1.1) as the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text  # YAML 1.1 wants the dot
+    return yaml_text(str(value))
+
+
+def yaml_text(text: str) -> str:
+    """A string as a plain YAML scalar where it reads back as itself, else in double quotes (JSON's)."""
+    plain = (
+        text
+        and text == text.strip()
+        and text[0] not in "-?:,[]{}#&*!|>'\"%@`"
+        and ": " not in text
+        and " #" not in text
+        and not text.endswith(":")
+        and text.isprintable()
+        and not any(c in text for c in "\t")
+    )
+    if plain:
+        import yaml
+
+        from .documents import NUMBER_LIKE  # (1e-3: text to PyYAML, but refused by the reader as a number)
+
+        if yaml.safe_load(f"- {text}") == [text] and not NUMBER_LIKE.match(text):
+            return text
+    return json.dumps(text, ensure_ascii=False)

@@ -25,10 +25,12 @@ from .._registry import _BUILDERS
 from .._version import __version__
 from ..errors import NeurlinkError
 from ..pretrained import _attributes, _first_difference, _layout, _same_value, _short, not_data_error
+from .documents import Node
 from .errors import DefinitionFileError
 from .names import NameProblem, reference
 from .reading import NOTATION_VERSION, from_text, kind_of
-from .rendering import Param, line_text, value_text
+from .rendering import Param, line_text, value_text, yaml_scalar, yaml_text
+from .sources import FileSource, edited_text, source_of, values_of
 
 __all__ = ["to_file", "to_text"]
 
@@ -53,11 +55,18 @@ def to_file(network: nn.Module, path: str | os.PathLike[str]) -> None:
     _files.replace_atomically(target, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def to_text(network: nn.Module, kind: str = "yaml") -> str:
-    """The text :func:`to_file` writes (``kind`` ``"yaml"`` or ``"json"``)."""
+def to_text(network: nn.Module, kind: str = "yaml", *, attributes: bool = True) -> str:
+    """The text :func:`to_file` writes (``kind`` ``"yaml"`` or ``"json"``). With ``attributes=False``
+    (a checkpoint, which records them itself) attributes set after the build are not refused."""
     if kind not in ("yaml", "json"):
         raise DefinitionFileError(f"kind={kind!r}", allowed="'yaml' or 'json'")
     from ..network import Network
+
+    source = source_of(network)
+    if source is not None:  # read from a file: that file again, as its author wrote it
+        text = _source_text(source, kind)
+        _check_reads_back(network, text, kind, list(source.trusted), attributes=attributes)
+        return text
 
     definition = network.__dict__.get("_definition") if isinstance(network, Network) else None
     if definition is None:
@@ -90,8 +99,36 @@ def to_text(network: nn.Module, kind: str = "yaml") -> str:
     }
     trusted = sorted({name.partition(":")[0].split(".")[0] for name in names} - {"neurlink", "torch"})
     text = _json(document) if kind == "json" else _yaml(document, made_by, trusted)
-    _check_reads_back(network, text, kind, trusted)
+    _check_reads_back(network, text, kind, trusted, attributes=attributes)
     return text
+
+
+def _source_text(source: FileSource, kind: str) -> str:
+    """The file a network was read from, with the keywords it was read with as its defaults: its own
+    text edited (comments kept), or in the other format its values written out."""
+    if kind == source.kind:
+        text = edited_text(source)
+        if text is not None:
+            return text
+    root, params, scale = values_of(source)
+    document: dict[str, Any] = {}
+    for key, node in root.value.items():
+        if key == "lines" and scale is not None and "scale" not in root.value:
+            document["scale"] = scale
+        document[key] = _plain(node)
+    if params:
+        document["params"] = params
+    if scale is not None and "scale" in document:
+        document["scale"] = scale
+    return _json(document) if kind == "json" else _yaml(document, None, [])
+
+
+def _plain(node: Node) -> Any:
+    if isinstance(node.value, dict):
+        return {key: _plain(item) for key, item in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(item) for item in node.value]
+    return node.value
 
 
 def _encoded(network: nn.Module, lines: Any, names: set[str]) -> list[dict]:
@@ -221,46 +258,30 @@ def _yaml(document: dict, made_by: tuple | None, trusted: list[str]) -> str:
             continue
         if key == "params":
             out.append("params:")
-            out += [f"  {name}: {_yaml_scalar(item)}" for name, item in value.items()]
-        elif key == "outputs":
-            out.append(f"outputs: [{', '.join(_yaml_scalar(item) for item in value)}]")
+            out += [f"  {name}: {yaml_scalar(item)}" for name, item in value.items()]
         elif key == "lines":
             out.append("lines:")
-            out += [f"  - {_yaml_text(text)}" for text in value]
+            out += [f"  - {yaml_text(text)}" for text in value]
+        elif isinstance(value, dict):  # scales: one per line
+            out.append(f"{key}:")
+            out += [f"  {_yaml_flow(name)}: {_yaml_flow(item)}" for name, item in value.items()]
         else:
-            out.append(f"{key}: {_yaml_scalar(value)}")
+            out.append(f"{key}: {_yaml_flow(value)}")
     return "\n".join(out) + "\n"
 
 
-def _yaml_scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        return text.replace("e", ".0e") if "e" in text and "." not in text else text  # YAML 1.1 wants the dot
-    return _yaml_text(str(value))
-
-
-def _yaml_text(text: str) -> str:
-    """A string as a plain YAML scalar where it reads back as itself, else in double quotes (JSON's)."""
-    plain = (
-        text
-        and text == text.strip()
-        and text[0] not in "-?:,[]{}#&*!|>'\"%@`"
-        and ": " not in text
-        and " #" not in text
-        and not text.endswith(":")
-        and text.isprintable()
-        and not any(c in text for c in "\t")
-    )
-    if plain:
-        import yaml
-
-        if yaml.safe_load(f"- {text}") == [text]:
-            return text
-    return json.dumps(text, ensure_ascii=False)
+def _yaml_flow(value: Any) -> str:
+    """A value in YAML's flow style (``{width: 0.5, depth: 0.33}``, ``[p3, p4]``): strings as JSON
+    writes them where a plain one would not read back inside braces."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_yaml_flow(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_yaml_flow, value)) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, str) and any(c in value for c in ",[]{}"):
+        return json.dumps(value, ensure_ascii=False)
+    return yaml_scalar(value)
 
 
 def _json(document: dict) -> str:
@@ -279,8 +300,9 @@ def _json(document: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _check_reads_back(network: nn.Module, text: str, kind: str, trusted: list[str]) -> None:
-    """The text, read back on the meta device, makes the network's modules, tensors and attributes."""
+def _check_reads_back(network: nn.Module, text: str, kind: str, trusted: list[str], *, attributes: bool) -> None:
+    """The text, read back on the meta device, makes the network's modules, tensors and (with
+    ``attributes``) attributes."""
     try:
         again = from_text(text, kind, file="the written definition", trusted=trusted, device="meta")
     except NeurlinkError as error:
@@ -293,7 +315,7 @@ def _check_reads_back(network: nn.Module, text: str, kind: str, trusted: list[st
             allowed="write a network as built (changing weights is fine), or build the changed definition",
         )
     built = dict(again.named_modules())
-    for path, module in network.named_modules():
+    for path, module in network.named_modules() if attributes else ():
         made = _attributes(built[path])
         for key, value in _attributes(module).items():
             if key not in made or not _same_value(made[key], value):
