@@ -242,3 +242,11 @@ def test_a_malformed_entry_is_refused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(PretrainedError, match=r"(?s)definition_file is .*allowed: \{'name': 'definition.yaml' or"):
         neurlink.from_pretrained(folder)
+
+
+def test_a_kept_file_too_large_for_a_definition_is_refused(tmp_path):
+    folder = tmp_path / "checkpoint"
+    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    _rehash(folder, TEXT + "#" * (4 * 2**20))
+    with pytest.raises(DefinitionFileError, match=r"definition.yaml: 4,194,[0-9]+ bytes is too large for a definition"):
+        neurlink.from_pretrained(folder)

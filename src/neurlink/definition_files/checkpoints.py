@@ -11,6 +11,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..pretrained import DefinitionFileHooks
+from .documents import MAX_BYTES
+from .errors import DefinitionFileError
 from .reading import read_definition
 from .sources import FileSource, keep_source, source_of
 from .writing import to_text
@@ -29,6 +31,8 @@ def _text_of(network: nn.Module) -> tuple[str, str] | None:
 def _build(text: str, kind: str, file: str, trusted: tuple[str, ...], check_only: bool) -> nn.Module | None:
     """The file's network, built where the caller's device context says (from_pretrained builds on meta
     first, within its budget), or with ``check_only`` its names checked and its values made, nothing built."""
+    if len(text.encode("utf-8")) > MAX_BYTES:  # (as from_file refuses it)
+        raise DefinitionFileError(f"{len(text.encode('utf-8')):,} bytes is too large for a definition", file=file)
     definition = read_definition(text, kind, file, trusted, None, {})
     if check_only:
         return None
