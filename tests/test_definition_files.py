@@ -342,9 +342,9 @@ def test_the_custom_nerve_example_needs_its_module_trusted_and_scales_apply(monk
 def test_every_example_file_builds_from_the_command_line(capsys, monkeypatch):
     monkeypatch.delitem(sys.modules, "my_nerves", raising=False)
     files = sorted(str(path) for path in EXAMPLES.glob("*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 6
     assert main(["check", *files, "--trust", "my_nerves"]) == 0  # the command line finds my_nerves beside its file
-    assert capsys.readouterr().out.count("ok: ") == 4
+    assert capsys.readouterr().out.count("ok: ") == 6
 
 
 # --- mistakes in files: each names the file, its line and column -----------------------------------------
@@ -731,6 +731,7 @@ def test_the_documentation_shows_the_example_files_as_they_are():
         "examples/definitions/residual.yaml",
         "examples/definitions/resnet50.yaml",
         "examples/definitions/unet.yaml",
+        "examples/definitions/yolo11.yaml",
     ]
     for name, text in blocks:
         assert text == (ROOT / name).read_text(encoding="utf-8"), name

@@ -21,10 +21,13 @@ The result is what ``_config.Reader`` reads (``{"dims": [[64, 2]], "nerve": {"cl
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -71,13 +74,15 @@ class NotationError(Exception):
 @dataclass(frozen=True)
 class Scale:
     """A named set of multipliers (Ultralytics' n/s/m/l/x): ``width`` for channels written as numbers,
-    ``depth`` for repeats, channels first capped at ``max_channels`` and rounded up to ``divisor``."""
+    ``depth`` for repeats (``* n`` and a nerve's ``depth_arguments``), channels first capped at
+    ``max_channels`` and rounded up to ``divisor``; ``params``: values the scale gives the file's parameters."""
 
     name: str
     width: float = 1.0
     depth: float = 1.0
     max_channels: int | None = None
     divisor: int = 8
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def channels(self, count: int) -> int:
         capped = count if self.max_channels is None else min(count, self.max_channels)
@@ -93,6 +98,11 @@ class LineReader:
 
     def __init__(self, params: dict[str, Any], scale: Scale | None, trusted: tuple[str, ...], *, resolve: bool) -> None:
         self.params, self.scale, self.trusted, self.resolve = params, scale, trusted, resolve
+        # the lines read so far, for a concatenation's channels under a scale: each line's (written, built)
+        # channels of every output, and the lines' tags
+        self.declared: list[tuple[tuple[int, int], ...]] = []
+        self.tags: dict[str, int] = {}
+        self.scaled: list[str] = []  # what the scale made of the last line's numbers: "channels 1536 are 384"
 
     # --- a line ---------------------------------------------------------------------------------------
 
@@ -123,7 +133,7 @@ class LineReader:
                 allowed=line_form(),
                 offset=self.at(dims_nodes[0]),
             )
-        repeat = 1
+        repeat, self.scaled = 1, []
         if isinstance(nerve_node, ast.BinOp) and isinstance(nerve_node.op, ast.Mult):
             count = self.value(nerve_node.right, 0)
             if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_LINES:
@@ -133,14 +143,25 @@ class LineReader:
                     offset=self.at(nerve_node.right),
                 )
             if self.scale is not None and not self.uses_params(nerve_node.right):
-                count = self.scale.repeats(count)
+                count, before = self.scale.repeats(count), count
+                if count != before:
+                    self.scaled.append(f"* {before} is * {count}")
             nerve_node, repeat = nerve_node.left, count
         kind, nerve, cls = self.call(nerve_node, LINE, 0)
-        is_input = bool(getattr(cls, "is_input", False))
-        dims = [self.dims(node, scaled=not is_input) for node in dims_nodes]
+        dims = [self.dims(node) for node in dims_nodes]
+        channels = [count for count, _ in dims]  # as written
+        if self.scale is not None and not getattr(cls, "is_input", False):
+            self.scale_channels(dims, dims_nodes, nerve, cls)
+            if kind == "nerve":
+                self.scale_depth(cast(ast.Call, nerve_node), nerve, cls)
+        self.scaled[:0] = [f"channels {w} are {d[0]}" for w, d in zip(channels, dims) if w != d[0]]
+        tag = nerve.get("tag") if kind == "nerve" else None
+        if isinstance(tag, str) and tag not in self.tags:  # (a tag used twice is the build's error)
+            self.tags[tag] = len(self.declared)
+        self.declared += [tuple((w, d[0]) for w, d in zip(channels, dims))] * repeat
         return {"dims": dims, kind: nerve}, repeat
 
-    def dims(self, node: ast.expr, scaled: bool) -> list:
+    def dims(self, node: ast.expr) -> list:
         if not isinstance(node, ast.Tuple) or len(node.elts) != 2:
             what = "a nerve" if isinstance(node, (ast.Call, ast.Subscript)) else self.source(node)
             raise NotationError(
@@ -158,9 +179,96 @@ class LineReader:
                 allowed="(channels, shape) with channels a positive int, e.g. (64, 2)",
                 offset=self.at(channels_node),
             )
-        if scaled and self.scale is not None and not self.uses_params(channels_node):
-            channels = self.scale.channels(channels)
         return [channels, self.value(shape_node, 1)]
+
+    # --- a scale --------------------------------------------------------------------------------------
+
+    def scale_channels(self, dims: list[list], nodes: list[ast.expr], nerve: dict, cls: Any) -> None:
+        """The channels written as numbers, times the scale's width; a line whose nerve concatenates its
+        inputs (``sums_input_channels``, Concat's) has the sum of theirs, as Ultralytics derives it."""
+        scale = cast(Scale, self.scale)
+        for k, node in enumerate(nodes):
+            channels_node = cast(ast.Tuple, node).elts[0]  # (dims() read the form)
+            if self.uses_params(channels_node):
+                continue  # a count computed from a parameter is the parameter's
+            inputs = self.selected(nerve) if len(nodes) == 1 and getattr(cls, "sums_input_channels", False) else None
+            if inputs is None:
+                dims[k][0] = scale.channels(dims[k][0])
+                continue
+            total, built = sum(w for _, w, _ in inputs), sum(b for _, _, b in inputs)
+            if dims[k][0] != total:
+                lines = [str(line) for line, _, _ in inputs]
+                which = f" {lines[0]}" if len(lines) == 1 else f"s {', '.join(lines[:-1])} and {lines[-1]}"
+                raise NotationError(
+                    f"{cls.__name__} of line{which} is {' + '.join(str(w) for _, w, _ in inputs)} = {total} channels"
+                    f" as written, but the line declares {dims[k][0]}; under scale {scale.name!r} its channels are"
+                    f" the sum of its inputs' scaled ones, {' + '.join(str(b) for _, _, b in inputs)} = {built}",
+                    allowed=f"the channels of the lines it reads as written, {total} (which scale {scale.name!r}"
+                    f" makes {built}), or a count computed from a parameter, kept as it is",
+                    offset=self.at(channels_node),
+                )
+            dims[k][0] = built
+
+    def selected(self, nerve: dict) -> list[tuple[int, int, int]] | None:
+        """``(line, written, built)`` channels of each value the nerve's selector reads, resolved as the build
+        resolves it (``table.LineTable``) against the lines read so far; None where the reader cannot tell
+        (a selector the build refuses, saying why; a line of several outputs read whole)."""
+        index = len(self.declared)
+        try:
+            refs = self.refs(nerve["selector"], index) if "selector" in nerve else [(index - 1, None)]
+        except _Unresolved:
+            return None
+        found = []
+        for line, output in refs:
+            outputs = self.declared[line] if 0 <= line < index else ()
+            if len(outputs) != 1 and output is None or output is not None and output >= len(outputs):
+                return None
+            written, built = outputs[output or 0]
+            found.append((line, written, built))
+        return found or None
+
+    def refs(self, selector: Any, index: int) -> list[tuple[int, int | None]]:
+        if isinstance(selector, int) and not isinstance(selector, bool):
+            return [(selector if selector >= 0 else index + selector, None)]
+        if isinstance(selector, str) and selector in self.tags:
+            return [(self.tags[selector], None)]
+        if isinstance(selector, list):
+            return [ref for item in selector for ref in self.refs(item, index)]
+        if isinstance(selector, dict) and list(selector) == ["slice"] and len(selector["slice"]) == 3:
+            start, stop, step = selector["slice"]
+            bounds = [self.refs(b, index)[0][0] if isinstance(b, str) else b for b in (start, stop)]
+            if step == 0 or not all(b is None or type(b) is int for b in (*bounds, step)):
+                raise _Unresolved
+            return [(line, None) for line in range(index)[slice(bounds[0], bounds[1], step)]]
+        if isinstance(selector, dict) and list(selector) == ["output"] and len(selector["output"]) == 2:
+            target, k = selector["output"]
+            refs = self.refs(target, index) if isinstance(target, (int, str)) else []
+            if len(refs) != 1 or type(k) is not int or k < 0 or not 0 <= refs[0][0] < index:
+                raise _Unresolved
+            return [(refs[0][0], None if len(self.declared[refs[0][0]]) == 1 else k)]
+        raise _Unresolved
+
+    def scale_depth(self, node: ast.Call, nerve: dict, cls: Any) -> None:
+        """The nerve's repeat counts (its class's ``depth_arguments``, Ultralytics' ``n`` of ``C2f``), where
+        written as numbers, times the scale's depth as ``* n`` is: ``max(round(n * depth), 1)`` above 1."""
+        names = getattr(cls, "depth_arguments", ())
+        if not names:
+            return
+        positional = _depth_names(cls)
+        scale = cast(Scale, self.scale)
+        items: list[tuple[str | None, ast.expr, Any, Any]] = [
+            (positional[k] if k < len(positional) else None, item, nerve.get("args"), k)
+            for k, item in enumerate(node.args)
+        ]
+        items += [(keyword.arg, keyword.value, nerve.get("kwargs"), keyword.arg) for keyword in node.keywords]
+        for name, item, holder, key in items:
+            if name not in names or self.uses_params(item):
+                continue
+            count = holder[key]
+            if type(count) is int:  # (another value is the nerve's own error)
+                holder[key] = scale.repeats(count)
+                if holder[key] != count:
+                    self.scaled.append(f"{name}={count} is {holder[key]}")
 
     # --- calls ----------------------------------------------------------------------------------------
 
@@ -439,6 +547,25 @@ class LineReader:
     def source(self, node: Any) -> str:
         text = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else None
         return text if text is not None else "?"
+
+
+class _Unresolved(Exception):
+    """A selector the reader does not resolve (the build says what is wrong with it)."""
+
+
+@functools.cache
+def _depth_names(cls: type) -> tuple[str, ...]:
+    """The names of a nerve's positional arguments, checking that its ``depth_arguments`` are arguments."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+    names = getattr(cls, "depth_arguments", ())
+    known = {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if isinstance(names, str) or not all(isinstance(name, str) and name in known for name in names):
+        raise NotationError(
+            f"{cls.__name__}.depth_arguments is {names!r}, but it names arguments of {cls.__name__}"
+            f" ({', '.join(p.name for p in parameters)}) that a scale's depth multiplies",
+            allowed='a tuple of argument names, e.g. depth_arguments = ("n",)',
+        )
+    return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _literal(data: Any) -> Any:

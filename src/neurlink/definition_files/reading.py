@@ -131,6 +131,7 @@ class _Line:
     text: str
     first: int  # the index of its first line in the definition
     repeat: int = 1
+    scaled: str = ""  # what a scale made of its numbers, for the build's errors: "channels 1536 are 384"
 
 
 @dataclass
@@ -172,6 +173,8 @@ class Definition:
             located.where = [(index, None, line.text)]
         if line.repeat > 1:
             located.reason += f" (in repeat {index - line.first + 1} of {line.repeat} of this line)"
+        if line.scaled:
+            located.reason += f" ({line.scaled})"
         return located
 
     # building ---------------------------------------------------------------------------------------
@@ -240,7 +243,9 @@ def read_definition(
         if key in values and not isinstance(values[key].value, str):
             definition.fail(values[key], f"{key} is text, not {type(values[key].value).__name__}")
     params = _params(definition, values.get("params"), overrides)
-    chosen = _scale(definition, values.get("scales"), values.get("scale"), scale)
+    chosen = _scale(definition, values.get("scales"), values.get("scale"), scale, values.get("params"))
+    if chosen is not None:  # the scale's values of parameters, unless the caller sets them
+        params.update({name: value for name, value in chosen.params.items() if name not in overrides})
     if "network" in values:
         definition.network = _network(definition, values["network"])
     if "outputs" in values:
@@ -264,6 +269,8 @@ def read_definition(
             except NotationError as error:
                 problem = DefinitionFileError(error.reason, allowed=error.allowed)
                 raise definition.at_line(problem, source.first, error.offset) from None
+            if chosen is not None and reader.scaled:
+                source.scaled = f"scale {chosen.name!r}: {', '.join(reader.scaled)}"
             if source.first + source.repeat > MAX_LINES:
                 definition.fail(item, f"more than {MAX_LINES:,} lines; a definition read from a file has at most that")
             definition.lines += [data] * source.repeat
@@ -338,8 +345,11 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
     return values
 
 
-def _scale(definition: Definition, node: Node | None, default: Node | None, chosen: str | None) -> Scale | None:
-    """The scale asked for (by keyword, else the file's ``scale:``, else its first), or None."""
+def _scale(
+    definition: Definition, node: Node | None, default: Node | None, chosen: str | None, declared: Node | None
+) -> Scale | None:
+    """The scale asked for (by keyword, else the file's ``scale:``, else its first), or None. A scale's
+    ``params:`` give parameters the file ``declared`` values of their defaults' types."""
     if node is None:
         if chosen is not None:
             definition.fail(None, f"scale={chosen!r}: the file declares no scales:")
@@ -358,10 +368,15 @@ def _scale(definition: Definition, node: Node | None, default: Node | None, chos
             )
         values: dict[str, Any] = {}
         for key, value in item.value.items():
+            if key == "params":
+                values["params"] = _scale_params(definition, name, value, declared)
+                continue
             kind = _SCALE_KEYS.get(key)
             if kind is None:
-                hint = did_you_mean(key, _SCALE_KEYS)
-                definition.fail(item.keys[key], f"unknown key {key!r}{hint}", allowed=", ".join(_SCALE_KEYS))
+                words = [*_SCALE_KEYS, "params"]
+                definition.fail(
+                    item.keys[key], f"unknown key {key!r}{did_you_mean(key, words)}", allowed=", ".join(words)
+                )
             number = value.value
             ok = not isinstance(number, bool) and isinstance(number, (int, float) if kind is float else int)
             if not ok or not 0 < number <= _SCALE_LIMIT:  # (inf and 1e308 would overflow the arithmetic)
@@ -383,6 +398,38 @@ def _scale(definition: Definition, node: Node | None, default: Node | None, chos
             allowed=", ".join(scales),
         )
     return scales[name]
+
+
+def _scale_params(definition: Definition, scale: str, node: Node, declared: Node | None) -> dict[str, Any]:
+    """A scale's ``params: {c3k: true}``: parameters the file declares, each of its default's type."""
+    defaults: dict[str, Node] = declared.value if declared is not None and isinstance(declared.value, dict) else {}
+    if not isinstance(node.value, dict):
+        definition.fail(
+            node, f"params: of scale {scale!r} maps parameters to the scale's values", allowed="params: {c3k: true}"
+        )
+    values = {}
+    for name, value in node.value.items():
+        if name not in defaults:
+            hint, known = did_you_mean(name, defaults), ", ".join(defaults) or "none"
+            definition.fail(
+                node.keys[name],
+                f"scale {scale!r} sets {name!r}, but the file declares no parameter {name!r}{hint}",
+                allowed=f"a parameter declared under params: ({known})",
+            )
+        default, given = defaults[name].value, value.value
+        if not (type(given) is type(default) or type(default) is float and type(given) is int):
+            definition.fail(
+                value,
+                f"scale {scale!r} sets {name} to {type(given).__name__} {_short(given)}, but the file's {name} is"
+                f" {_a(type(default).__name__)} ({_short(default)})",
+                allowed=f"{name}: {_a(type(default).__name__)}",
+            )
+        values[name] = given
+    return values
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _network(definition: Definition, node: Node) -> str:

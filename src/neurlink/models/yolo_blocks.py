@@ -272,6 +272,7 @@ class C2f(nv.Nerve):
     """
 
     spatial_rank = 2
+    depth_arguments = ("n",)  # a definition file's scale multiplies n by its depth
 
     def __init__(
         self,
@@ -372,6 +373,7 @@ class C3k2(nv.Nerve):
     """
 
     spatial_rank = 2
+    depth_arguments = ("n",)  # a definition file's scale multiplies n by its depth
 
     def __init__(
         self,
@@ -659,6 +661,7 @@ class C2PSA(nv.Nerve):
     """
 
     spatial_rank = 2
+    depth_arguments = ("n",)  # a definition file's scale multiplies n by its depth
 
     def __init__(self, n: int = 1, expansion: float = 0.5, *, norm: Norm = yolo_norm, act: Act = nn.SiLU) -> None:
         super().__init__()

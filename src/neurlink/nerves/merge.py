@@ -55,6 +55,7 @@ class Concat(Nerve):
 
     keeps_rank = True  # its output has the spatial rank of its inputs
     layouts = ("map", "vector", "tokens")
+    sums_input_channels = True  # what a file's scale reads: its channels are its inputs' (scaled) sum
 
     def __init__(self) -> None:
         super().__init__()
