@@ -250,3 +250,15 @@ def test_a_kept_file_too_large_for_a_definition_is_refused(tmp_path):
     _rehash(folder, TEXT + "#" * (4 * 2**20))
     with pytest.raises(DefinitionFileError, match=r"definition.yaml: 4,194,[0-9]+ bytes is too large for a definition"):
         neurlink.from_pretrained(folder)
+
+
+def test_a_detector_read_from_a_file_is_saved_and_loaded_as_one(tmp_path):
+    net = neurlink.from_file(EXAMPLES / "yolov8.yaml", scale="n", num_classes=3).eval()
+    net.save_pretrained(tmp_path / "checkpoint")  # (a Detector from lines alone is refused: no builder made it)
+    again = neurlink.from_pretrained(tmp_path / "checkpoint")
+    assert type(again) is type(net) and type(net).__name__ == "Detector"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(again(x), net(x))  # the decoded (N, 4 + classes, anchors), as the Detector returns it
+    kept = (tmp_path / "checkpoint" / "definition.yaml").read_text()
+    assert "  num_classes: 3" in kept and "\nscale: n\n" in kept

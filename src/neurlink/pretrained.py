@@ -69,12 +69,20 @@ class DefinitionFileHooks:
     ``neurlink.definition_files`` registers them in ``DEFINITION_FILES`` when neurlink is imported (the
     core does not import that package, which builds on the core)."""
 
+    keeps: Callable[[nn.Module], bool]  # whether a network was read from a file (and keeps it)
     text_of: Callable[[nn.Module], tuple[str, str] | None]  # the file's text and kind, for a network read from one
     # the network of a file's text (kind, the file's name for errors, trusted), or only its names checked
     build: Callable[[str, str, str, tuple[str, ...], bool], nn.Module | None]
 
 
 DEFINITION_FILES: DefinitionFileHooks | None = None
+DefinitionFile = tuple[str, str, str]  # a definition file's text, its kind ("yaml", "json"), its path as shown
+
+
+def keeps_definition_file(network: nn.Module) -> bool:
+    """Whether ``network`` was read from a definition file, which its checkpoint keeps (and builds it from,
+    as the class the file names: a ``Detector`` read from one is saved as one)."""
+    return DEFINITION_FILES is not None and DEFINITION_FILES.keeps(network)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -97,14 +105,17 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
 
     config, names = _config_of(network)
     tensors = _tensors_of(network)
-    changed = _check_rebuilds(network, config, names)
+    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
+    file = None
+    if kept is not None:  # built again from it, as from_pretrained builds it
+        definition_text, kind = kept
+        file = (definition_text, kind, f"{DEFINITION_NAMES[kind]} (as written)")
+    changed = _check_rebuilds(network, config, names, file)
     if changed:
         config["attributes"] = {
             path: {k: encode_value(v, names, k) for k, v in attrs.items()} for path, attrs in changed.items()
         }
-    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
     if kept is not None:
-        definition_text, kind = kept
         config["definition_file"] = {"name": DEFINITION_NAMES[kind], "sha256": _sha256(definition_text)}
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
@@ -199,8 +210,11 @@ def _tensors_of(network: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[str, dict[str, Any]]:
-    """The definition, read back as from_pretrained would, must make this network's modules and tensors.
+def _check_rebuilds(
+    network: nn.Module, config: dict, names: set[str], file: DefinitionFile | None
+) -> dict[str, dict[str, Any]]:
+    """The definition (the config's, or the definition ``file`` kept beside it), read back as
+    from_pretrained would, must make this network's modules and tensors.
 
     Returns the attributes set after the build that the definition does not make (a BatchNorm's ``eps``
     set for weights ported from TensorFlow, a stride changed by hand), by module path: the config
@@ -208,7 +222,7 @@ def _check_rebuilds(network: nn.Module, config: dict, names: set[str]) -> dict[s
     is refused, naming the line and the attribute."""
     trusted = tuple({name.partition(":")[0] for name in names})
     try:
-        again = _build(config, trusted, "meta")
+        again = _build(config, trusted, "meta", file=file)
     except PretrainedError as error:
         raise PretrainedError(f"the definition does not build again: {error}") from None
     difference = _first_difference(_layout(again), _layout(network))
@@ -584,9 +598,6 @@ def _read_config(path: Path) -> dict:
     ):
         raise PretrainedError(f"{path}: dtype {config['dtype']!r} is not a floating-point torch dtype")
     return config
-
-
-DefinitionFile = tuple[str, str, str]  # a definition file's text, its kind ("yaml", "json"), its path as shown
 
 
 def _read_definition_file(folder: Path, config: dict, config_path: Path) -> DefinitionFile | None:

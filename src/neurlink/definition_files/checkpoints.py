@@ -41,4 +41,8 @@ def _build(text: str, kind: str, file: str, trusted: tuple[str, ...], check_only
     return network
 
 
-HOOKS = DefinitionFileHooks(text_of=_text_of, build=_build)
+def _keeps(network: nn.Module) -> bool:
+    return source_of(network) is not None
+
+
+HOOKS = DefinitionFileHooks(keeps=_keeps, text_of=_text_of, build=_build)

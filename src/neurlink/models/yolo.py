@@ -42,6 +42,7 @@ from .. import nerves as nv
 from .._registry import register_model
 from ..errors import DefinitionError, DimsError, NerveArgumentError, PretrainedError
 from ..nerves._args import positive_int
+from ..pretrained import keeps_definition_file
 from ._common import check_keywords
 from .yolo_blocks import C2PSA, SPPF, C2f, C3k2, conv
 
@@ -305,12 +306,15 @@ class Detector(nv.Network):
 
     def save_pretrained(self, directory: Any) -> None:
         """As :meth:`neurlink.Network.save_pretrained`, for a detector made by a registered builder
-        (``yolov8n`` ...), which ``from_pretrained`` builds again as a Detector."""
-        if self.__dict__.get("_made_by") is None:
+        (``yolov8n`` ...) or read from a definition file (``network: Detector``), which ``from_pretrained``
+        builds again as a Detector."""
+        if self.__dict__.get("_made_by") is None and not keeps_definition_file(self):
             raise PretrainedError(
-                "save_pretrained writes a Detector as the registered builder that made it (yolov8n, ...), and"
-                " this one was made by yolov8()/yolo11() with a scale of its own or from lines",
-                allowed="torch.save(net.state_dict(), path), then build it again the same way and load it",
+                "save_pretrained writes a Detector as the registered builder that made it (yolov8n, ...) or as"
+                " the definition file it was read from, and this one was made by yolov8()/yolo11() with a scale"
+                " of its own or from lines",
+                allowed="torch.save(net.state_dict(), path), then build it again the same way and load it; or"
+                " write its lines in a file (net.to_file('net.yaml')) and build it with neurlink.from_file",
             )
         super().save_pretrained(directory)
 
