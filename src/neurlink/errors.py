@@ -38,9 +38,31 @@ __all__ = [
 
 
 def did_you_mean(name: str, candidates: Iterable[str], *, cutoff: float = 0.5) -> str:
-    """``"; did you mean 'a' or 'b'?"`` for the names of ``candidates`` closest to ``name``, or ``""``."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=cutoff)
-    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    """``"; did you mean 'a' or 'b'?"`` for the names of ``candidates`` closest to ``name``, or ``""``.
+
+    A name that differs only in case comes first (``Silu``: ``SiLU``, then ``silu``), the one whose first
+    letter has the case ``name``'s has before the others: a capital starts a class's name, by Python's habit.
+
+    >>> did_you_mean("Silu", ["elu", "glu", "silu", "SiLU"])
+    "; did you mean 'SiLU' or 'silu' or 'glu'?"
+    """
+    text, names = str(name), list(dict.fromkeys(str(c) for c in candidates))
+    same = [c for c in names if c.lower() == text.lower() and c != text]
+    same.sort(key=lambda c: (c[:1] != text[:1], -difflib.SequenceMatcher(None, text, c).ratio()))
+    close = [c for c in difflib.get_close_matches(text, names, n=3, cutoff=cutoff) if c not in same]
+    shown = (same + close)[:3]
+    return f"; did you mean {' or '.join(map(repr, shown))}?" if shown else ""
+
+
+def a_kind(noun: str) -> str:
+    """``noun`` after its article, for messages that name a type: ``"an int"``, ``"a float"``, ``"an Identity"``.
+
+    >>> a_kind("int"), a_kind("list"), a_kind("UnetDecoderBlock")
+    ('an int', 'a list', 'a UnetDecoderBlock')
+    """
+    sounds = ("unet", "unif", "union", "unit", "univ", "use", "usu", "uti")  # a "you" sound: a unit, a UnetBlock
+    vowel = noun[:1].lower() in "aeiou" and not noun.lower().startswith(sounds)
+    return f"{'an' if vowel else 'a'} {noun}"
 
 
 class NeurlinkError(Exception):
@@ -113,6 +135,8 @@ class SelectorIndexError(SelectorError, IndexError):
 
 class UnknownTagError(SelectorError, KeyError):
     """A selector names a tag no earlier line has. Also a ``KeyError``."""
+
+    tag: str | None = None  # the tag selected
 
 
 class SelectorTypeError(SelectorError, TypeError):

@@ -83,6 +83,17 @@ def _tag_of(line) -> str | None:
     return None
 
 
+def _tagged_later(error: UnknownTagError, tag: str, index: int, tags: list[str | None]) -> None:
+    """Say so where the tag that line ``index`` selects is a later line's (``tags``: this line's and theirs)."""
+    if tag not in tags:
+        return
+    later = index + tags.index(tag)
+    where = "this line's own tag" if later == index else f"the tag of line {later}, after line {index}"
+    error.reason = f"no earlier line is tagged {tag!r}: it is {where} (a line reads only the lines before it)"
+    if later != index:
+        error.allowed = f"line {later} moved before line {index}, or " + (error.allowed or "a tag given earlier")
+
+
 class LineTable:
     """The lines of one network or nerve, built one after another."""
 
@@ -141,11 +152,14 @@ class LineTable:
     def add(self, owner: nn.Module, lines) -> list[int]:
         """Build ``lines`` (a line or a nested list of lines) as children of ``owner``."""
         indices = []
-        for line in flatten(lines if isinstance(lines, list) else [lines]):
+        flat = list(flatten(lines if isinstance(lines, list) else [lines]))
+        for position, line in enumerate(flat):
             index = len(self.entries)
             try:
                 self.entries.append(self._build_line(owner, index, line))
             except DefinitionError as error:
+                if isinstance(error, UnknownTagError) and error.tag is not None and not error.where:
+                    _tagged_later(error, error.tag, index, [_tag_of(other) for other in flat[position:]])
                 error.locate(index, _tag_of(line), written(line))
                 raise
             indices.append(index)
@@ -389,11 +403,13 @@ class LineTable:
             return [Ref(line)]
         if isinstance(selector, str):
             if selector not in self.tags:
-                raise UnknownTagError(
+                unknown = UnknownTagError(
                     f"no earlier line is tagged {selector!r}{did_you_mean(selector, self.tags)}",
                     allowed="a tag given earlier as Nerve[selector, 'tag'](...)"
                     + (f"; tags so far: {', '.join(map(repr, self.tags))}" if self.tags else ""),
                 )
+                unknown.tag = selector  # (add says which later line has it)
+                raise unknown
             return [Ref(self.tags[selector])]
         if isinstance(selector, slice):
             bounds: list[Any] = [

@@ -15,17 +15,21 @@ import bisect
 import json
 import json.decoder
 import json.scanner
+import re
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .._config import MAX_DEPTH
 from .errors import DefinitionFileError
 
-__all__ = ["Node", "read_document", "MAX_BYTES"]
+__all__ = ["Node", "read_document", "MAX_BYTES", "NUMBER_LIKE"]
 
 MAX_BYTES = 4 * 2**20  # a definition is kilobytes; a file of megabytes is not one
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_YAML}{kind}" for kind in ("str", "int", "float", "bool", "null")}
+_OCTAL = re.compile(r"[-+]?0[0-7_]+\Z")  # an int of YAML 1.1's: 017 is 15 (in YAML 1.2 17, in JSON no number)
+# a plain scalar that YAML 1.2, JSON or Python read as a number and PyYAML as text: 1e-3, 1.5e3, 0o17
+NUMBER_LIKE = re.compile(r"[-+]?(?:(?:[0-9][0-9_]*)?\.?[0-9][0-9_]*[eE][-+]?[0-9]+|0[oO][0-7_]+)\Z")
 
 
 @dataclass
@@ -76,6 +80,7 @@ def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
         mark = error.problem_mark or error.context_mark
         problem = " ".join(part for part in (error.context, error.problem) if part)
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        _python_repeat(file, lines, line)
         _fail(file, lines, line, column, f"not valid YAML: {problem}", allowed=_yaml_hint(problem))
     except yaml.YAMLError as error:  # a character YAML does not read (a control character)
         position = getattr(error, "position", 0) or 0
@@ -88,6 +93,30 @@ def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
     if root is None:
         _fail(file, lines, 1, 1, "the file is empty", allowed="a mapping with lines: (and params:, ...)")
     return _YamlTree(file, lines).node(root, 0)
+
+
+# Python's repeat of a line, [line] * n, as a list item: YAML reads '[...]' as a list and '*' as an alias
+_PYTHON_REPEAT = re.compile(r"(\s*-\s*)\[\s*(.*?)\s*,?\s*\]\s*\*\s*([^\s#]+)\s*(?:#.*)?\Z")
+
+
+def _python_repeat(file: str, lines: list[str], line: int) -> None:
+    """The error of a line written in Python's form ``- [(8, 2), Conv2d(3)] * 2``, if ``line`` is one."""
+    found = _PYTHON_REPEAT.match(lines[line - 1]) if 0 < line <= len(lines) else None
+    if found is None:
+        return
+    inner = found.group(2)
+    if inner.startswith("((") and inner.endswith(")"):  # [((8, 2), nv.Conv2d(3))] * 2
+        inner = inner[1:-1]
+    inner = re.sub(r"\bnv\.", "", inner)
+    _fail(
+        file,
+        lines,
+        line,
+        len(found.group(1)) + 1,
+        "a line repeated as Python writes it, [line] * n: in a file the repeat follows the nerve, without the"
+        " brackets (YAML reads '[' as the start of a list, '*' as an alias)",
+        allowed=f"- {inner} * {found.group(3)}",
+    )
 
 
 def _yaml_hint(problem: str) -> str | None:
@@ -112,6 +141,47 @@ class _YamlTree:
     def fail(self, node: Any, reason: str, allowed: str | None = None) -> NoReturn:
         _fail(self.file, self.lines, node.start_mark.line + 1, node.start_mark.column + 1, reason, allowed)
 
+    def check_yaml_1_1(self, node: Any) -> None:
+        """Refuse a scalar that PyYAML (YAML 1.1) reads otherwise than YAML 1.2, JSON and Python would, before it
+        is constructed: ``1:30`` as 90 (base 60, also quadratic to construct at megabytes), ``017`` as 15,
+        ``yes``/``off`` as booleans, ``1e-3`` and ``0o17`` as text."""
+        text, kind = node.value, node.tag[len(_YAML) :]
+        shown, short = repr(text[:40] + "..." if len(text) > 40 else text), len(text) <= 40
+        if kind in ("int", "float") and ":" in text:
+            value = f" ({self.constructor.construct_object(node)!r})" if short else ""
+            self.fail(
+                node,
+                f"{shown} is a number in base 60 to YAML 1.1 (1:30 is 90), but text to YAML 1.2 and JSON",
+                allowed=f"{shown} in quotes for the text, or the number in decimal{value}",
+            )
+        if kind == "int" and _OCTAL.match(text):
+            digits = text.replace("_", "")
+            values = f" ({int(digits, 8)} or {int(digits)})" if short else ""
+            self.fail(
+                node,
+                f"{shown} is octal to YAML 1.1 (017 is 15), but decimal to YAML 1.2 (017 is 17) and no number to JSON",
+                allowed=f"the number without its leading 0{values}, or {shown} in quotes for the text",
+            )
+        if kind == "bool" and text.lower() not in ("true", "false"):
+            value = "true" if text.lower() in ("yes", "on") else "false"
+            self.fail(
+                node,
+                f"{shown} is {value} to YAML 1.1, but text to YAML 1.2 and JSON",
+                allowed=f"true or false, or {shown} in quotes for the text",
+            )
+        if kind == "str" and node.style is None and NUMBER_LIKE.match(text):
+            value = f" ({_yaml_1_1(text)})" if short else ""
+            if text.lstrip("+-")[:2].lower() == "0o":
+                reason = f"{shown} is text to YAML 1.1, which has no 0o ints, but a number to YAML 1.2 and Python"
+                allowed = f"the number in decimal{value}, or {shown} in quotes for the text"
+            else:
+                reason = (
+                    f"{shown} is text to YAML 1.1 (its floats have a dot and a signed exponent), but a number to"
+                    " YAML 1.2, JSON and Python"
+                )
+                allowed = f"the number as YAML 1.1 reads it{value}, or {shown} in quotes for the text"
+            self.fail(node, reason, allowed=allowed)
+
     def node(self, node: Any, depth: int) -> Node:
         import yaml
 
@@ -124,6 +194,7 @@ class _YamlTree:
             self.fail(node, f"values nest deeper than {MAX_DEPTH} levels")
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
+            self.check_yaml_1_1(node)
             try:
                 value = self.constructor.construct_object(node)
             except (ValueError, yaml.YAMLError) as error:  # an int of 5,000 digits, a malformed number
@@ -157,6 +228,18 @@ class _YamlTree:
         )
 
 
+def _yaml_1_1(text: str) -> str:
+    """``1e-3`` written as YAML 1.1 reads a float: ``1.0e-3``; ``0o17`` as its int: ``15``."""
+    if text.lstrip("+-")[:2].lower() == "0o":
+        return str(int(text.replace("_", ""), 8))
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    elif mantissa.endswith("."):
+        mantissa += "0"
+    return f"{mantissa}e{exponent if exponent[:1] in '+-' else '+' + exponent}"
+
+
 # --- JSON ---------------------------------------------------------------------------------------------
 
 
@@ -174,7 +257,27 @@ class _Json:
 
     def fail(self, position: int, reason: str) -> NoReturn:
         line, column = self.where(position)
-        _fail(self.file, self.lines, line, column, f"not valid JSON: {reason}")
+        _fail(self.file, self.lines, line, column, f"not valid JSON: {reason}", allowed=self.hint(position, reason))
+
+    def hint(self, position: int, reason: str) -> str | None:
+        """What JSON writes instead of what stands at ``position`` (JSON's rules, not YAML's)."""
+        char = self.text[position : position + 1]
+        before = self.text[:position].rstrip()[-1:]
+        if reason.startswith("more text"):
+            return "one object: {...} and nothing after it"
+        if not self.text.strip():
+            return 'an object of the lines: {"lines": ["(3, 1), Input()", "(8, 2), Conv2d(3)"]}'
+        if char in "]}" and char and before == ",":
+            return "no comma after the last item of an array or object"
+        if char == "'":
+            return 'strings and keys in double quotes: "(8, 2), Conv2d(3)"'
+        if char in ("/", "#"):
+            return "no comments in JSON (a .yaml file may have them)"
+        if char.isalpha() or char == "_":
+            return "strings and keys in double quotes; the words of JSON are true, false and null"
+        if reason.startswith("expected ','") or reason == "expected ':'":
+            return 'items separated by commas, a key and its value by a colon: {"lines": ["...", "..."]}'
+        return None
 
     def skip(self) -> None:
         while self.at < len(self.text) and self.text[self.at] in " \t\r\n":

@@ -18,6 +18,7 @@ what a name reaches must be a module class, a nerve, or a function of torch's fu
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Iterable
@@ -97,9 +98,52 @@ def look_up(
                 return name, None
             return name, _names.resolve(name, trusted)
         except PretrainedError as error:
-            problem = problem or _problem(error)
+            problem = problem or _missing(name, parts, trusted) or _problem(error)
     assert problem is not None
     raise problem
+
+
+def _missing(name: str, parts: list[str], trusted: tuple[str, ...]) -> NameProblem | None:
+    """For ``name`` (``"my_nerves:Residul"``) whose module is loaded but holds no such attribute: the
+    problem, with the public classes and functions where the path stops (did-you-mean), else None."""
+    module, _, attributes = name.partition(":")
+    value: Any = sys.modules.get(module)
+    try:
+        _names.check(name, trusted)
+    except PretrainedError:
+        return None  # refused for its text (a private part, a module not trusted): _names says how
+    if value is None:
+        return None
+    for depth, attribute in enumerate(attributes.split(".")):  # noqa: B007 (where it stops is read after)
+        try:
+            value = inspect.getattr_static(value, attribute)
+        except AttributeError:
+            break
+    else:
+        return None  # it is there: refused for what it is, which _names says
+    where = ".".join([module, *attributes.split(".")[:depth]])
+    public = sorted(
+        key
+        for key, item in (getattr(value, "__dict__", None) or {}).items()
+        if not key.startswith("_")
+        and (isinstance(item, type) or inspect.isfunction(item))
+        and _names._acceptable(item, where, [key], trusted)  # what the file may name: no typing.Iterable
+    )
+    reason = f"{'.'.join(parts)}: {where} has no {attribute!r}{did_you_mean(attribute, public)}"
+    if _unloaded_module(value, f"{where}.{attribute}") and not _is_trusted(module, trusted):
+        reason += f" (module {where}.{attribute} is not loaded, and a file imports none of torch's or neurlink's)"
+    few = public and len(public) <= 12  # (torch.nn's hundreds are no help)
+    return NameProblem(reason, allowed=f"a class or function of {where}: {', '.join(public)}" if few else None)
+
+
+def _unloaded_module(parent: Any, name: str) -> bool:
+    """Whether ``name`` is a submodule of the package ``parent`` that is not loaded (found, not imported)."""
+    if not hasattr(parent, "__path__") or name in sys.modules:
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _short(name: str, place: str, also: Iterable[str]) -> tuple[str, Any]:

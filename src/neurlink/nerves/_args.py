@@ -77,7 +77,8 @@ def make_norm(norm, channels: int, owner: str) -> nn.Module | None:
         return _of_channels(norm(channels), channels, owner)
     except TypeError as error:
         raise NerveArgumentError(
-            f"{owner}: norm={getattr(norm, '__name__', norm)!r} cannot be made from the channel count: {error}",
+            f"{owner}: norm={getattr(norm, '__name__', norm)!r} cannot be made from the channel count: "
+            + (_class_instead(norm) or str(error)),
             allowed="a class or callable taking the channel count: nn.BatchNorm2d,"
             " functools.partial(nn.GroupNorm, 8), a module, or None",
         ) from None
@@ -114,10 +115,26 @@ def make_act(act, owner: str) -> nn.Module | None:
     if not isinstance(made, nn.Module):
         raise NerveArgumentError(
             f"{owner}: act={getattr(act, '__name__', act)!r} does not make a module"
-            + (f": {reason}" if made is None else ""),
+            + (f": {_class_instead(act) or reason}" if made is None else ""),
             allowed="a module class (nn.ReLU, nn.SiLU), a module, or None",
         )
     return made
+
+
+def _class_instead(value) -> str:
+    """``"relu is the function torch.nn.functional.relu, not a module class; did you mean nn.ReLU?"`` for a
+    function given where a class is (``act=F.relu``; ``act=relu`` in a file, whose lowercase name is the
+    function of torch.nn.functional) that has a torch.nn class of its name, or ``""``."""
+    name = getattr(value, "__name__", None)
+    if not isinstance(name, str) or not (inspect.isfunction(value) or inspect.isbuiltin(value)):
+        return ""
+    key = name.replace("_", "").lower()
+    found = [c for c, k in vars(nn).items() if isinstance(k, type) and c.lower() in (key, key + "2d")]
+    if not found:
+        return ""
+    module = getattr(value, "__module__", None)
+    what = f"the function {module}.{name}" if isinstance(module, str) else "a function"
+    return f"{name} is {what}, not a module class; did you mean nn.{found[0]}?"
 
 
 @functools.lru_cache(maxsize=256)
