@@ -223,7 +223,7 @@ CANNOT_BE_WRITTEN = [
     pytest.param(
         nv.Conv2d_BN_ReLU(3, act=_local_factory()), r"act=.*Inner.* is defined inside a function", id="local-class"
     ),
-    pytest.param(object(), r"value=<object object .*> cannot be written as data: a object is not data", id="object"),
+    pytest.param(object(), r"value=<object object .*> cannot be written as data: an object is not data", id="object"),
     pytest.param(torch.load, r"value=<function load .*torch.serialization.load.*may not name", id="torch.load"),
     pytest.param({1: 2}, r"value=\{1: 2\} cannot be written as data: a dict is written with string keys", id="dict"),
     pytest.param(torch.zeros(2), r"value=tensor.* a Tensor is not data", id="tensor"),

@@ -190,7 +190,7 @@ def test_a_plain_module_reads_a_selected_line_and_carries_a_tag():
         (nv.Module[0, "a"](nn.ReLU()), NeurlinkError, r"line 2.*tag 'a' is already used by line 1"),
         (nv.Module[0](nv.Conv2d(3)), NeurlinkError, r"line 2.*holds a nerve.*Conv2d\[selector, tag\]"),
         (nv.Module[0](nn.BatchNorm2d), NeurlinkError, r"line 2.*holds the class BatchNorm2d"),
-        (nv.Module[0](3), NeurlinkError, r"line 2.*holds a int, not an nn.Module"),
+        (nv.Module[0](3), NeurlinkError, r"line 2.*holds an int, not an nn.Module"),
         (nv.Module[0](nn.ReLU(), nn.ReLU()), NeurlinkError, r"line 2.*takes one module"),
         (nv.Module[0](nn.BatchNorm3d(8)), DimsError, r"line 2.*BatchNorm3d is 3d, but its input line 0 is 2d"),
     ],

@@ -36,7 +36,7 @@ from torch import nn
 
 from . import _names
 from ._module_args import module_arguments
-from .errors import DimsError, PretrainedError
+from .errors import DimsError, PretrainedError, a_kind
 from .lines import PREVIOUS, NerveDef, OutputOf, flatten
 from .nerve import Nerve
 from .shapes import Dims, ShapeSpec
@@ -185,7 +185,7 @@ def encode_value(value, names: set[str], where: str = "value", depth: int = 0) -
         return {"module": _encode_module(value, names)}
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
         return {"object": _object_name(value, names, where)}
-    raise NotData(value, f"a {type(value).__name__} is not data neurlink writes", where)
+    raise NotData(value, f"{a_kind(type(value).__name__)} is not data neurlink writes", where)
 
 
 def keeps_no_locals(value, depth: int = 0) -> bool:

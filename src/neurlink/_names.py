@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from .errors import PretrainedError
+from .errors import PretrainedError, a_kind
 
 __all__ = ["name_of", "check", "resolve", "trusted_roots", "nameable"]
 
@@ -156,7 +156,7 @@ def name_of(value) -> str:
     Raises ``ValueError`` saying why there is none (a lambda, a local class, ``__main__``).
     """
     if not (isinstance(value, type) or inspect.isfunction(value) or inspect.isbuiltin(value)):
-        raise ValueError(f"a {type(value).__name__} is neither data nor a class or function")
+        raise ValueError(f"{a_kind(type(value).__name__)} is neither data nor a class or function")
     short = getattr(value, "__name__", "")
     qualname = getattr(value, "__qualname__", short)
     if short == "<lambda>":

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, a_kind
 from .lines_module import LinesModule
 
 __all__ = ["check_state_dict"]
@@ -65,7 +65,10 @@ def check_state_dict(network: nn.Module, state_dict, *, strict: bool = True) -> 
         if not torch.overrides.is_tensor_like(param):
             continue  # a module's extra state (get_extra_state): its own set_extra_state reads it
         if not torch.overrides.is_tensor_like(value):
-            report(key, f"{{name}}: the network has a tensor {_shape(param)}, the state_dict a {type(value).__name__}")
+            report(
+                key,
+                f"{{name}}: the network has a tensor {_shape(param)}, the state_dict {a_kind(type(value).__name__)}",
+            )
         elif not nn.parameter.is_lazy(param) and not _same_shape(param, value):
             report(key, f"{{name}}: the network has {_shape(param)}, the state_dict {_shape(value)}")
     if strict:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .errors import DimsError, OutputError
+from .errors import DimsError, OutputError, a_kind
 from .program import Step, program_of
 from .table import Entry, LineTable
 
@@ -119,8 +119,8 @@ def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return "(N, " + ", ".join(map(str, value.shape[1:])) + ")" if value.dim() else "a 0-d tensor"
     if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)}"
-    return f"a {type(value).__name__}"
+        return f"{a_kind(type(value).__name__)} of {len(value)}"
+    return a_kind(type(value).__name__)
 
 
 class EagerOps:

@@ -40,7 +40,7 @@ from ._config import _DTYPES, FORMAT, FORMAT_VERSION, READABLE_VERSIONS, NotData
 from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
-from .errors import CheckpointError, CheckpointNotFoundError, NeurlinkError, PretrainedError
+from .errors import CheckpointError, CheckpointNotFoundError, NeurlinkError, PretrainedError, a_kind
 from .lines_module import LinesModule
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def _tensors_of(network: nn.Module) -> dict[str, torch.Tensor]:
     tensors, storages = {}, set()
     for key, value in network.state_dict().items():
         if not isinstance(value, torch.Tensor):
-            raise PretrainedError(f"state_dict key {key!r} holds a {type(value).__name__}, not a tensor")
+            raise PretrainedError(f"state_dict key {key!r} holds {a_kind(type(value).__name__)}, not a tensor")
         if value.is_meta:
             raise PretrainedError(f"state_dict key {key!r} is on the meta device: it has no values to save")
         value = value.detach().to("cpu").contiguous()
@@ -577,7 +577,7 @@ def _read_config(path: Path) -> dict:
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise PretrainedError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(config, dict):
-        raise PretrainedError(f"{path}: a config is a JSON object, not a {type(config).__name__}")
+        raise PretrainedError(f"{path}: a config is a JSON object, not {a_kind(type(config).__name__)}")
     unknown = sorted(set(config) - _TOP_KEYS)
     if unknown:
         raise PretrainedError(f"{path}: unknown key {unknown[0]!r}", allowed=", ".join(sorted(_TOP_KEYS)))

@@ -17,7 +17,7 @@ from typing import TypeGuard
 import torch
 from torch import nn
 
-from ..errors import StateDictError
+from ..errors import StateDictError, a_kind
 from ..lines_module import LinesModule
 from ..nerve import Nerve
 from ..nerves import ConvNd
@@ -51,7 +51,7 @@ def require_network(model: object, function: str) -> None:
     """The first argument of a loader or exporter is the neurlink network (the reference's model comes second)."""
     if not isinstance(model, LinesModule) or model.__dict__.get("_table") is None:
         raise StateDictError(
-            f"{function}(model, ...): model is a {type(model).__name__}, not a neurlink network",
+            f"{function}(model, ...): model is {a_kind(type(model).__name__)}, not a neurlink network",
             allowed=f"{function}(net, reference) with the neurlink network first"
             if not function.startswith("to_")
             else f"{function}(net) with a neurlink network",
@@ -71,7 +71,7 @@ def load_pairs(
         state_dict = state_dict.state_dict()
     if not isinstance(state_dict, Mapping):  # a path, None: not something to read tensors from
         raise StateDictError(
-            f"a {library} state_dict or model is loaded, not a {type(state_dict).__name__}"
+            f"a {library} state_dict or model is loaded, not {a_kind(type(state_dict).__name__)}"
             + (" (read a file with torch.load or safetensors first)" if isinstance(state_dict, (str, bytes)) else "")
         )
     own = model.state_dict()

@@ -46,7 +46,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from ..errors import StateDictError, did_you_mean
+from ..errors import StateDictError, a_kind, did_you_mean
 from ..lines_module import LinesModule
 from ._state_dict import Pair, export_pairs, load_pairs, require_network
 
@@ -226,7 +226,7 @@ def _reference_state_dict(reference: object, function: str) -> Mapping[str, torc
         return reference.state_dict(keep_vars=True)  # its parameters as Parameters: pairs check their kind
     if not isinstance(reference, Mapping):
         raise StateDictError(
-            f"{function}(net, reference): reference is a {type(reference).__name__}, not a model or a state_dict"
+            f"{function}(net, reference): reference is {a_kind(type(reference).__name__)}, not a model or a state_dict"
             + (" (read a file with torch.load or safetensors first)" if isinstance(reference, (str, bytes)) else ""),
             allowed=f"{function}(net, reference) with an nn.Module or a Mapping of str to tensors",
         )
@@ -256,7 +256,7 @@ def _reorder(keys: list[str], order: Order | None) -> list[str]:
             )
         return result
     raise StateDictError(
-        f"order={order!r} is a {type(order).__name__}",
+        f"order={order!r} is {a_kind(type(order).__name__)}",
         allowed="a dict of module patterns to 'first', 'last', 'before:NAME' or 'after:NAME', or a callable"
         " reordering the reference's keys",
     )

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import InputError, NerveArgumentError
+from ..errors import InputError, NerveArgumentError, a_kind
 from ..nerves._args import positive_int, probability
 from .yolo import anchor_points, anchor_strides
 
@@ -438,7 +438,7 @@ def _describe(value: Any) -> str:
         return f"a tensor {tuple(value.shape)}"
     if isinstance(value, Mapping):
         return f"a dict with keys {sorted(map(str, value))}"
-    return f"a {type(value).__name__}"
+    return a_kind(type(value).__name__)
 
 
 # --- the metric -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import DefinitionError, NeurlinkError
+from ..errors import DefinitionError, NeurlinkError, a_kind
 from ..lines import NerveDef
 from ..nerve import Nerve
 
@@ -66,7 +66,7 @@ class Module(Nerve):
             )
         if not isinstance(module, nn.Module):
             raise DefinitionError(
-                f"{definition!r} holds a {type(module).__name__}, not an nn.Module",
+                f"{definition!r} holds {a_kind(type(module).__name__)}, not an nn.Module",
                 allowed="nv.Module[selector, tag](nn.BatchNorm2d(8)), a torch module",
             )
         return module
