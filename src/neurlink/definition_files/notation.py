@@ -32,7 +32,7 @@ from typing import Any, cast
 from torch import nn
 
 from .._config import _DTYPES, MAX_DEPTH, MAX_INT, MAX_LINES, MAX_STRING, encode_value
-from ..errors import DimsError
+from ..errors import DimsError, a_kind
 from ..nerve import Nerve
 from ..shapes import tokens
 from .names import LINE, VALUE, NameProblem, look_up
@@ -295,7 +295,7 @@ class LineReader:
         nerve = cls is None or isinstance(cls, type) and issubclass(cls, Nerve)  # (None: not imported yet)
         if not nerve and not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise NotationError(
-                f"{self.source(func)} is a {type(cls).__name__}, not a nerve or a module class, and only those are"
+                f"{self.source(func)} is {a_kind(type(cls).__name__)}, not a nerve or a module class, and only those are"
                 " called in a line",
                 allowed="a class called (Conv2d(3), ReLU(inplace=True)); a function is named uncalled"
                 " (act=relu) or in partial(f, ...)",
