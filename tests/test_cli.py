@@ -412,3 +412,60 @@ def test_a_declared_input_larger_than_the_bound_is_refused_and_names_are_printed
     assert main(["check", str(evil)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "evil\\x1b]0;PWNED\\x07 builds" in out
+
+
+# --- check calls each network once on the meta device, as its first call would -----------------------------
+
+FIRST_CALLS = """
+import torch
+import neurlink.nerves as nv
+
+
+class ByValue(torch.nn.Module):  # reads a value of its input: what the meta device cannot do
+    def forward(self, x):
+        return x * x.flatten().tolist()[0]
+
+
+def vectors():
+    return nv.build([((5, "()"), nv.Input()), ((3, "()"), torch.nn.Identity())])
+
+
+def by_value():
+    return nv.build([((3, 1), nv.Input()), ((3, 1), ByValue())])
+"""
+
+
+def test_check_runs_the_first_call_checks_without_memory(tmp_path, capsys, monkeypatch):
+    """What the build cannot see (a torch module's output at a size) the first call finds: ``check`` makes
+    it on the meta device, at the smallest input the lines take (2 x 2 per ratio 2, here 4 x 4) and, as a
+    torch module may return the declared size at one size only, at 224 x 224 too."""
+    monkeypatch.chdir(tmp_path)
+    lines = "lines:\n  - (3, 1), Input()\n  - (8, 1), Conv2d(3)\n"
+    Path("three.yaml").write_text(lines + "  - (8, 2), AdaptiveAvgPool2d(3)\n")
+    Path("two.yaml").write_text(lines + "  - (8, 2), AdaptiveAvgPool2d(2)\n")  # right at 4 x 4 only
+    Path("huge.yaml").write_text("lines:\n  - (100000, 1), Input()\n  - (100000, 1), Conv2d(7)\n")  # 1.8 TiB
+    Path("first_calls.py").write_text(FIRST_CALLS)
+    models = ["three.yaml", "two.yaml", "huge.yaml", "first_calls.py:vectors", "first_calls.py:by_value"]
+    assert main(["check", *models]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "ok: huge.yaml builds: 2 lines, 490,000,100,000 parameters",
+        "ok: first_calls.py:by_value builds: 2 lines, 0 parameters (its first call was not checked: the meta"
+        " device cannot run line 1: Cannot copy out of meta tensor; no data!)",
+    ]
+    found = "\n    allowed: a module whose output has the declared channels and shape (or declare what it returns)"
+    assert err.split("neurlink: error: ")[1:] == [
+        "three.yaml:4:5: line 2: (8, 2), AdaptiveAvgPool2d(3)\n"
+        "    the line declares (8, 2), that is (N, 8, 2, 2) for this input, but its module returned (N, 8, 3, 3)"
+        f"{found}\n    (found by its first call, on an input of 2x3x4x4, made on the meta device)\n",
+        "two.yaml:4:5: line 2: (8, 2), AdaptiveAvgPool2d(2)\n"
+        "    the line declares (8, 2), that is (N, 8, 112, 112) for this input, but its module returned (N, 8, 2, 2)"
+        f"{found}\n    (found by its first call, on an input of 2x3x224x224, made on the meta device)\n",
+        "first_calls.py:vectors: line 1: ((3, '()'), Identity())\n"
+        "    the line declares (3, '()'), that is (N, 3) for this input, but its module returned (N, 5)"
+        f"{found}\n    (found by its first call, on an input of 2x5, made on the meta device)\n",
+    ]
+    assert main(["summary", "huge.yaml"]) == 1  # on the CPU: refused before anything is allocated
+    err = capsys.readouterr().err
+    assert "huge.yaml:3:5: line 1: (100000, 1), Conv2d(7)" in err and "need 1.8 TiB, but cpu has" in err
+    assert "--device meta checks it" in err

@@ -757,3 +757,138 @@ def test_a_module_beside_a_trusted_file_never_shadows_one_the_reader_imports(tmp
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert not marker.exists(), f"{command} imported {marker.read_text()}.py from beside the file"
+
+
+# --- a line's first call, the memory of a build, the size of a file (errors at the file's line) -------------
+
+
+def test_a_first_call_that_finds_other_dims_than_a_line_declares_names_the_file_line():
+    """The build cannot see what a plain torch module returns at a size (AdaptiveAvgPool2d(3) gives 3 x 3 at
+    any size; the line declares half the input's): the first call finds it, and names the file's line."""
+    text = "lines:\n  - (3, 1), Input()\n  - (8, 1), Conv2d(3)\n  - (8, 2), AdaptiveAvgPool2d(3)\n"
+    net = from_text(text, file="net.yaml")
+    for copy in (net, pickle.loads(pickle.dumps(net)), __import__("copy").deepcopy(net)):
+        with pytest.raises(neurlink.errors.OutputError) as caught:
+            copy(torch.zeros(1, 3, 8, 8))
+        assert isinstance(caught.value, DefinitionFileError)
+        assert str(caught.value).startswith(
+            "net.yaml:4:5: line 2: (8, 2), AdaptiveAvgPool2d(3)\n"
+            "    the line declares (8, 2), that is (N, 8, 4, 4) for this input, but its module returned (N, 8, 3, 3)"
+        )
+        again = pickle.loads(pickle.dumps(caught.value))  # the error keeps its place and both classes
+        assert str(again) == str(caught.value) and isinstance(again, neurlink.errors.OutputError)
+    built = nv.build([((3, 1), nv.Input()), ((8, 1), nv.Conv2d(3)), ((8, 2), torch.nn.AdaptiveAvgPool2d(3))])
+    with pytest.raises(neurlink.errors.OutputError) as caught:  # a network built in Python: no file
+        built(torch.zeros(1, 3, 8, 8))
+    assert not isinstance(caught.value, DefinitionFileError) and str(caught.value).startswith("line 2: ((8, 2), Adap")
+
+
+def test_a_first_call_error_in_a_repeated_line_names_the_repeat():
+    text = "lines:\n  - (3, 1), Input()\n  - (3, 1), Upsample(scale_factor=2) * 2\n"
+    with pytest.raises(DefinitionFileError, match=r"\A<definition>:3:5: line 1: \(3, 1\), Upsample\(scale_factor=2\)"):
+        from_text(text)(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(DefinitionFileError, match=r"returned \(N, 3, 8, 8\) \(in repeat 1 of 2 of this line\)"):
+        from_text(text)(torch.zeros(1, 3, 4, 4))
+
+
+def test_an_error_a_line_raises_on_a_later_call_names_the_file_line_and_keeps_torch_s_error():
+    text = "lines:\n  - (3, 1), Input()\n  - (8, 1), Conv2d(3)\n  - (8, 1), ReLU()\n"
+    net = from_text(text, file="net.yaml")
+    x = torch.zeros(1, 3, 4, 4)
+    net(x)  # checked, and later calls of this size run the flat forward
+
+    def broken(_):
+        raise RuntimeError("boom")
+
+    net[2].forward = broken
+    with pytest.raises(neurlink.errors.ForwardError) as caught:
+        net(x)
+    assert isinstance(caught.value, DefinitionFileError) and isinstance(caught.value, RuntimeError)
+    assert str(caught.value).startswith("net.yaml:4:5: line 2: (8, 1), ReLU()\n    RuntimeError: boom")
+    assert type(caught.value.__cause__) is RuntimeError and str(caught.value.__cause__) == "boom"
+
+
+HUGE = "lines:\n  - (100000, 1), Input()\n  - (100000, 1), Conv2d(7)\n  - (10, 1), Conv2d(1)\n"
+
+
+def test_a_build_larger_than_the_memory_available_is_refused_before_anything_is_allocated():
+    # 100,000 x 100,000 x 7 x 7 weights and 100,000 biases, float32: 1,960,000,400,000 bytes, 1.78 TiB
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text(HUGE, file="huge.yaml")  # on the CPU, the default device
+    assert re.fullmatch(
+        r"huge\.yaml:3:5: line 1: \(100000, 1\), Conv2d\(7\)\n"
+        r"    the network's parameters and buffers need 1\.8 TiB, but cpu has [0-9.,]+ [KMGT]?i?B available;"
+        r" line 1 holds 1\.8 TiB of it\n"
+        r"    allowed: a smaller network; device='meta' checks it and counts its parameters without memory;"
+        r" from_file\(path, check_memory=False\) builds it anyway",
+        str(caught.value),
+    ), str(caught.value)
+    counted = from_text(HUGE, device="meta")  # counted without memory
+    assert sum(p.numel() for p in counted.parameters()) == 100000 * 100000 * 49 + 100000 + 10 * 100000 + 10
+
+
+def test_the_memory_check_names_a_repeated_line_by_all_its_repeats_and_can_be_turned_off(monkeypatch):
+    from neurlink.definition_files import memory, reading
+
+    text = "lines:\n  - (3, 1), Input()\n  - (8, 1), Conv2d(1)\n  - (8, 1), Conv2d(3) * 3\n"
+    monkeypatch.setattr(reading, "available_bytes", lambda device: 1000)
+    # line 1: 8 * 3 + 8 weights and biases (128 B); lines 2 to 4: 3 * (8 * 8 * 9 + 8) float32 (7,008 B)
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text(text, device="cpu")
+    assert str(caught.value).splitlines()[:2] == [
+        "<definition>:4:5: line 2: (8, 1), Conv2d(3) * 3",
+        "    the network's parameters and buffers need 7.0 KiB, but cpu has 1000 B available; lines 2 to 4 (this"
+        " line * 3) hold 6.8 KiB of it",
+    ]
+    net = from_text(text, device="cpu", check_memory=False)  # built anyway
+    assert memory.tensor_bytes(net) == 7136 and {p.device.type for p in net.parameters()} == {"cpu"}
+    with pytest.raises(DefinitionFileError, match="'check_memory' is a keyword of from_file"):
+        from_text("params:\n  check_memory: 1\nlines:\n  - (3, 1), Input()\n")
+
+
+def test_the_memory_check_reads_a_cuda_device_s_free_memory(monkeypatch):
+    """Refused before anything is made on the device: this runs where there is no GPU, too."""
+    from neurlink.definition_files import memory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3000, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2000)  # of which 500 B in use:
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 500)  # 1,500 B are free in torch's cache
+    assert memory.available_bytes(torch.device("cuda")) == 4500
+    text = "lines:\n  - (3, 1), Input()\n  - (64, 1), Conv2d(3)\n"  # (64 * 27 + 64) * 4 = 7,168 bytes
+    with pytest.raises(DefinitionFileError, match=r"need 7\.0 KiB, but cuda:1 has 4\.4 KiB available; line 1 holds"):
+        from_text(text, device="cuda:1")
+    assert memory.available_bytes(torch.device("mps")) is None  # not known: not checked
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="reads Linux's /proc/meminfo")
+def test_the_memory_available_on_the_cpu_is_what_linux_says():
+    from neurlink.definition_files import memory
+
+    total = int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024
+    assert 0 < memory.available_bytes(torch.device("cpu")) <= total
+    assert memory.shown_bytes(512) == "512 B" and memory.shown_bytes(1536) == "1.5 KiB"
+
+
+def test_a_file_is_read_up_to_its_bound_whatever_size_it_reports(tmp_path, monkeypatch):
+    """Files in /proc report a size of 0: the bound holds on what is read, not on what stat says."""
+    import os
+
+    from neurlink.definition_files.documents import MAX_BYTES
+
+    path = tmp_path / "net.yaml"
+    path.write_text("lines:\n  - (3, 1), Input()\n" + "#" * MAX_BYTES)  # a valid file, all but a comment
+    real = Path.stat
+
+    def procfs_like(self, *args, **kwargs):
+        found = real(self, *args, **kwargs)
+        return os.stat_result((*found[:6], 0, *found[7:]))
+
+    monkeypatch.setattr(Path, "stat", procfs_like)
+    assert path.stat().st_size == 0
+    too_large = r"net\.yaml: more than 4,194,304 bytes is too large for a definition"
+    with pytest.raises(DefinitionFileError, match=too_large):
+        neurlink.from_file(path)
+    path.write_bytes(b"lines:\r\n  - (3, 1), Input()\r\n  - (8, 2), Conv2d(3)\r\n  - (8, 3), Conv2d(3)\r\n")  # as text
+    with pytest.raises(DimsError, match=r"\A[^\r]*net\.yaml:4:5: line 2: \(8, 3\), Conv2d\(3\)\n    ratio 2 -> 3"):
+        neurlink.from_file(path)

@@ -45,6 +45,10 @@ __all__ = ["Network", "build"]
 # What writes a network's lines into a file (Network.to_file): neurlink.definition_files' writer, which it
 # registers here when neurlink is imported. The core does not import that package, which builds on the core.
 FILE_WRITER: Callable[[Network, str | os.PathLike[str]], None] | None = None
+# What places an error a line raised on a call at that line in the file the network was read from: the
+# network holds the file's places as data (``_file_places``, set by neurlink.definition_files, which
+# registers this too), and this makes the error one that names ``file:line:column``, as the build's do.
+FILE_PLACER: Callable[[NeurlinkError, Any], NeurlinkError] | None = None
 
 
 class Network(LinesModule):
@@ -171,13 +175,7 @@ class Network(LinesModule):
         rank = program_of(self._table).ranks[base.index]
         if rank is None:
             raise InputError("the base Input's spatial rank is unknown: write its shape as a tuple, e.g. (1, 1)")
-        multiples = [1] * rank
-        for table in _tables(self):
-            for entry in table.entries:
-                for dims in entry.dims:
-                    if not dims.shape.is_absolute:
-                        for k, ratio in enumerate(dims.shape.ratios_for(rank) if rank else ()):
-                            multiples[k] = math.lcm(multiples[k], ratio.numerator)
+        multiples = self._ratio_multiples(rank)
         bounds = [min(max_size, largest[k]) if largest is not None else max_size for k in range(len(multiples))]
         sizes = [
             torch.export.Dim(
@@ -197,6 +195,18 @@ class Network(LinesModule):
                 spec[where.start + k] = multiples[k] * ratio.denominator // ratio.numerator * sizes[k]
             specs.append(spec)
         return (specs[0],) if len(specs) == 1 else (specs,)
+
+    def _ratio_multiples(self, rank: int) -> list[int]:
+        """Per spatial dim of the base input, the least common multiple of the lines' ratios (32 for a
+        ResNet): a base size that is a multiple of it gives every line a whole size."""
+        multiples = [1] * rank
+        for table in _tables(self):
+            for entry in table.entries:
+                for dims in entry.dims:
+                    if dims.shape.ratios is not None:  # (not an absolute shape, nor tokens of a fixed length)
+                        for k, ratio in enumerate(dims.shape.ratios_for(rank) if rank else ()):
+                            multiples[k] = math.lcm(multiples[k], ratio.numerator)
+        return multiples
 
     def _fewest_multiples(self, dim: int, multiple: int, bound: int) -> int:
         """The fewest multiples (from 2: torch specializes sizes of 1) of ``multiple`` a base size needs on
@@ -301,24 +311,40 @@ class Network(LinesModule):
         if compiling:
             # dynamo traces the current modules line by line, and guards on what it called
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
-        if not traced and self._first_of_its_size(inputs):
-            result = run_lines(self, self._table, self._given(inputs), outputs=selected, verify=True)
-            self._passed(inputs)
-            return result
-        if selected is not self._outputs:
-            return run_lines(self, self._table, self._given(inputs), outputs=selected)
-        flat = self.__dict__.get("_flat")
-        if flat is None or not flat.ready(self):
-            flat = current_flat(self, flatten_forward)
-            if flat is None:  # a global hook asks for calls the flat forward skips
-                return run_lines(self, self._table, self._given(inputs), outputs=selected)
         try:
-            return flat.graph_module.forward(inputs)
-        except Exception as error:  # free on the normal path; names the line that raised
-            located = in_lines(error, flat.where(error))
-            if located is error:
+            if not traced and self._first_of_its_size(inputs):
+                result = run_lines(self, self._table, self._given(inputs), outputs=selected, verify=True)
+                self._passed(inputs)
+                return result
+            if selected is not self._outputs:
+                return run_lines(self, self._table, self._given(inputs), outputs=selected)
+            flat = self.__dict__.get("_flat")
+            if flat is None or not flat.ready(self):
+                flat = current_flat(self, flatten_forward)
+                if flat is None:  # a global hook asks for calls the flat forward skips
+                    return run_lines(self, self._table, self._given(inputs), outputs=selected)
+            try:
+                return flat.graph_module.forward(inputs)
+            except Exception as error:  # free on the normal path; names the line that raised
+                located = in_lines(error, flat.where(error))
+                if located is error:
+                    raise
+                raise located from error
+        except NeurlinkError as error:  # (free on the normal path too)
+            placed = self._placed(error)
+            if placed is error:
                 raise
-            raise located from error
+            raise placed from error.__cause__  # (torch's error, for a ForwardError; no "during handling")
+
+    def _placed(self, error: NeurlinkError) -> NeurlinkError:
+        """``error``, raised in a line on a call, at that line's place in the file the network was read from
+        (a copy of its class that is a ``DefinitionFileError`` too, made by :data:`FILE_PLACER`); ``error``
+        itself for a network built otherwise, or an error that names no line."""
+        places = self.__dict__.get("_file_places")
+        if places is None or FILE_PLACER is None or not error.where:
+            return error
+        placed = FILE_PLACER(error, places)
+        return placed if placed is error else placed.with_traceback(error.__traceback__)
 
     def _size_key(self, inputs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, torch.Tensor):

@@ -43,12 +43,14 @@ from .. import network, pretrained
 from .checkpoints import HOOKS
 from .errors import DefinitionFileError as DefinitionFileError
 from .errors import DefinitionFileNotFoundError as DefinitionFileNotFoundError
+from .errors import placed
 from .reading import from_file as from_file
 from .reading import from_text as from_text
 from .writing import to_file as to_file
 from .writing import to_text as to_text
 
 network.FILE_WRITER = to_file  # Network.to_file writes with it (the core does not import this package)
+network.FILE_PLACER = placed  # a network read from a file names the file's line in an error a line raises
 pretrained.DEFINITION_FILES = HOOKS  # a checkpoint keeps the file its network was read from
 
 __all__ = ["from_file", "from_text", "to_file", "to_text", "DefinitionFileError", "DefinitionFileNotFoundError"]

@@ -9,6 +9,10 @@ that is a ``DefinitionFileError`` too, with the file's place in front of the mes
 
     net.yaml:4:5: line 2: (8, 3), Conv2d(3)
         ratio 1 -> 3 ...
+
+So does a mistake the network's checks find on a call (a line's module returning other dims than the
+line declares, an ``OutputError``): the network read from a file carries where each line is written
+(:data:`FilePlaces`) and the core asks :func:`placed` for the copy.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from typing import Any
 
 from ..errors import NeurlinkError
 
-__all__ = ["DefinitionFileError", "DefinitionFileNotFoundError", "in_file"]
+__all__ = ["DefinitionFileError", "DefinitionFileNotFoundError", "FilePlaces", "in_file", "at_place", "placed"]
+
+# Where each line of a definition is written in its file, as plain data (a network read from the file
+# carries it through pickling and deepcopy): the file's name, then one item per line of ``lines:`` (``* n``
+# writes n definition lines) of the index of its first definition line, how many it writes, the file's
+# line and column of its text, that text, and a note for its errors (what a scale made of its numbers).
+FilePlaces = tuple[str, tuple[tuple[int, int, int, int, str, str], ...]]
 
 
 class DefinitionFileError(NeurlinkError):
@@ -108,6 +118,36 @@ def in_file(
     copy.where = list(error.where)
     copy.place(file, line, column, source, offset)
     return copy
+
+
+def at_place(
+    error: NeurlinkError,
+    file: str,
+    index: int,
+    place: tuple[int, int, int, int, str, str],
+    column: int | None = None,
+    offset: int | None = None,
+) -> DefinitionFileError:
+    """A copy of ``error`` at the file's line that writes definition line ``index`` (``place``, an item of
+    :data:`FilePlaces`), at ``column`` (default: where its text starts) and ``offset`` characters into its text."""
+    first, repeat, line, start, source, note = place
+    located = in_file(error, file, line, start if column is None else column, source, offset)
+    if not located.where:
+        located.where = [(index, None, source)]
+    if repeat > 1:
+        located.reason += f" (in repeat {index - first + 1} of {repeat} of this line)"
+    if note:
+        located.reason += f" ({note})"
+    return located
+
+
+def placed(error: NeurlinkError, places: FilePlaces) -> NeurlinkError:
+    """``error``, raised in a line of a network read from a file while it ran, at that line of the file
+    (``neurlink.network.FILE_PLACER``); ``error`` itself for a line the file does not write."""
+    file, lines = places
+    index = error.where[0][0] if error.where else -1
+    place = next((item for item in lines if item[0] <= index < item[0] + item[1]), None)
+    return error if place is None else at_place(error, file, index, place)
 
 
 def _rebuild(base: type, reason: str, allowed: str | None, where: list, *place: Any) -> DefinitionFileError:

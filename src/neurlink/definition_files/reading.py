@@ -30,13 +30,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import torch
+from torch import nn
 
 from .. import _names
 from .._config import MAX_LINES, Reader
 from ..errors import NeurlinkError, PretrainedError, UnexpectedArgumentError, did_you_mean
 from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _TorchCallBudget
 from .documents import MAX_BYTES, Node, read_document
-from .errors import DefinitionFileError, DefinitionFileNotFoundError, in_file
+from .errors import DefinitionFileError, DefinitionFileNotFoundError, FilePlaces, at_place, in_file
+from .memory import available_bytes, shown_bytes, tensor_bytes
 from .names import ALIASES, VALUE, NameProblem, look_up
 from .notation import RESERVED, LineReader, NotationError, Scale
 from .sources import FileSource, keep_source
@@ -49,7 +51,7 @@ __all__ = ["from_file", "from_text", "kind_of", "NOTATION_VERSION", "SUFFIXES"]
 NOTATION_VERSION = 1
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 _KEYS = ("neurlink", "about", "made_by", "params", "scales", "scale", "network", "outputs", "lines")
-_OWN_KEYWORDS = ("trusted", "device", "scale")
+_OWN_KEYWORDS = ("trusted", "device", "scale", "check_memory")
 _SCALE_KEYS: dict[str, type] = {"width": float, "depth": float, "max_channels": int, "divisor": int}
 _SCALE_LIMIT = 1 << 20  # no multiplier, cap or divisor of channels is larger
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -68,6 +70,7 @@ def from_file(
     trusted: Trusted = (),
     device: torch.device | str | None = None,
     scale: str | None = None,
+    check_memory: bool = True,
     **params: Any,
 ) -> Network:
     """Build the network a definition file (``.yaml``, ``.yml`` or ``.json``) describes.
@@ -76,7 +79,10 @@ def from_file(
     its scales. Classes and functions are imported only from neurlink, torch and the modules listed in
     ``trusted`` (where your own nerves are), as :func:`neurlink.from_pretrained` imports them, and only
     after every name of the file has passed that rule. The network is built with ``nv.build``'s
-    defaults (random weights, training mode), on ``device``. Every mistake is a
+    defaults (random weights, training mode), on ``device``: first on the meta device, and refused there
+    when its parameters and buffers need more memory than ``device`` has available (``check_memory=False``
+    builds it anyway). An error a line raises on a call (its module returning other dims than the line
+    declares, found on the first call) names the file's line too. Every mistake is a
     :class:`~neurlink.definition_files.DefinitionFileError` (a :class:`~neurlink.NeurlinkError`) whose
     message starts with ``file:line:column``; one found by the build keeps its class too
     (``DimsError``, ``UnknownTagError``...).
@@ -93,13 +99,17 @@ def from_file(
     if not file.is_file():
         what = "is a directory" if file.is_dir() else "no such file"
         raise DefinitionFileNotFoundError(f"{what}", file=str(shown))
-    if file.stat().st_size > MAX_BYTES:
-        raise DefinitionFileError(f"{file.stat().st_size:,} bytes is too large for a definition", file=str(shown))
-    try:
-        text = file.read_text(encoding="utf-8")
+    try:  # at most one byte more than a definition may be: a file's size (0 in /proc) is not trusted
+        with file.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise DefinitionFileError(f"more than {MAX_BYTES:,} bytes is too large for a definition", file=str(shown))
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # every newline \n, as read_text
     except (OSError, UnicodeDecodeError) as error:
         raise DefinitionFileError(f"cannot be read: {error}", file=str(shown)) from None
-    return from_text(text, kind, file=str(shown), trusted=trusted, device=device, scale=scale, **params)
+    return from_text(
+        text, kind, file=str(shown), trusted=trusted, device=device, scale=scale, check_memory=check_memory, **params
+    )
 
 
 def from_text(
@@ -110,6 +120,7 @@ def from_text(
     trusted: Trusted = (),
     device: torch.device | str | None = None,
     scale: str | None = None,
+    check_memory: bool = True,
     **params: Any,
 ) -> Network:
     """As :func:`from_file`, for the text of a file (``kind`` ``"yaml"`` or ``"json"``); errors name ``file``."""
@@ -117,7 +128,7 @@ def from_text(
         raise DefinitionFileError(f"kind={kind!r}", allowed="'yaml' or 'json'")
     roots = _names.trusted_roots(trusted)
     definition = read_definition(text, kind, file, roots, scale, params)
-    network = definition.build(device)
+    network = definition.build(device, check_memory=check_memory)
     keep_source(network, FileSource(text, kind, file, tuple(params.items()), scale, roots))  # to_file writes it again
     return network
 
@@ -132,6 +143,11 @@ class _Line:
     first: int  # the index of its first line in the definition
     repeat: int = 1
     scaled: str = ""  # what a scale made of its numbers, for the build's errors: "channels 1536 are 384"
+
+
+def _place(line: _Line) -> tuple[int, int, int, int, str, str]:
+    """Where ``line`` is written, as an item of ``errors.FilePlaces``."""
+    return line.first, line.repeat, line.node.line, line.node.column, line.text, line.scaled
 
 
 @dataclass
@@ -165,17 +181,15 @@ class Definition:
         line = next((s for s in self.sources if s.first <= index < s.first + s.repeat), None)
         if line is None:
             return self.place(error, self.root.keys.get("lines"))
-        column = line.node.column
+        column = None
         if offset is not None and line.node.text_column is not None:
             column = line.node.text_column + offset
-        located = in_file(error, self.file, line.node.line, column, line.text, offset)
-        if not located.where:
-            located.where = [(index, None, line.text)]
-        if line.repeat > 1:
-            located.reason += f" (in repeat {index - line.first + 1} of {line.repeat} of this line)"
-        if line.scaled:
-            located.reason += f" ({line.scaled})"
-        return located
+        return at_place(error, self.file, index, _place(line), column, offset)
+
+    def places(self) -> FilePlaces:
+        """Where each definition line is written, as data: the network built carries it, and an error one
+        of its lines raises on a call names its place in the file (``errors.placed``)."""
+        return self.file, tuple(_place(line) for line in self.sources)
 
     # building ---------------------------------------------------------------------------------------
 
@@ -183,12 +197,43 @@ class Definition:
         """Built once, on the current device (a checkpoint's reader, which builds on meta first itself)."""
         return self._made(None, budget=False)
 
-    def build(self, device: torch.device | str | None) -> Network:
-        """Built on the meta device first, then on ``device`` (unless that is meta)."""
+    def build(self, device: torch.device | str | None, *, check_memory: bool = True) -> Network:
+        """Built on the meta device first, then on ``device`` (unless that is meta), where its parameters
+        and buffers fit in the memory available there (unless ``check_memory=False``)."""
         network = self._made("meta", budget=True)
-        if torch.device(device or torch.get_default_device()).type == "meta":
+        target = torch.device(device or torch.get_default_device())
+        if target.type == "meta":
             return network
+        if check_memory:
+            self._check_memory(network, target)
         return self._made(device, budget=False)
+
+    def _check_memory(self, network: Network, device: torch.device) -> None:
+        """Refuse, at the file line holding most of them, parameters and buffers that ``device`` has no
+        memory for (measured on the meta network: nothing is allocated)."""
+        needed = tensor_bytes(network)
+        available = available_bytes(device) if needed else None
+        if available is None or needed <= available:
+            return
+        held = [0] * len(self.lines)
+        for entry in network.lines:
+            if entry.name is not None and entry.index < len(held):
+                held[entry.index] = tensor_bytes(cast(nn.Module, network._modules[entry.name]))  # a line's child
+        line = max(self.sources, key=lambda s: sum(held[s.first : s.first + s.repeat]))
+        most = sum(held[line.first : line.first + line.repeat])
+        last = line.first + line.repeat - 1
+        which = (
+            f"line {line.first}" if line.repeat == 1 else f"lines {line.first} to {last} (this line * {line.repeat})"
+        )
+        problem = DefinitionFileError(
+            f"the network's parameters and buffers need {shown_bytes(needed)}, but {device} has"
+            f" {shown_bytes(available)} available; {which} hold{'s' if line.repeat == 1 else ''}"
+            f" {shown_bytes(most)} of it",
+            allowed="a smaller network; device='meta' checks it and counts its parameters without memory;"
+            " from_file(path, check_memory=False) builds it anyway",
+        )
+        place = (line.first, 1, line.node.line, line.node.column, line.text, "")  # (all of its repeats)
+        raise at_place(problem, self.file, line.first, place)
 
     def _made(self, device: torch.device | str | None, *, budget: bool) -> Network:
         from ..network import build
@@ -200,9 +245,11 @@ class Definition:
                 with guard if guard is not None else contextlib.nullcontext():
                     lines = reader.lines(self.lines)
                     if self.network is None:
-                        return build(lines, outputs=self.outputs)
-                    cls = _names.resolve(self.network, self.trusted)
-                    return cast("Network", cls(lines) if self.outputs is None else cls(lines, outputs=self.outputs))
+                        network = build(lines, outputs=self.outputs)
+                    else:
+                        cls = _names.resolve(self.network, self.trusted)
+                        made = cls(lines) if self.outputs is None else cls(lines, outputs=self.outputs)
+                        network = cast("Network", made)
         except PretrainedError as error:
             found = re.match(r"lines\[(\d+)\][^:]*: ", error.reason)
             if found is not None:  # a value _config's Reader refuses (a module that raises when made)
@@ -217,6 +264,9 @@ class Definition:
         except (Exception, RecursionError) as error:  # a trusted nerve's own exception, say
             problem = DefinitionFileError(f"the definition does not build: {type(error).__name__}: {error}")
             raise self.place(problem, self.root.keys.get("lines")) from error
+        # where each line is written, as data: an error a line raises on a call names it (network.FILE_PLACER)
+        object.__setattr__(network, "_file_places", self.places())
+        return network
 
 
 def read_definition(

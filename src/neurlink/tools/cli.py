@@ -28,14 +28,16 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..definition_files import from_file, to_file
+from ..definition_files import DefinitionFileError, from_file, to_file
 from ..definition_files.reading import kind_of
-from ..errors import NeurlinkError
+from ..errors import ForwardError, NeurlinkError
 from ..models import create_model, list_models
+from ..network import Network
 from ..program import input_form
 from ..shapes import Dims
 from ._lines import input_rank, table_of
 from ._load import CommandError, load_network
+from ._trace import make_inputs
 from .graph import graph
 from .summary import printable, summary
 
@@ -154,25 +156,29 @@ def _parser() -> argparse.ArgumentParser:
 def _default_sizes(net: nn.Module) -> list[tuple[int, ...]]:
     """Batch 1, the declared channels, 224 per spatial dim of the base input (others by their ratio)."""
     table = table_of(net)
-    inputs = table.input_entries
     base = table.base_entry
     rank = input_rank(net, base)
     rank = 2 if rank is None else rank  # 0 for vectors (N, C)
     base_spatial = (_DEFAULT_SIDE.get(rank, 32),) * rank
     if base.dims[0].shape.is_absolute:
         base_spatial = base.dims[0].shape.size(base_spatial)
-    sizes = []
-    for entry in inputs:
-        dims: Dims = entry.dims[0]
-        size = (1, *dims.tensor_shape(base_spatial))
-        if input_form(entry) == "ids":  # token ids or a mask, (N, L)
-            size = size[:2]
+    sizes = _input_sizes(net, base_spatial, batch=1)
+    for entry, size in zip(table.input_entries, sizes):
         if math.prod(size) > _MAX_INPUT:  # an absolute shape a file declares is held to --input's bound
             raise CommandError(
                 f"line {entry.index}'s input would be {'x'.join(map(str, size))}, more than {_MAX_INPUT:,}"
                 " elements: give a smaller one with --input"
             )
-        sizes.append(size)
+    return sizes
+
+
+def _input_sizes(net: nn.Module, base_spatial: tuple[int, ...], batch: int) -> list[tuple[int, ...]]:
+    """The size of each Input line's tensor for a base input of ``base_spatial``."""
+    sizes = []
+    for entry in table_of(net).input_entries:
+        dims: Dims = entry.dims[0]
+        size = (batch, *dims.tensor_shape(base_spatial))
+        sizes.append(size[:2] if input_form(entry) == "ids" else size)  # token ids or a mask, (N, L)
     return sizes
 
 
@@ -247,7 +253,8 @@ def _load(model: str, args: argparse.Namespace, device: torch.device | str) -> n
     try:
         return from_file(model, trusted=args.trust, device=device, scale=scale, **settings)
     except NeurlinkError as error:  # the Python advice (from_file(path, trusted=['m'])) as the command line's
-        raise CommandError(re.sub(r"from_file\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))) from None
+        message = re.sub(r"from_file\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))
+        raise CommandError(message.replace("device='meta'", "--device meta")) from None
 
 
 def _build(args: argparse.Namespace, progress: Progress) -> nn.Module:
@@ -329,15 +336,82 @@ def _check(args: argparse.Namespace, progress: Progress) -> int:
         progress(f"checking {printable(model)}")
         try:
             net = _load(model, args, "meta")
-        except CommandError as error:
+            progress(f"calling {printable(model)} on the meta device")
+            unchecked = _first_calls(model, net)
+        except (CommandError, NeurlinkError) as error:
             progress.clear()
             print(f"neurlink: error: {printable(str(error), keep=chr(10))}", file=sys.stderr)
             failed += 1
             continue
         progress.clear()
         params = sum(p.numel() for p in net.parameters())
-        print(f"ok: {printable(model)} builds: {len(table_of(net).entries)} lines, {params:,} parameters")
+        note = f" (its first call was not checked: {printable(unchecked)})" if unchecked else ""
+        print(f"ok: {printable(model)} builds: {len(table_of(net).entries)} lines, {params:,} parameters{note}")
     return 1 if failed else 0
+
+
+def _first_calls(model: str, net: nn.Module) -> str | None:
+    """Call a network built on the meta device as its first calls would (every line's output is checked
+    against its declared dims), at the sizes of :func:`_check_sizes`, spending no memory. Raises a
+    :class:`CommandError` for a line that fails; returns why the calls could not be made, or None."""
+    if not isinstance(net, Network):
+        return None  # (load_network builds networks; a LinesModule of another kind has no first call)
+    if any(t.device.type != "meta" for t in (*net.parameters(), *net.buffers())):
+        return "the network's tensors are not on the meta device"  # (its builder chose their device)
+    for sizes in _check_sizes(net):
+        inputs = make_inputs(net, sizes, device="meta")
+        shown = ", ".join("x".join(map(str, size)) for size in sizes)
+        try:
+            with torch.no_grad():
+                net(inputs[0] if len(inputs) == 1 else inputs)
+        except Exception as error:
+            # torch's own error (a ForwardError wraps it), never neurlink's check, which may quote a tag "meta"
+            cause = error.__cause__ if isinstance(error, ForwardError) else None
+            cause = error if not isinstance(error, NeurlinkError) else cause
+            where = error.path if isinstance(error, NeurlinkError) else _lines_named(error)
+            if cause is not None and re.search(r"meta(?![a-z])", str(cause), re.IGNORECASE):
+                what = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:160]
+                return f"the meta device cannot run {where or 'it'}: {what}"
+            found = f"\n    (found by its first call, on an input of {shown}, made on the meta device)"
+            if isinstance(error, DefinitionFileError):  # it names the file's line
+                raise CommandError(f"{error}{found}") from None
+            if isinstance(error, NeurlinkError):
+                raise CommandError(f"{model}: {error}{found}") from None
+            raise CommandError(f"{model}: {where or 'its forward'}: {type(error).__name__}: {error}{found}") from None
+    return None
+
+
+def _lines_named(error: BaseException) -> str:
+    """The lines an exception of another kind than neurlink's left (the note the network added)."""
+    where = getattr(error, "_neurlink_where", None) or []
+    return " > ".join(f"line {index}" for index, _, _ in where)
+
+
+def _check_sizes(net: Network) -> list[list[tuple[int, ...]]]:
+    """The inputs ``check`` calls a network with, of batch 2 (a batch norm in training mode needs more than
+    one value per channel): the smallest base size its lines take, per spatial dim a multiple of the lines'
+    ratios from twice it and more where unpadded lines shrink it (as ``Network.dynamic_shapes`` declares);
+    and where a line's module may return another shape at another size (a torch module, a nerve with a
+    forward of its own: the network checks each size), also ``summary``'s 224, rounded up to that multiple."""
+    base = table_of(net).base_entry
+    rank = input_rank(net, base)
+    rank = 2 if rank is None else rank
+    shape = base.dims[0].shape
+    if shape.ratios is None:  # an absolute shape, or tokens of a fixed length
+        return [_input_sizes(net, shape.size((1,) * rank), batch=2)]
+    multiples = net._ratio_multiples(rank)
+    bounds = [4096] * rank  # and the largest base size a line takes (learned positions of a sequence)
+    for module in net.modules():
+        bound = getattr(module, "max_base_size", None)
+        if isinstance(bound, tuple):
+            bounds = [min(b, int(c)) for b, c in zip(bounds, bound)]
+    smallest = tuple(m * net._fewest_multiples(k, m, b) for k, (m, b) in enumerate(zip(multiples, bounds)))
+    side = _DEFAULT_SIDE.get(rank, 32)
+    usual = tuple(max(low, min(-(-side // m), b // m) * m) for low, m, b in zip(smallest, multiples, bounds))
+    bases = [smallest]
+    if net.__dict__.get("_sizes_can_differ", True) and usual != smallest:
+        bases.append(usual)
+    return [_input_sizes(net, spatial, batch=2) for spatial in bases]
 
 
 def _export(args: argparse.Namespace, progress: Progress) -> int:
