@@ -598,7 +598,7 @@ def test_parameters_set_by_keyword_are_declared_and_of_the_declared_type():
     with pytest.raises(
         DefinitionFileError,
         match=r"<definition>:2:16: num_classes=2.5 is a float, but the file's"
-        r" num_classes is a int \(10\)",
+        r" num_classes is an int \(10\)",
     ):
         from_text(text, num_classes=2.5)
     with pytest.raises(DefinitionFileError, match=r"scale='s': the file declares no scales:"):
@@ -757,6 +757,181 @@ def test_a_module_beside_a_trusted_file_never_shadows_one_the_reader_imports(tmp
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert not marker.exists(), f"{command} imported {marker.read_text()}.py from beside the file"
+
+
+# --- messages (session 2026-12-06) -----------------------------------------------------------------------
+
+_IN = "lines:\n  - (3, 1), Input()\n"
+MESSAGES = [  # (id, text, kind, keywords, error, where, what the message says)
+    pytest.param(
+        _IN + "  - (8, 2), Conv2d_BN_ReLU(3, act=relu)\n", "yaml", {}, neurlink.NerveArgumentError, "3:5",
+        r"act='relu' does not make a module: relu is the function torch\.nn\.functional\.relu, not a module class;"
+        r" did you mean nn\.ReLU\?", id="function-for-a-class",
+    ),
+    pytest.param(
+        _IN + "  - (8, 2), Conv2d_BN_ReLU(3, act=Silu)\n", "yaml", {}, DefinitionFileError, "3:35",
+        r"unknown name 'Silu'; did you mean 'SiLU' or 'silu'", id="case-first-Silu",
+    ),
+    pytest.param(
+        _IN + "  - (8, 2), Conv2d_BN_ReLU(3, act=SILU)\n", "yaml", {}, DefinitionFileError, "3:35",
+        r"unknown name 'SILU'; did you mean 'SiLU' or 'silu'", id="case-first-SILU",
+    ),
+    pytest.param(
+        _IN + "  - (8, 2), nn.Conv2D(3, 8, 3)\n", "yaml", {}, DefinitionFileError, "3:13",
+        r"nn\.Conv2D: torch\.nn has no 'Conv2D'; did you mean 'Conv2d'", id="misspelt-torch-class",
+    ),
+    pytest.param(
+        _IN + "  - [(8, 2), Conv2d(3)] * 2\n", "yaml", {}, DefinitionFileError, "3:5",
+        r"a line repeated as Python writes it, \[line\] \* n: in a file the repeat follows the nerve.*\n"
+        r"    allowed: - \(8, 2\), Conv2d\(3\) \* 2\n", id="python-repeat",
+    ),
+    pytest.param(
+        _IN + "  - [((8, 2), nv.Conv2d(3))]*3  # three\n", "yaml", {}, DefinitionFileError, "3:5",
+        r"allowed: - \(8, 2\), Conv2d\(3\) \* 3\n", id="python-repeat-of-a-tuple",
+    ),
+    pytest.param(
+        _IN + "  - [(8, 2), Conv2d(3)]\n", "yaml", {}, DefinitionFileError, "3:5",
+        r"read as a list: a line is written without Python's brackets\n    allowed: - \(8, 2\), Conv2d\(3\)\n",
+        id="python-brackets",
+    ),
+    pytest.param(
+        "params:\n  classes: 1:30\n" + _IN, "yaml", {}, DefinitionFileError, "2:12",
+        r"'1:30' is a number in base 60 to YAML 1\.1 \(1:30 is 90\), but text to YAML 1\.2 and JSON\n"
+        r"    allowed: '1:30' in quotes for the text, or the number in decimal \(90\)", id="base-60-int",
+    ),
+    pytest.param(
+        _IN + "  - 1:30.5\n", "yaml", {}, DefinitionFileError, "3:5",
+        r"'1:30\.5' is a number in base 60 .*\n.* the number in decimal \(90\.5\)", id="base-60-float-as-a-line",
+    ),
+    pytest.param(
+        "params:\n  c: 017\n" + _IN, "yaml", {}, DefinitionFileError, "2:6",
+        r"'017' is octal to YAML 1\.1 \(017 is 15\), but decimal to YAML 1\.2 \(017 is 17\)", id="octal",
+    ),
+    pytest.param(
+        "params:\n  c: 0o17\n" + _IN, "yaml", {}, DefinitionFileError, "2:6",
+        r"'0o17' is text to YAML 1\.1, which has no 0o ints, .*\n    allowed: the number in decimal \(15\)",
+        id="0o-octal",
+    ),
+    pytest.param(
+        "params:\n  lr: 1e-3\n" + _IN, "yaml", {}, DefinitionFileError, "2:7",
+        r"'1e-3' is text to YAML 1\.1 \(its floats have a dot and a signed exponent\), but a number to YAML 1\.2,"
+        r" JSON and Python\n    allowed: the number as YAML 1\.1 reads it \(1\.0e-3\)", id="exponent-without-a-dot",
+    ),
+    pytest.param(
+        "params:\n  pretrained: yes\n" + _IN, "yaml", {}, DefinitionFileError, "2:15",
+        r"'yes' is true to YAML 1\.1, but text to YAML 1\.2 and JSON\n    allowed: true or false", id="yes",
+    ),
+    pytest.param(
+        "scales:\n  on: {width: 0.5}\n" + _IN, "yaml", {}, DefinitionFileError, "2:3",
+        r"'on' is true to YAML 1\.1, but text .*\n    allowed: true or false, or 'on' in quotes", id="on-as-a-name",
+    ),
+    pytest.param(
+        _IN + '  - (8, 2), Conv2d[-1, "c1"](3)\n  - (8, 2), Add[[-1, "c4"]]()\n  - (8, 2), Conv2d[-1, "c4"](3)\n',
+        "yaml", {}, UnknownTagError, "4:5",
+        r"no earlier line is tagged 'c4': it is the tag of line 3, after line 2 \(a line reads only the lines before"
+        r" it\)\n    allowed: line 3 moved before line 2", id="tag-of-a-later-line",
+    ),
+    pytest.param(
+        '{"lines": ["(3, 1), Input()", {"a": 1}]}', "json", {}, DefinitionFileError, "1:31",
+        r'a line is a string, but this one is an object\n    allowed: a line in the notation as a JSON string:'
+        r' "\(8, 2\), Conv2d\(3\)"', id="json-object-line",
+    ),
+    pytest.param(
+        '{"lines": ["(3, 1), Input()",\n  ["(8, 2), Conv2d(3)"]]}', "json", {}, DefinitionFileError, "2:3",
+        r"a line is a string, but this one is an array", id="json-array-line",
+    ),
+    pytest.param(
+        '{"params": [1], "lines": ["(3, 1), Input()"]}', "json", {}, DefinitionFileError, "1:12",
+        r'"params" is an object of names and defaults\n    allowed: "params": \{"num_classes": 10\}',
+        id="json-params",
+    ),
+    pytest.param(
+        '{"lines": "(3, 1), Input()"}', "json", {}, DefinitionFileError, "1:11",
+        r'"lines" is an array of definition lines, strings', id="json-lines",
+    ),
+    pytest.param(
+        '{"lines": ["(3, 1), Input()",]}', "json", {}, DefinitionFileError, "1:30",
+        r"not valid JSON: expected a value\n    allowed: no comma after the last item", id="json-trailing-comma",
+    ),
+    pytest.param(
+        "{'lines': []}", "json", {}, DefinitionFileError, "1:2",
+        r"expected a key in double quotes\n    allowed: strings and keys in double quotes", id="json-single-quotes",
+    ),
+    pytest.param(
+        '{"lines": [\n  // the input\n  "(3, 1), Input()"]}', "json", {}, DefinitionFileError, "2:3",
+        r"allowed: no comments in JSON", id="json-comment",
+    ),
+    pytest.param(
+        "params:\n  c: 8\n" + _IN, "yaml", {"c": "x"}, DefinitionFileError, "2:6",
+        r"c='x' is a str, but the file's c is an int \(8\)\n    allowed: c= an int", id="an-int",
+    ),
+    pytest.param(
+        "params:\n  c: [1, 2]\n" + _IN, "yaml", {}, DefinitionFileError, "2:6",
+        r"the default of c is a list \[1, 2\]", id="a-list-default",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "kind", "keywords", "error", "where", "message"), MESSAGES)
+def test_a_mistake_is_named_at_its_place_with_what_to_write(text, kind, keywords, error, where, message):
+    with pytest.raises(error) as caught:
+        from_text(text, kind, file=f"net.{kind}", device="meta", **keywords)
+    shown = str(caught.value)
+    assert isinstance(caught.value, DefinitionFileError)
+    assert shown.startswith(f"net.{kind}:{where}: "), shown
+    assert re.search(message, shown), shown
+    if kind == "json":  # JSON's words, never YAML's
+        assert "'- " not in shown and "quotes when it holds" not in shown, shown
+
+
+def test_what_the_messages_suggest_builds():
+    """The fix each message names is one: ReLU for relu, the repeat as a file writes it, a quoted base-60
+    text (a string parameter), the line tagged before the line that reads it."""
+    net = from_text(_IN + "  - (8, 2), Conv2d_BN_ReLU(3, act=ReLU)\n  - (8, 2), Conv2d(3) * 2\n", device="meta")
+    assert [type(net[k]).__name__ for k in range(1, 4)] == ["Conv2d_BN_ReLU", "Conv2d", "Conv2d"]
+    assert isinstance(net[1].act, torch.nn.ReLU)
+    assert from_text("params:\n  at: '1:30'\n  on_: 'yes'\n" + _IN, device="meta") is not None
+    lines = '  - (8, 2), Conv2d[-1, "c4"](3)\n  - (8, 2), Add[[-1, "c4"]]()\n'
+    assert type(from_text(_IN + lines, device="meta")[2]).__name__ == "Add"
+
+
+def test_pyyaml_reads_what_is_refused_otherwise_than_yaml_1_2_and_json():
+    """The reference for the refusals: PyYAML's own reading of each text (YAML 1.2 and JSON read 1:30 and
+    yes as text, 017 as 17 or not at all, 1e-3 as a number)."""
+    assert yaml.safe_load("[1:30, 017, yes, off, 1e-3, 0o17]") == [90, 15, True, False, "1e-3", "0o17"]
+    assert json.loads("[1e-3]") == [0.001]
+
+
+def test_a_trusted_modules_misspelt_name_suggests_its_names(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.delitem(sys.modules, "my_nerves", raising=False)
+    text = _IN + "  - (256, 2), my_nerves.Residul()\n"
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"\Anet\.yaml:3:15: line 1: \(256, 2\), my_nerves\.Residul\(\)\n.*\n"
+        r"    my_nerves\.Residul: my_nerves has no 'Residul'; did you mean 'Residual'\?\n"
+        r"    allowed: a class or function of my_nerves: Residual\Z",
+    ):
+        from_text(text, file="net.yaml", trusted=["my_nerves"], device="meta")
+    net = from_text(text.replace("Residul", "Residual"), trusted=["my_nerves"], device="meta")
+    assert type(net[1]).__name__ == "Residual"
+
+
+def test_a_tag_of_a_later_line_is_named_in_python_too():
+    lines = [((3, 1), nv.Input()), ((8, 2), nv.Conv2d["c1"](3)), ((8, 2), nv.Conv2d[-1, "c1"](3))]
+    with pytest.raises(UnknownTagError, match=r"no earlier line is tagged 'c1': it is the tag of line 2, after line 1"):
+        nv.build(lines)
+    with pytest.raises(UnknownTagError, match=r"no earlier line is tagged 'c1': it is this line's own tag"):
+        nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d["c1", "c1"](3))])
+
+
+def test_did_you_mean_puts_a_difference_of_case_first():
+    from neurlink.errors import did_you_mean
+
+    assert did_you_mean("Silu", ["elu", "glu", "silu", "SiLU"]) == "; did you mean 'SiLU' or 'silu' or 'glu'?"
+    assert did_you_mean("relu", ["ReLU", "relu6", "rrelu"]).startswith("; did you mean 'ReLU'")
+    assert did_you_mean("conv", ["conv1", "Conv2d"]) == "; did you mean 'conv1' or 'Conv2d'?"
+    assert did_you_mean("xyz", ["abc"]) == ""
 
 
 # --- a line's first call, the memory of a build, the size of a file (errors at the file's line) -------------

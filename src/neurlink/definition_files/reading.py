@@ -34,7 +34,7 @@ from torch import nn
 
 from .. import _names
 from .._config import MAX_LINES, Reader
-from ..errors import NeurlinkError, PretrainedError, UnexpectedArgumentError, did_you_mean
+from ..errors import NeurlinkError, PretrainedError, UnexpectedArgumentError, a_kind, did_you_mean
 from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _TorchCallBudget
 from .documents import MAX_BYTES, Node, read_document
 from .errors import DefinitionFileError, DefinitionFileNotFoundError, FilePlaces, at_place, in_file
@@ -162,6 +162,7 @@ class Definition:
     sources: list[_Line] = field(default_factory=list)
     outputs: list | None = None
     network: str | None = None
+    kind: str = "yaml"  # or "json": its messages show the syntax of the file's kind
 
     # where things are -------------------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ def read_definition(
 ) -> Definition:
     """The file read into a Definition: every name checked, every value made, nothing built yet."""
     root = read_document(text, file, kind)
-    definition = Definition(file, text.splitlines(), root, trusted)
+    definition = Definition(file, text.splitlines(), root, trusted, kind=kind)
     if not isinstance(root.value, dict):
         definition.fail(root, "a definition file is a mapping", allowed="keys lines: (and params:, scales:, ...)")
     values: dict[str, Node] = root.value
@@ -304,7 +305,8 @@ def read_definition(
     if lines is None:
         definition.fail(root, "the file has no lines:", allowed="lines: a list of definition lines")
     if not isinstance(lines.value, list) or not lines.value:
-        definition.fail(lines, "lines: is a list of definition lines, one '- ...' each")
+        yaml_form = "lines: is a list of definition lines, one '- ...' each"
+        definition.fail(lines, '"lines" is an array of definition lines, strings' if kind == "json" else yaml_form)
     for item in lines.value:
         _check_line_node(definition, item)
     # every name checked from its text before anything is imported; then the values made
@@ -339,13 +341,28 @@ def _check_line_node(definition: Definition, item: Node) -> None:
                     allowed="the items of lines: start at one column",
                 )
         return
-    kinds: dict[type, str] = {dict: "a mapping (a ': ' in it?)", list: "a list (it starts with '['?)"}
-    what = kinds.get(type(item.value), f"{type(item.value).__name__} {item.value!r}")
-    definition.fail(
-        item,
-        f"a line is text, but this one is read as {what}",
-        allowed="a line in the notation, in quotes when it holds ': ' or ' #': - '(8, 2), Nerve(d={\"a\": 1})'",
-    )
+    value = item.value
+    if definition.kind == "json":
+        json_kinds = {dict: "an object", list: "an array", type(None): "null", bool: f"{value!r}".lower()}
+        what = json_kinds.get(type(value), f"the number {_short(value)}")
+        definition.fail(
+            item,
+            f"a line is a string, but this one is {what}",
+            allowed='a line in the notation as a JSON string: "(8, 2), Conv2d(3)", "(8, 2), Nerve(d={\\"a\\": 1})",'
+            ' a repeat "(8, 2), Conv2d(3) * 2"',
+        )
+    allowed = "a line in the notation, in quotes when it holds ': ' or ' #': - '(8, 2), Nerve(d={\"a\": 1})'"
+    if isinstance(value, list):  # [(8, 2), Conv2d(3)], a line in Python's brackets
+        written = (
+            definition.text_lines[item.line - 1][item.column - 1 :] if item.line <= len(definition.text_lines) else ""
+        )
+        inner = written[1 : written.rfind("]")].strip() if written.startswith("[") and "]" in written else ""
+        what = "a list: a line is written without Python's brackets"
+        allowed = f"- {inner}" if inner else "- (8, 2), Conv2d(3), without brackets"
+    else:
+        kinds = {dict: "a mapping (a ': ' in it?)", type(None): "nothing (an empty '- ')"}
+        what = kinds.get(type(value), f"the {type(value).__name__} {_short(value)}")
+    definition.fail(item, f"a line is text, but this one is read as {what}", allowed=allowed)
 
 
 def _params(definition: Definition, node: Node | None, overrides: Mapping[str, Any]) -> dict:
@@ -354,6 +371,10 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
     declared: dict[str, Node] = {}
     if node is not None:
         if not isinstance(node.value, dict):
+            if definition.kind == "json":
+                definition.fail(
+                    node, '"params" is an object of names and defaults', allowed='"params": {"num_classes": 10}'
+                )
             definition.fail(node, "params: is a mapping of names to defaults", allowed="params: {num_classes: 10}")
         declared = node.value
     values: dict[str, Any] = {}
@@ -371,7 +392,7 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
         if type(value.value) not in (int, float, str, bool):
             definition.fail(
                 value,
-                f"the default of {name} is {type(value.value).__name__} {value.value!r}",
+                f"the default of {name} is {_kind(value.value, definition.kind)}",
                 allowed="a number, a string or a bool",
             )
         values[name] = value.value
@@ -387,12 +408,33 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
         if not (type(given) is type(default) or type(default) is float and type(given) is int):
             definition.fail(
                 declared[name],
-                f"{name}={given!r} is a {type(given).__name__}, but the file's {name} is a {type(default).__name__}"
-                f" ({default!r})",
-                allowed=f"{name}= a {type(default).__name__}",
+                f"{name}={given!r} is {a_kind(type(given).__name__)}, but the file's {name} is"
+                f" {a_kind(type(default).__name__)} ({default!r})",
+                allowed=f"{name}= {a_kind(type(default).__name__)}",
             )
         values[name] = given
     return values
+
+
+def _kind(value: Any, kind: str) -> str:
+    """What a value of the file is, in the words of its kind: ``"a list [1, 2]"`` (YAML), ``"an array [1, 2]"`` (JSON)."""
+    if value is None:
+        return "null" if kind == "json" else "null (nothing written)"
+    if isinstance(value, (list, dict)):
+        words = {list: ("a list", "an array"), dict: ("a mapping", "an object")}[type(value)]
+        return f"{words[kind == 'json']} {_short(_plain(value))}"
+    return f"{a_kind(type(value).__name__)} {_short(value)}"
+
+
+def _plain(value: Any) -> Any:
+    """A value of the file without its Nodes, for a message."""
+    if isinstance(value, Node):
+        return _plain(value.value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def _scale(
@@ -471,15 +513,11 @@ def _scale_params(definition: Definition, scale: str, node: Node, declared: Node
             definition.fail(
                 value,
                 f"scale {scale!r} sets {name} to {type(given).__name__} {_short(given)}, but the file's {name} is"
-                f" {_a(type(default).__name__)} ({_short(default)})",
-                allowed=f"{name}: {_a(type(default).__name__)}",
+                f" {a_kind(type(default).__name__)} ({_short(default)})",
+                allowed=f"{name}: {a_kind(type(default).__name__)}",
             )
         values[name] = given
     return values
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _network(definition: Definition, node: Node) -> str:
