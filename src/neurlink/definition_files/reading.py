@@ -6,7 +6,7 @@ The file is a mapping (YAML or JSON) of
 |---|---|
 | ``lines`` | the definition lines, one string each in the notation of ``notation.py`` (required) |
 | ``params`` | parameters and their defaults (``num_classes: 1000``), used by name in lines and set by keyword |
-| ``scales``, ``scale`` | named multipliers of channels and repeats (``n: {width: 0.25, depth: 0.34}``) and the default |
+| ``scales``, ``scale`` | named multipliers of channels and repeats (``n: {width: 0.25, depth: 0.34}``), with the parameters a scale sets (``params: {c3k: true}``), and the default |
 | ``outputs`` | what the network returns, as ``nv.build(lines, outputs=[...])``: tags or line indices |
 | ``network`` | a ``Network`` subclass built from the lines (``Detector``), for a network whose call differs |
 | ``neurlink``, ``about``, ``made_by`` | the notation's version (1), a description, the builder call a zoo model came from |
