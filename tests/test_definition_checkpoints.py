@@ -248,8 +248,8 @@ def test_a_kept_file_too_large_for_a_definition_is_refused(tmp_path):
     folder = tmp_path / "checkpoint"
     neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
     _rehash(folder, TEXT + "#" * (4 * 2**20))
-    with pytest.raises(DefinitionFileError, match=r"definition.yaml: 4,194,[0-9]+ bytes is too large for a definition"):
-        neurlink.from_pretrained(folder)
+    with pytest.raises(PretrainedError, match=r"definition.yaml: more than 4,194,304 bytes is too large for a def"):
+        neurlink.from_pretrained(folder)  # (said before its hash is compared)
 
 
 def test_a_detector_read_from_a_file_is_saved_and_loaded_as_one(tmp_path):
@@ -262,3 +262,99 @@ def test_a_detector_read_from_a_file_is_saved_and_loaded_as_one(tmp_path):
         assert torch.equal(again(x), net(x))  # the decoded (N, 4 + classes, anchors), as the Detector returns it
     kept = (tmp_path / "checkpoint" / "definition.yaml").read_text()
     assert "  num_classes: 3" in kept and "\nscale: n\n" in kept
+
+
+def test_a_kept_file_that_is_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path):
+    import os
+
+    folder = tmp_path / "checkpoint"
+    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    (folder / "definition.yaml").unlink()
+    os.mkfifo(folder / "definition.yaml")  # a reader that opened it blocking would wait for a writer forever
+    with pytest.raises(PretrainedError, match=r"definition.yaml: cannot be read: .*is not a regular file"):
+        neurlink.from_pretrained(folder)
+    (folder / "definition.yaml").unlink()
+    (folder / "definition.yaml").mkdir()
+    with pytest.raises(PretrainedError, match=r"(?i)definition.yaml: cannot be read: .*is a directory"):
+        neurlink.from_pretrained(folder)
+
+
+def test_the_config_of_a_file_built_network_holds_no_lines(tmp_path):
+    """The file is the definition: the config names it (a config's lines beside it could say anything,
+    and would bound the file's build by their count)."""
+    folder = tmp_path / "checkpoint"
+    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert "lines" not in config and "model" not in config and "outputs" not in config
+    config["lines"] = [0] * 10
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PretrainedError, match=r"a config has one of 'model' .*, 'lines' .* and 'definition_file'"):
+        neurlink.from_pretrained(folder)
+
+
+def test_a_kept_file_is_bounded_by_its_own_lines(tmp_path):
+    folder = tmp_path / "checkpoint"
+    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    bomb = (
+        "lines:\n  - (3, 1), Input()\n  - (3, 1), TransformerEncoder(TransformerEncoderLayer(3, 1), num_layers=5000)\n"
+    )
+    _rehash(folder, bomb)
+    with pytest.raises(PretrainedError, match=r"more than [0-9,]+ torch calls on the meta device"):
+        neurlink.from_pretrained(folder)
+
+
+def test_a_trusted_class_exported_by_its_package_is_saved(tmp_path, monkeypatch):
+    """The kept file is built again with the modules the network was read with (the class's own module,
+    pkg._impl, is private, and the file names pkg.Block)."""
+    package = tmp_path / "reexporting_nerves"
+    package.mkdir()
+    (package / "_impl.py").write_text("import neurlink.nerves as nv\n\n\nclass Block(nv.Conv2d_BN_ReLU):\n    pass\n")
+    (package / "__init__.py").write_text("from ._impl import Block\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = "lines:\n  - (3, 1), Input()\n  - (8, 2), reexporting_nerves.Block(3)\n"
+    net = neurlink.from_file(_write(tmp_path, "net.yaml", text), trusted=["reexporting_nerves"]).eval()
+    net.save_pretrained(tmp_path / "checkpoint")
+    again = neurlink.from_pretrained(tmp_path / "checkpoint", trusted=["reexporting_nerves"])
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(again(x), net(x))
+    for name in list(sys.modules):
+        if name.startswith("reexporting_nerves"):
+            sys.modules.pop(name)
+
+
+def test_a_changed_network_is_refused_with_the_saves_advice(tmp_path):
+    net = neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).eval().fuse()
+    with pytest.raises(PretrainedError, match=r"(?s)fuse"):
+        net.save_pretrained(tmp_path / "checkpoint")
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_an_int_given_for_a_float_parameter_is_written_as_a_float(tmp_path):
+    text = TEXT.replace("  width: 16\n", "  width: 16\n  rate: 0.5\n").replace(
+        '  - (width, "(1, 1)"), AvgPool2d()', '  - (width, 4), Dropout(rate)\n  - (width, "(1, 1)"), AvgPool2d()'
+    )
+    net = neurlink.from_file(_write(tmp_path, "net.yaml", text), rate=1)
+    written = to_text(net, "yaml")
+    assert "  rate: 1.0\n" in written
+    again = neurlink.from_file(_write(tmp_path, "again.yaml", written), rate=0.25, device="meta")  # still a float
+    assert again[3].p == 0.25
+
+
+def test_a_wrapped_network_is_named_with_the_way_in(tmp_path):
+    net = neurlink.from_file(_write(tmp_path, "net.yaml", TEXT))
+    with pytest.raises(PretrainedError, match=r"allowed: the network it wraps: DataParallel.module.save_pretrained"):
+        neurlink.pretrained.save_pretrained(torch.nn.DataParallel(net), tmp_path / "checkpoint")
+    with pytest.raises(DefinitionFileError, match=r"allowed: the network it wraps: DataParallel.module.to_file"):
+        to_text(torch.nn.DataParallel(net), "yaml")
+
+
+def test_a_call_error_is_not_placed_in_the_file_after_a_module_is_replaced(tmp_path):
+    class Raiser(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("replacement raised")
+
+    net = neurlink.from_file(_write(tmp_path, "net.yaml", TEXT))
+    net[2] = Raiser()
+    with pytest.raises(neurlink.NeurlinkError) as caught:
+        net(torch.randn(2, 3, 16, 16))
+    assert "net.yaml" not in str(caught.value) and not isinstance(caught.value, DefinitionFileError)

@@ -56,6 +56,7 @@ FORMAT = "neurlink"
 FORMAT_VERSION = 2  # 2: weights_id, the save that pairs config.json with its weights
 READABLE_VERSIONS = (1, 2)
 MAX_DEPTH = 64  # values nest this deep at most (a definition nests a few levels)
+MAX_DEFINITION_BYTES = 4 * 2**20  # a definition file is kilobytes; one of megabytes is not one
 _MAX_LIST = 1_000_000  # items of one array
 # Limits a real network never meets, checked as a file is read, before anything is built: a config of a
 # few hundred kilobytes could otherwise ask for millions of links or modules (minutes, gigabytes)

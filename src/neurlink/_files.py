@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import struct
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,20 @@ SAFETENSORS_DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
 }
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` (a size given by stat is not trusted:
+    0 in /proc). Opened without blocking, so a FIFO put in its place raises instead of waiting for a writer;
+    anything but a regular file raises ``IsADirectoryError`` or ``OSError``."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as stream:
+        mode = os.fstat(stream.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{path}: is not a regular file (a FIFO, a device or a socket)")
+        return stream.read(limit + 1)
 
 
 def new_weights_id() -> str:

@@ -343,6 +343,9 @@ class Network(LinesModule):
         places = self.__dict__.get("_file_places")
         if places is None or FILE_PLACER is None or not error.where:
             return error
+        as_built = self.__dict__.get("_as_built")
+        if as_built is None or not as_built.matches(self):
+            return error  # a module replaced since the build: the file no longer says what that line holds
         placed = FILE_PLACER(error, places)
         return placed if placed is error else placed.with_traceback(error.__traceback__)
 

@@ -36,7 +36,17 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from . import _files, _names
-from ._config import _DTYPES, FORMAT, FORMAT_VERSION, READABLE_VERSIONS, NotData, Reader, encode_lines, encode_value
+from ._config import (
+    _DTYPES,
+    FORMAT,
+    FORMAT_VERSION,
+    MAX_DEFINITION_BYTES,
+    READABLE_VERSIONS,
+    NotData,
+    Reader,
+    encode_lines,
+    encode_value,
+)
 from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
@@ -70,13 +80,24 @@ class DefinitionFileHooks:
     core does not import that package, which builds on the core)."""
 
     keeps: Callable[[nn.Module], bool]  # whether a network was read from a file (and keeps it)
-    text_of: Callable[[nn.Module], tuple[str, str] | None]  # the file's text and kind, for a network read from one
-    # the network of a file's text (kind, the file's name for errors, trusted), or only its names checked
-    build: Callable[[str, str, str, tuple[str, ...], bool], nn.Module | None]
+    # for a network read from a file: the file's text as a checkpoint keeps it, its kind, the modules it trusts
+    text_of: Callable[[nn.Module], tuple[str, str, tuple[str, ...]] | None]
+    # the network a file's text makes where the device context says, its meta build bounded by its own lines
+    build: Callable[[DefinitionFile, tuple[str, ...]], nn.Module]
+    check: Callable[[DefinitionFile, tuple[str, ...]], None]  # every name of the file checked, nothing built
 
 
 DEFINITION_FILES: DefinitionFileHooks | None = None
-DefinitionFile = tuple[str, str, str]  # a definition file's text, its kind ("yaml", "json"), its path as shown
+
+
+@dataclass(frozen=True)
+class DefinitionFile:
+    """A definition file as a checkpoint keeps it."""
+
+    text: str
+    kind: str  # "yaml" or "json"
+    shown: str  # its path, as errors name it
+    trusted: tuple[str, ...] = ()  # the modules its network was read with (when saving)
 
 
 def keeps_definition_file(network: nn.Module) -> bool:
@@ -103,25 +124,18 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     """
     from safetensors.torch import save_file
 
-    config, names = _config_of(network)
+    config, names, file = _config_of(network)
     tensors = _tensors_of(network)
-    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
-    file = None
-    if kept is not None:  # built again from it, as from_pretrained builds it
-        definition_text, kind = kept
-        file = (definition_text, kind, f"{DEFINITION_NAMES[kind]} (as written)")
     changed = _check_rebuilds(network, config, names, file)
     if changed:
         config["attributes"] = {
             path: {k: encode_value(v, names, k) for k, v in attrs.items()} for path, attrs in changed.items()
         }
-    if kept is not None:
-        config["definition_file"] = {"name": DEFINITION_NAMES[kind], "sha256": _sha256(definition_text)}
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise PretrainedError(f"{folder}: exists and is not a directory")
     folder.mkdir(parents=True, exist_ok=True)
-    names_written = (CONFIG_NAME, WEIGHTS_NAME) + ((config["definition_file"]["name"],) if kept else ())
+    names_written = (CONFIG_NAME, WEIGHTS_NAME) + ((config["definition_file"]["name"],) if file else ())
     for name in names_written:  # before any is written: a save replaces all or none
         if (folder / name).is_dir() and not (folder / name).is_symlink():
             raise PretrainedError(f"{folder / name}: is a directory, where the save writes a file")
@@ -130,8 +144,8 @@ def save_pretrained(network: nn.Module, directory: str | os.PathLike) -> None:
     text = json.dumps(config, indent=1, allow_nan=False) + "\n"
     metadata = {"format": "pt", _files.WEIGHTS_ID_KEY: weights_id}
     _files.replace_atomically(folder / WEIGHTS_NAME, lambda path: save_file(tensors, str(path), metadata=metadata))
-    if kept is not None:
-        written = kept[0]
+    if file is not None:
+        written = file.text
         _files.replace_atomically(
             folder / config["definition_file"]["name"], lambda path: path.write_text(written, encoding="utf-8")
         )
@@ -142,7 +156,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
+def _config_of(network: nn.Module) -> tuple[dict, set[str], DefinitionFile | None]:
+    """The config of ``network``: a zoo model's builder, the definition file it was read from (the
+    config names it, and ``from_pretrained`` builds from it), or its lines."""
     config: dict = {"format": FORMAT, "format_version": FORMAT_VERSION, "neurlink_version": __version__}
     dtypes = {t.dtype for t in network.state_dict().values() if isinstance(t, torch.Tensor) and t.is_floating_point()}
     config["dtype"] = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None
@@ -156,12 +172,18 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
             raise PretrainedError(
                 f"{name}(...): the keyword {error.where}={_short(error.value)} cannot be written as data: {error.reason}"
             ) from None
-        return config, names
+        return config, names, None
+    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
+    if kept is not None:  # its lines are the file's, which the checkpoint keeps as it is
+        text, kind, trusted = kept
+        config["definition_file"] = {"name": DEFINITION_NAMES[kind], "sha256": _sha256(text)}
+        return config, names, DefinitionFile(text, kind, f"{DEFINITION_NAMES[kind]} (as saved)", trusted)
     definition = network.__dict__.get("_definition")
     if definition is None:
         raise PretrainedError(
             f"this {type(network).__name__} keeps no definition to write (it was copied by pickle while a line"
-            " held a lambda or a local class, or it was not built by nv.build)"
+            " held a lambda or a local class, or it was not built by nv.build)",
+            allowed=unwrapped_advice(network, "save_pretrained"),
         )
     lines, outputs = definition
     try:
@@ -169,7 +191,19 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str]]:
         config["outputs"] = None if outputs is None else encode_value(outputs, names, "outputs")
     except NotData as error:
         raise not_data_error(network, error, PretrainedError, "written as data") from None
-    return config, names
+    return config, names, None
+
+
+def unwrapped_advice(network: nn.Module, method: str) -> str | None:
+    """For a wrapper of a network (DataParallel, DistributedDataParallel, torch.compile's module), how to
+    reach the network inside it."""
+    from .network import Network
+
+    for attribute in ("module", "_orig_mod"):
+        inner = getattr(network, attribute, None)
+        if isinstance(inner, Network):
+            return f"the network it wraps: {type(network).__name__}.{attribute}.{method}(...)"
+    return None
 
 
 def not_data_error(network: nn.Module, error: NotData, kind: type[NeurlinkError], as_what: str) -> NeurlinkError:
@@ -220,10 +254,10 @@ def _check_rebuilds(
     set for weights ported from TensorFlow, a stride changed by hand), by module path: the config
     records them and ``from_pretrained`` sets them again. A changed attribute that is not a plain value
     is refused, naming the line and the attribute."""
-    trusted = tuple({name.partition(":")[0] for name in names})
+    trusted = tuple({name.partition(":")[0] for name in names} | set(file.trusted if file is not None else ()))
     try:
         again = _build(config, trusted, "meta", file=file)
-    except PretrainedError as error:
+    except NeurlinkError as error:  # (a definition file's error too: the save is what failed)
         raise PretrainedError(f"the definition does not build again: {error}") from None
     difference = _first_difference(_layout(again), _layout(network))
     if difference is not None:
@@ -428,7 +462,7 @@ def _load(
     weights_path = pinned.shown
     header, metadata = _files.read_header(pinned)
     _check_same_save(config, metadata, config_path, weights_path)
-    definition_path = file[2] if file is not None else str(config_path)  # what the weights must fit
+    definition_path = file.shown if file is not None else str(config_path)  # what the weights must fit
     try:
         _build(config, trusted, None, check_only=True, file=file)  # every name passes the rule before any import
         meta = _build(config, trusted, "meta", file=file)
@@ -589,8 +623,11 @@ def _read_config(path: Path) -> dict:
             f"{path}: format version {version!r} is not one this neurlink reads",
             allowed=f"format_version {' or '.join(map(str, READABLE_VERSIONS))}; a newer neurlink reads newer versions",
         )
-    if ("model" in config) == ("lines" in config):
-        raise PretrainedError(f"{path}: a config has one of 'model' (a zoo model) and 'lines' (a definition)")
+    if sum(key in config for key in ("model", "lines", "definition_file")) != 1:
+        raise PretrainedError(
+            f"{path}: a config has one of 'model' (a zoo model), 'lines' (a definition) and 'definition_file'"
+            " (the definition file beside it)"
+        )
     if config.get("dtype") is not None and (
         not isinstance(config["dtype"], str)
         or config["dtype"] not in _DTYPES
@@ -619,22 +656,23 @@ def _read_definition_file(folder: Path, config: dict, config_path: Path) -> Defi
     if DEFINITION_FILES is None:
         raise PretrainedError("reading a definition file needs neurlink.definition_files: import neurlink")
     path = folder / entry["name"]
-    if not path.is_file():
+    if not path.exists():
         raise PretrainedError(f"{path}: no such file ({config_path} names it as the definition of the weights)")
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES + 1)
+        data = _files.read_bounded(path, MAX_DEFINITION_BYTES)
+        if len(data) > MAX_DEFINITION_BYTES:
+            raise PretrainedError(f"{path}: more than {MAX_DEFINITION_BYTES:,} bytes is too large for a definition")
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PretrainedError(f"{path}: cannot be read: {error}") from None
-    if len(data) > _MAX_CONFIG_BYTES or _sha256(text) != entry["sha256"]:
+    if _sha256(text) != entry["sha256"]:
         raise PretrainedError(
             f"{path} is not the file the save of {config_path} wrote (it was edited after the save, or comes from"
             " another save): the weights may not belong with it",
             allowed="the checkpoint as saved; to load these weights into an edited definition, build it with"
             " neurlink.from_file and call load_state_dict, then save_pretrained again",
         )
-    return text, kinds[entry["name"]], str(path)
+    return DefinitionFile(text, kinds[entry["name"]], str(path))
 
 
 def _names_its_file(error: NeurlinkError) -> bool:
@@ -691,8 +729,8 @@ def _build(
         if file is not None:
             assert DEFINITION_FILES is not None  # (checked when the file was read)
             hooks = DEFINITION_FILES
-            hooks.build(*file, trusted, True)  # every name of the file checked before anything is imported
-            return lambda: cast("nn.Module", hooks.build(*file, trusted, False))
+            hooks.check(file, trusted)  # every name of the file checked before anything is imported
+            return lambda: hooks.build(file, trusted)
         if "model" in config:
             model = reader.obj(config["model"], {"name", "keywords"}, "model", {"name"})
             name, keywords = model["name"], model.get("keywords", {})
@@ -762,8 +800,9 @@ class _TorchCallBudget(TorchFunctionMode):
 
 
 def _budget(config: dict, device: Device) -> contextlib.AbstractContextManager:
-    """The bound on the shape-only build (the later builds make what it made)."""
-    if device != "meta":
+    """The bound on the shape-only build (the later builds make what it made). A definition file's reader
+    bounds its own, by the file's lines."""
+    if device != "meta" or "definition_file" in config:
         return contextlib.nullcontext()
     lines = config.get("lines")
     return _TorchCallBudget(_META_CALLS + _META_CALLS_PER_LINE * (len(lines) if isinstance(lines, list) else 0))

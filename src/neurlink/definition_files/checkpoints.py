@@ -3,46 +3,56 @@ the weights (``definition.yaml`` or ``definition.json``), ``from_pretrained`` bu
 
 The file written is the one ``to_file`` writes: the person's text, comments and scales kept, with the
 parameters the network was built with as its defaults, so it builds this network without keywords.
-The core calls these two through ``pretrained.DEFINITION_FILES`` (it does not import this package).
+The core calls these through ``pretrained.DEFINITION_FILES`` (it does not import this package).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from ..pretrained import DefinitionFileHooks
+from ..network import Network
+from ..pretrained import DefinitionFile, DefinitionFileHooks
 from .documents import MAX_BYTES
 from .errors import DefinitionFileError
-from .reading import read_definition
+from .reading import Definition, read_definition
 from .sources import FileSource, keep_source, source_of
-from .writing import to_text
+from .writing import source_text
 
 __all__ = ["HOOKS"]
-
-
-def _text_of(network: nn.Module) -> tuple[str, str] | None:
-    source = source_of(network)
-    if source is None:
-        return None
-    # attributes set after the build are the config's to record (save_pretrained's "attributes")
-    return to_text(network, source.kind, attributes=False), source.kind
-
-
-def _build(text: str, kind: str, file: str, trusted: tuple[str, ...], check_only: bool) -> nn.Module | None:
-    """The file's network, built where the caller's device context says (from_pretrained builds on meta
-    first, within its budget), or with ``check_only`` its names checked and its values made, nothing built."""
-    if len(text.encode("utf-8")) > MAX_BYTES:  # (as from_file refuses it)
-        raise DefinitionFileError(f"{len(text.encode('utf-8')):,} bytes is too large for a definition", file=file)
-    definition = read_definition(text, kind, file, trusted, None, {})
-    if check_only:
-        return None
-    network = definition.made_here()
-    keep_source(network, FileSource(text, kind, file, (), None, trusted))  # saved again, it keeps its file
-    return network
 
 
 def _keeps(network: nn.Module) -> bool:
     return source_of(network) is not None
 
 
-HOOKS = DefinitionFileHooks(keeps=_keeps, text_of=_text_of, build=_build)
+def _text_of(network: nn.Module) -> tuple[str, str, tuple[str, ...]] | None:
+    """The text a checkpoint keeps (save_pretrained checks that it builds the network again, and records
+    the attributes set after the build itself)."""
+    source = source_of(network)
+    if source is None:
+        return None
+    return source_text(source, source.kind), source.kind, source.trusted
+
+
+def _read(file: DefinitionFile, trusted: tuple[str, ...]) -> Definition:
+    if len(file.text.encode("utf-8")) > MAX_BYTES:  # (as from_file refuses it)
+        raise DefinitionFileError(f"more than {MAX_BYTES:,} bytes is too large for a definition", file=file.shown)
+    return read_definition(file.text, file.kind, file.shown, trusted, None, {})
+
+
+def _check(file: DefinitionFile, trusted: tuple[str, ...]) -> None:
+    """Every name of the file checked against the rule before anything is imported, its values made."""
+    _read(file, trusted)
+
+
+def _build(file: DefinitionFile, trusted: tuple[str, ...]) -> Network:
+    """The file's network, built where the caller's device context says; on the meta device (the first
+    build of from_pretrained) with the bound on torch calls its own lines give."""
+    definition = _read(file, trusted)
+    network = definition.made_here(budget=torch.get_default_device().type == "meta")
+    keep_source(network, FileSource(file.text, file.kind, file.shown, (), None, trusted))  # saved again, kept
+    return network
+
+
+HOOKS = DefinitionFileHooks(keeps=_keeps, text_of=_text_of, build=_build, check=_check)

@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from .._config import MAX_DEPTH
+from .._config import MAX_DEFINITION_BYTES, MAX_DEPTH
 from .errors import DefinitionFileError
 
 __all__ = ["Node", "read_document", "MAX_BYTES", "NUMBER_LIKE"]
 
-MAX_BYTES = 4 * 2**20  # a definition is kilobytes; a file of megabytes is not one
+MAX_BYTES = MAX_DEFINITION_BYTES
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_YAML}{kind}" for kind in ("str", "int", "float", "bool", "null")}
 _OCTAL = re.compile(r"[-+]?0[0-7_]+\Z")  # an int of YAML 1.1's: 017 is 15 (in YAML 1.2 17, in JSON no number)
@@ -46,6 +46,14 @@ class Node:
     keys: dict[str, Node] = field(default_factory=dict)  # a mapping's keys, where they are written
     end_line: int | None = None  # the last line a YAML scalar is written on
     end: tuple[int, int] | None = None  # a scalar's end: the line and column just after its last character
+
+    def plain(self) -> Any:
+        """The value as plain data: dicts, lists and scalars, without positions."""
+        if isinstance(self.value, dict):
+            return {key: item.plain() for key, item in self.value.items()}
+        if isinstance(self.value, list):
+            return [item.plain() for item in self.value]
+        return self.value
 
 
 def read_document(text: str, file: str, kind: str) -> Node:

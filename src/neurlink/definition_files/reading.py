@@ -194,9 +194,10 @@ class Definition:
 
     # building ---------------------------------------------------------------------------------------
 
-    def made_here(self) -> Network:
-        """Built once, on the current device (a checkpoint's reader, which builds on meta first itself)."""
-        return self._made(None, budget=False)
+    def made_here(self, *, budget: bool) -> Network:
+        """Built once, on the current device (a checkpoint's reader, which builds on meta first, with
+        ``budget``: the bound on torch calls by the lines)."""
+        return self._made(None, budget=budget)
 
     def build(self, device: torch.device | str | None, *, check_memory: bool = True) -> Network:
         """Built on the meta device first, then on ``device`` (unless that is meta), where its parameters
@@ -412,7 +413,7 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
                 f" {a_kind(type(default).__name__)} ({default!r})",
                 allowed=f"{name}= {a_kind(type(default).__name__)}",
             )
-        values[name] = given
+        values[name] = float(given) if type(default) is float and type(given) is int else given  # (1 as 1.0)
     return values
 
 

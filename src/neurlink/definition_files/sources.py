@@ -47,7 +47,8 @@ def values_of(source: FileSource) -> tuple[Node, dict[str, Any], str | None]:
     root = read_document(source.text, source.file, source.kind)
     declared = root.value.get("params")
     params = {name: node.value for name, node in declared.value.items()} if declared is not None else {}
-    params.update(source.params)
+    for name, value in source.params:  # (an int given for a float stays a float: 1 is written 1.0)
+        params[name] = float(value) if type(params[name]) is float and type(value) is int else value
     return root, params, source.scale
 
 
@@ -62,8 +63,8 @@ def edited_text(source: FileSource) -> str | None:
 
     edits: list[tuple[int, int, str]] = []  # (start, end, the text in their place)
     declared = root.value.get("params")
-    for name, value in source.params:
-        node = declared.value[name]
+    for name, node in declared.value.items() if declared is not None else ():
+        value = params[name]
         if type(node.value) is type(value) and node.value == value:
             continue
         assert node.end is not None  # a parameter's default is a scalar

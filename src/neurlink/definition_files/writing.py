@@ -24,8 +24,15 @@ from .._config import NotData, encode_lines, encode_value
 from .._registry import _BUILDERS
 from .._version import __version__
 from ..errors import NeurlinkError
-from ..pretrained import _attributes, _first_difference, _layout, _same_value, _short, not_data_error
-from .documents import Node
+from ..pretrained import (
+    _attributes,
+    _first_difference,
+    _layout,
+    _same_value,
+    _short,
+    not_data_error,
+    unwrapped_advice,
+)
 from .errors import DefinitionFileError
 from .names import NameProblem, reference
 from .reading import NOTATION_VERSION, from_text, kind_of
@@ -64,7 +71,7 @@ def to_text(network: nn.Module, kind: str = "yaml", *, attributes: bool = True) 
 
     source = source_of(network)
     if source is not None:  # read from a file: that file again, as its author wrote it
-        text = _source_text(source, kind)
+        text = source_text(source, kind)
         _check_reads_back(network, text, kind, list(source.trusted), attributes=attributes)
         return text
 
@@ -72,7 +79,8 @@ def to_text(network: nn.Module, kind: str = "yaml", *, attributes: bool = True) 
     if definition is None:
         raise DefinitionFileError(
             f"this {type(network).__name__} keeps no definition to write (it was not built by nv.build, or was"
-            " copied by pickle while a line held a lambda or a local class)"
+            " copied by pickle while a line held a lambda or a local class)",
+            allowed=unwrapped_advice(network, "to_file"),
         )
     lines, outputs = definition
     names: set[str] = set()
@@ -103,7 +111,7 @@ def to_text(network: nn.Module, kind: str = "yaml", *, attributes: bool = True) 
     return text
 
 
-def _source_text(source: FileSource, kind: str) -> str:
+def source_text(source: FileSource, kind: str) -> str:
     """The file a network was read from, with the keywords it was read with as its defaults: its own
     text edited (comments kept), or in the other format its values written out."""
     if kind == source.kind:
@@ -115,20 +123,12 @@ def _source_text(source: FileSource, kind: str) -> str:
     for key, node in root.value.items():
         if key == "lines" and scale is not None and "scale" not in root.value:
             document["scale"] = scale
-        document[key] = _plain(node)
+        document[key] = node.plain()
     if params:
         document["params"] = params
     if scale is not None and "scale" in document:
         document["scale"] = scale
     return _json(document) if kind == "json" else _yaml(document, None, [])
-
-
-def _plain(node: Node) -> Any:
-    if isinstance(node.value, dict):
-        return {key: _plain(item) for key, item in node.value.items()}
-    if isinstance(node.value, list):
-        return [_plain(item) for item in node.value]
-    return node.value
 
 
 def _encoded(network: nn.Module, lines: Any, names: set[str]) -> list[dict]:
