@@ -1,8 +1,9 @@
 """Checkpoints that carry their network: ``net.save_pretrained(directory)`` and ``from_pretrained(directory)``.
 
 A directory in Hugging Face's layout: ``config.json``, the definition as plain JSON (a zoo model's
-builder name and keywords, or any network's lines, ``_config.py``), and ``model.safetensors``, the
-state_dict. No pickle anywhere, and nothing in the config is evaluated: reading it back imports
+builder name and keywords, or any network's lines, ``_config.py``; for a network read from a
+definition file, the name and hash of that file, kept beside it as ``definition.yaml``), and
+``model.safetensors``, the state_dict. No pickle anywhere, and nothing in the config is evaluated: reading it back imports
 classes and functions only from neurlink, torch and the modules the caller lists in ``trusted``
 (``_names.py``), after every name in the file has passed that rule.
 
