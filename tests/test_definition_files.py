@@ -1067,3 +1067,271 @@ def test_a_file_is_read_up_to_its_bound_whatever_size_it_reports(tmp_path, monke
     path.write_bytes(b"lines:\r\n  - (3, 1), Input()\r\n  - (8, 2), Conv2d(3)\r\n  - (8, 3), Conv2d(3)\r\n")  # as text
     with pytest.raises(DimsError, match=r"\A[^\r]*net\.yaml:4:5: line 2: \(8, 3\), Conv2d\(3\)\n    ratio 2 -> 3"):
         neurlink.from_file(path)
+
+
+# --- new-user findings (session 2026-12-06) ---------------------------------------------------------------
+
+PYTHON_FORMS = [  # a line pasted from Python's list of lines: (the file, kind, where, what it says, Python's lines)
+    pytest.param(
+        '{"lines": ["(3, 1), Input()", "[((16, 2), nv.Conv2d(3))] * 2"]}',
+        "json",
+        "1:32",
+        r"a line repeated as Python writes it, \[line\] \* n: in a file the repeat follows the nerve, without the"
+        r" brackets, and its nerve without nv\. .*\n    allowed: \"\(16, 2\), Conv2d\(3\) \* 2\"\Z",
+        [((16, 2), nv.Conv2d(3))] * 2,
+        id="json-repeat-nv",
+    ),
+    pytest.param(
+        _IN + '  - "[((8, 2), Conv2d(3))] * 2"\n',
+        "yaml",
+        "3:6",
+        r"a line repeated as Python writes it.*without the brackets\n    allowed: - \(8, 2\), Conv2d\(3\) \* 2\Z",
+        [((8, 2), nv.Conv2d(3))] * 2,
+        id="quoted-yaml-repeat",
+    ),
+    pytest.param(
+        _IN + "  - ((8, 2), Conv2d(3)),\n",
+        "yaml",
+        "3:5",
+        r"a line as an item of a Python list, \(line\),: a file writes it without the outer parentheses and the"
+        r" comma\n    allowed: - \(8, 2\), Conv2d\(3\)\Z",
+        [((8, 2), nv.Conv2d(3))],
+        id="trailing-comma",
+    ),
+    pytest.param(
+        '{"lines": ["(3, 1), Input()", "[(8, 2), Conv2d_BN_ReLU[-1, \\"a\\"](3)]"]}',
+        "json",
+        "1:31",  # (a string with escapes: at its opening quote)
+        r"a line in Python's brackets, \[line\]: a file writes it without them\n"
+        r'    allowed: "\(8, 2\), Conv2d_BN_ReLU\[-1, \\"a\\"\]\(3\)"\Z',
+        [((8, 2), nv.Conv2d_BN_ReLU[-1, "a"](3))],
+        id="json-brackets-escaped",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "where", "message", "python"), PYTHON_FORMS)
+def test_a_line_pasted_from_python_names_the_line_to_write(text, kind, where, message, python):
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text(text, kind, file=f"net.{kind}", device="meta")
+    shown = str(caught.value)
+    assert shown.startswith(f"net.{kind}:{where}: line 1: "), shown
+    assert re.search(message, shown, re.S), shown
+    # the line it names builds what Python's list of lines builds
+    written = caught.value.allowed
+    line = json.loads(written) if kind == "json" else written.removeprefix("- ")
+    fixed = from_text(_IN + f"  - '{line}'\n", device="meta")
+    built = nv.build([((3, 1), nv.Input()), *python], device="meta")
+    assert [e.written for e in fixed.lines] == [e.written for e in built.lines]
+
+
+def test_to_file_into_a_missing_folder_names_the_folder_and_writes_nothing(tmp_path, monkeypatch):
+    from neurlink import _files
+
+    net = nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3))])
+    target = tmp_path / "out" / "nodir" / "net.yaml"
+    with pytest.raises(DefinitionFileNotFoundError) as caught:
+        net.to_file(target)
+    assert isinstance(caught.value, FileNotFoundError)  # as torch.save's error is
+    assert str(caught.value) == (
+        f"{target}: the folder {str(target.parent)!r} does not exist: to_file writes into an existing folder and"
+        f" makes none\n    allowed: the folder made first: Path({str(target.parent)!r}).mkdir(parents=True)"
+    )
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(DefinitionFileError, match=r"the folder '.*plain' is a file: to_file writes into an existing"):
+        net.to_file(tmp_path / "plain" / "net.yaml")
+
+    def refused(path, write):
+        raise PermissionError(13, "Permission denied", str(path.with_name(".net.yaml.0123.tmp")))
+
+    monkeypatch.setattr(_files, "replace_atomically", refused)
+    with pytest.raises(DefinitionFileError) as caught:
+        net.to_file(tmp_path / "net.yaml")
+    assert str(caught.value) == f"{tmp_path / 'net.yaml'}: cannot be written: Permission denied"  # not the .tmp's name
+
+
+INDENTATION = [  # (text, where, what allowed: says)
+    pytest.param(
+        "params:\nnum_classes: 10\n" + _IN,
+        "2:1",
+        r"unknown key 'num_classes'\n    allowed: neurlink, about, made_by, params, scales, scale, network, outputs,"
+        r" lines; a parameter is indented under params:, as '  num_classes: \.\.\.' on the lines after it",
+        id="parameter-at-column-1",
+    ),
+    pytest.param(
+        "params:\n  num_classes: 10\n lines:\n  - (3, 1), Input()\n",
+        "3:2",
+        r"not valid YAML: .*\n    allowed: the file's keys \(lines:, params:, scales:, \.\.\.\) start at column 1",
+        id="lines-indented",
+    ),
+    pytest.param(
+        "params:\n  a: 1\n b: 2\n" + _IN,
+        "3:2",
+        r"not valid YAML: .*\n    allowed: the keys of a mapping start at one column: each parameter at the column"
+        r" of the others under 'params:'",
+        id="parameter-shallower",
+    ),
+    pytest.param(
+        _IN + '  - "(16, 2)", Conv2d(3)\n',
+        "3:14",
+        r"not valid YAML: .*\n    allowed: YAML reads the text in quotes, then more text: quote the whole line, or"
+        r" none of it: - \(16, 2\), Conv2d\(3\)\n",
+        id="quoted-dims",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "message"), INDENTATION)
+def test_a_misplaced_indent_or_quote_says_where_keys_and_quotes_go(text, where, message):
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text(text, file="net.yaml", device="meta")
+    shown = str(caught.value)
+    assert shown.startswith(f"net.yaml:{where}: "), shown
+    assert re.search(message, shown), shown
+
+
+def test_a_close_key_is_still_suggested_rather_than_params():
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text("param:\n  a: 1\n" + _IN, device="meta")
+    assert "did you mean 'params'?" in str(caught.value) and "indented under" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "keywords", "where", "message"),
+    [
+        (
+            '{"params": {"drop": 1e400}, "lines": ["(3, 1), Input()"]}',
+            "json",
+            {},
+            "1:21",
+            r"the default of drop is inf \(written 1e400\)",
+        ),
+        ("params:\n  drop: .inf\n" + _IN, "yaml", {}, "2:9", r"the default of drop is inf \(written \.inf\)"),
+        ("params:\n  drop: .nan\n" + _IN, "yaml", {}, "2:9", r"the default of drop is nan \(written \.nan\)"),
+        ("params:\n  drop: 0.1\n" + _IN, "yaml", {"drop": float("nan")}, "2:9", r"drop=nan is not a finite number"),
+        ("params:\n  drop: 0.1\n" + _IN, "yaml", {"drop": float("-inf")}, "2:9", r"drop=-inf is not a finite number"),
+        (
+            "params:\n  drop: 0.1\nscales:\n  s: {params: {drop: .inf}}\n" + _IN,
+            "yaml",
+            {},
+            "4:22",
+            r"scale 's' sets drop to inf: a parameter is a finite number",
+        ),
+    ],
+)
+def test_a_parameter_that_is_not_finite_is_refused_at_its_declaration(text, kind, keywords, where, message):
+    with pytest.raises(DefinitionFileError, match=rf"\Anet\.{kind}:{where}: {message}"):
+        from_text(text, kind, file=f"net.{kind}", device="meta", **keywords)
+
+
+def test_a_parameter_that_is_not_finite_is_refused_by_from_file(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text("params:\n  drop: 0.1\n" + _IN + "  - (8, 2), Dropout(drop)\n")
+    with pytest.raises(DefinitionFileError, match=r"net\.yaml:2:9: drop=nan is not a finite number: a parameter is a"):
+        neurlink.from_file(path, drop=float("nan"))
+    assert neurlink.from_file(path, drop=0.5, device="meta")[1].p == 0.5
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_file_starting_with_a_byte_order_mark_is_read(tmp_path, suffix):
+    path = tmp_path / f"net{suffix}"
+    text = (
+        '{"lines": ["(3, 1), Input()", "(8, 2), Conv2d(3)"]}' if suffix == ".json" else _IN + "  - (8, 2), Conv2d(3)\n"
+    )
+    path.write_bytes(text.encode("utf-8-sig"))
+    assert path.read_bytes()[:3] == b"\xef\xbb\xbf"
+    net = neurlink.from_file(path, device="meta")
+    assert [e.written for e in net.lines] == ["((3, 1), Input())", "((8, 2), Conv2d(3))"]
+
+
+def test_a_misspelt_parameter_suggests_the_file_s_parameters():
+    text = "params:\n  width: 16\n" + _IN + "  - (widht, 2), Conv2d_BN_ReLU(3)\n"
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"\Anet\.yaml:5:6: line 1: .*\n.*\n    unknown name 'widht'; did you mean 'width'\?\n",  # not swin_t's
+    ):
+        from_text(text, file="net.yaml", device="meta")
+    with pytest.raises(
+        DefinitionFileError, match=r"unknown name 'Silu'; did you mean 'SiLU' or 'silu'"
+    ):  # no parameter
+        from_text(text.replace("widht", "width").replace("(3)", "(3, act=Silu)"), file="net.yaml", device="meta")
+
+
+def test_an_unknown_network_class_lists_the_network_classes():
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"\Anet\.yaml:1:10: unknown Network class 'Segmenter'\n    allowed: a subclass of neurlink\.Network"
+        r" \(Network, AuxLogitsNetwork, Detector\), or one of yours by its import path",
+    ):
+        from_text("network: Segmenter\n" + _IN, file="net.yaml", device="meta")
+    with pytest.raises(DefinitionFileError, match=r"unknown Network class 'Detectr'; did you mean 'Detector'\?"):
+        from_text("network: Detectr\n" + _IN, file="net.yaml", device="meta")
+    with pytest.raises(
+        DefinitionFileError, match=r"Conv2d is the class torch\.nn\.modules\.conv\.Conv2d, not a Network"
+    ):
+        from_text("network: Conv2d\n" + _IN, file="net.yaml", device="meta")
+
+
+def test_a_lone_string_selector_tagged_nowhere_suggests_tagging_the_line():
+    text = _IN + '  - (8, 2), Conv2d_BN_ReLU["a"](3)\n'
+    with pytest.raises(UnknownTagError) as caught:
+        from_text(text, file="net.yaml", device="meta")
+    assert isinstance(caught.value, DefinitionFileError)
+    assert str(caught.value).startswith('net.yaml:3:28: line 1: (8, 2), Conv2d_BN_ReLU["a"](3)\n'), str(caught.value)
+    assert caught.value.allowed.startswith("Conv2d_BN_ReLU[-1, \"a\"](3) tags this line 'a'")
+    fixed = from_text(_IN + '  - (8, 2), Conv2d_BN_ReLU[-1, "a"](3)\n', device="meta")
+    assert fixed.lines[1].tag == "a"
+    as_value = _IN + '  - (8, 2), Conv2d(3, act=Conv2d_BN_ReLU["a"](3))\n'  # selects among its nerve's lines
+    with pytest.raises(DefinitionFileError) as caught:
+        from_text(as_value, device="meta")
+    assert "nor any line of the file" not in str(caught.value)
+    # a later line's tag, and a misspelt one, are the build's messages, which say so
+    later = _IN + '  - (8, 2), Conv2d_BN_ReLU["a"](3)\n  - (8, 2), Conv2d[-1, "a"](3)\n'
+    with pytest.raises(UnknownTagError, match=r"it is the tag of line 2, after line 1"):
+        from_text(later, device="meta")
+    close = _IN + '  - (8, 2), Conv2d[-1, "stem"](3)\n  - (8, 2), Add[["stm", -1]]()\n  - (8, 2), Conv2d["stm"](3)\n'
+    with pytest.raises(UnknownTagError, match=r"no earlier line is tagged 'stm'; did you mean 'stem'\?"):
+        from_text(close, device="meta")
+
+
+def test_a_scale_asked_of_a_file_without_scales_and_a_quoted_width_say_what_is_allowed():
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"scale='n': the file declares no scales:\n    allowed: no scale \(the lines as written\), or a file"
+        r" that declares its scales: scales: \{n: \{width: 0\.25, depth: 0\.34\}\}",
+    ):
+        from_text(_IN, device="meta", scale="n")
+    with pytest.raises(DefinitionFileError, match=r"scale: chooses one .*\n    allowed: scales declared beside it"):
+        from_text("scale: n\n" + _IN, device="meta")
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"\Anet\.yaml:2:14: width: '0\.5' is not a positive number up to 1,048,576\n"
+        r"    allowed: a positive number written without quotes: width: 0\.5\n",
+    ):
+        from_text('scales:\n  a: {width: "0.5"}\n' + _IN, file="net.yaml", device="meta")
+
+
+def test_from_file_of_a_checkpoint_folder_suggests_from_pretrained(tmp_path):
+    folder = tmp_path / "ck"
+    nv.build([((3, 1), nv.Input()), ((8, 2), nv.Conv2d(3))]).save_pretrained(folder)
+    with pytest.raises(
+        DefinitionFileError,
+        match=rf"\A{re.escape(str(folder))}: is a folder holding config\.json, a checkpoint, not a definition file\n"
+        rf"    allowed: neurlink\.from_pretrained\({re.escape(repr(str(folder)))}\) loads a checkpoint",
+    ):
+        neurlink.from_file(folder)
+    assert len(neurlink.from_pretrained(folder).lines) == 2
+
+
+def test_a_double_quote_inside_a_json_line_says_to_use_single_quotes_or_escape_it():
+    text = '{"lines": ["(3, 1), Input()", "(16, "(1, 1)"), AvgPool2d()"]}'
+    with pytest.raises(
+        DefinitionFileError,
+        match=r"\Anet\.json:1:38: not valid JSON: expected ','\n    allowed: a \" inside a string ends it: quotes"
+        r" inside a line are single quotes, or escaped as \\\"",
+    ):
+        from_text(text, "json", file="net.json", device="meta")
+    for fixed in ("(16, '(1, 1)'), AvgPool2d()", '(16, \\"(1, 1)\\"), AvgPool2d()'):
+        net = from_text('{"lines": ["(16, 1), Input()", "' + fixed + '"]}', "json", device="meta")
+        assert net.lines[1].dims[0].shape.is_absolute

@@ -89,7 +89,8 @@ def _read_yaml(text: str, file: str, lines: list[str]) -> Node:
         problem = " ".join(part for part in (error.context, error.problem) if part)
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         _python_repeat(file, lines, line)
-        _fail(file, lines, line, column, f"not valid YAML: {problem}", allowed=_yaml_hint(problem))
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        _fail(file, lines, line, column, f"not valid YAML: {problem}", allowed=_yaml_hint(problem, source, column))
     except yaml.YAMLError as error:  # a character YAML does not read (a control character)
         position = getattr(error, "position", 0) or 0
         line = text.count("\n", 0, position) + 1
@@ -127,9 +128,30 @@ def _python_repeat(file: str, lines: list[str], line: int) -> None:
     )
 
 
-def _yaml_hint(problem: str) -> str | None:
+# a list item that quotes the start of its line only: - "(16, 2)", Conv2d(3)
+_QUOTED_START = re.compile(r"""\s*-\s+(["'])(.*?)\1(\s*[^\s#].*)\Z""")
+_INDENTED_KEY = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_]*)\s*:(\s|\Z)")  # '  lines:', ' b: 2'
+
+
+def _yaml_hint(problem: str, source: str, column: int) -> str | None:
+    """What to write instead, from PyYAML's ``problem`` at ``column`` of the file's line ``source``."""
+    from .reading import _KEYS
+
     if "\\t" in problem or "tab" in problem:
         return "YAML indents with spaces, never tabs"
+    quoted = _QUOTED_START.match(source)
+    if quoted is not None and source[: column - 1].rstrip().endswith(quoted.group(1)):
+        line = quoted.group(2) + quoted.group(3).split(" #")[0].rstrip()
+        written = "'" + line.replace("'", "''") + "'" if ": " in line or line[:1] in "[{'\"" else line
+        return f"YAML reads the text in quotes, then more text: quote the whole line, or none of it: - {written}"
+    key = _INDENTED_KEY.match(source)
+    if key is not None and key.group(1) in _KEYS or "document start" in problem:
+        return "the file's keys (lines:, params:, scales:, ...) start at column 1, unindented"
+    if key is not None and ("block end" in problem or "mapping values are not allowed" in problem):
+        return (
+            "the keys of a mapping start at one column: each parameter at the column of the others under"
+            " 'params:' ('  num_classes: 10')"
+        )
     if "block end" in problem or "indentation" in problem or "mapping values are not allowed" in problem:
         return (
             "the items of a list start at one column ('  - ...' under 'lines:'); a line holding ': '"
@@ -281,6 +303,11 @@ class _Json:
             return 'strings and keys in double quotes: "(8, 2), Conv2d(3)"'
         if char in ("/", "#"):
             return "no comments in JSON (a .yaml file may have them)"
+        if before == '"' and char not in ',:]}"' and reason.startswith("expected ','"):  # "(16, "(1, 1)"), ..."
+            return (
+                'a " inside a string ends it: quotes inside a line are single quotes, or escaped as \\":'
+                ' "(16, \'(1, 1)\'), AvgPool2d()" or "(16, \\"(1, 1)\\"), AvgPool2d()"'
+            )
         if char.isalpha() or char == "_":
             return "strings and keys in double quotes; the words of JSON are true, false and null"
         if reason.startswith("expected ','") or reason == "expected ':'":

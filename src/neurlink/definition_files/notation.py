@@ -32,7 +32,7 @@ from typing import Any, cast
 from torch import nn
 
 from .._config import _DTYPES, MAX_DEPTH, MAX_INT, MAX_LINES, MAX_STRING, encode_value
-from ..errors import DimsError, a_kind
+from ..errors import DimsError, NeurlinkError, UnknownTagError, a_kind, did_you_mean
 from ..nerve import Nerve
 from ..shapes import tokens
 from .names import LINE, VALUE, NameProblem, look_up
@@ -64,11 +64,21 @@ def line_form() -> str:
 
 
 class NotationError(Exception):
-    """A mistake in a line's text at ``offset`` (characters into it), said as a NeurlinkError says it."""
+    """A mistake in a line's text at ``offset`` (characters into it), said as a NeurlinkError says it:
+    ``line``, where given, is the line to write instead (the file writes it as a YAML item or a JSON
+    string), and ``kind`` the NeurlinkError class the build would raise for it."""
 
-    def __init__(self, reason: str, allowed: str | None = None, offset: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        allowed: str | None = None,
+        offset: int | None = None,
+        *,
+        line: str | None = None,
+        kind: type[NeurlinkError] | None = None,
+    ) -> None:
         super().__init__(reason)
-        self.reason, self.allowed, self.offset = reason, allowed, offset
+        self.reason, self.allowed, self.offset, self.line, self.kind = reason, allowed, offset, line, kind
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,17 @@ class LineReader:
     """Reads lines' texts into data. With ``resolve=False`` nothing is imported (names are checked
     against the rule from their text); with ``resolve=True`` trusted modules are imported as named."""
 
-    def __init__(self, params: dict[str, Any], scale: Scale | None, trusted: tuple[str, ...], *, resolve: bool) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        scale: Scale | None,
+        trusted: tuple[str, ...],
+        *,
+        resolve: bool,
+        file_tags: frozenset[str] | None = None,
+    ) -> None:
         self.params, self.scale, self.trusted, self.resolve = params, scale, trusted, resolve
+        self.file_tags = file_tags  # every tag the file's lines give, where known (a reader's second pass)
         # the lines read so far, for a concatenation's channels under a scale: each line's (written, built)
         # channels of every output, and the lines' tags
         self.declared: list[tuple[tuple[int, int], ...]] = []
@@ -124,6 +143,7 @@ class LineReader:
         except (ValueError, MemoryError, RecursionError):
             raise NotationError("not a line", allowed=line_form()) from None
         if not isinstance(body, ast.Tuple) or len(body.elts) < 2:
+            self.python_form(body)
             raise NotationError("a line is its dims, then its nerve", allowed=line_form(), offset=self.at(body))
         *dims_nodes, nerve_node = body.elts
         if isinstance(nerve_node, ast.Tuple) and isinstance(dims_nodes[0], (ast.Call, ast.Subscript)):
@@ -160,6 +180,37 @@ class LineReader:
             self.tags[tag] = len(self.declared)
         self.declared += [tuple((w, d[0]) for w, d in zip(channels, dims))] * repeat
         return {"dims": dims, kind: nerve}, repeat
+
+    def python_form(self, body: ast.expr) -> None:
+        """The error of a line written as an item of a Python list (``[line] * n``, ``[line]``, ``(line),``
+        with a comma after Python's outer parentheses), naming the line a file writes (its nerve without
+        ``nv.``), if ``body`` is one."""
+        node, repeat = body, None
+        if (
+            isinstance(body, ast.BinOp)
+            and isinstance(body.op, ast.Mult)
+            and isinstance(body.left, (ast.List, ast.Tuple))
+        ):
+            node, repeat = body.left, body.right
+        items = _line_items(node, repeated=repeat is not None)
+        if items is None:
+            return
+        *dims, nerve = items
+        nerve_text = self.source(nerve)
+        without_nv = nerve_text.startswith("nv.") and len(nerve_text) > 3
+        line = ", ".join([*map(self.source, dims), nerve_text[3:] if without_nv else nerve_text])
+        if repeat is not None:
+            line += f" * {self.source(repeat)}"
+            reason = "a line repeated as Python writes it, [line] * n: in a file the repeat follows the nerve, without"
+            reason += " the brackets"
+        elif isinstance(node, ast.List):
+            reason = "a line in Python's brackets, [line]: a file writes it without them"
+        else:
+            reason = "a line as an item of a Python list, (line),: a file writes it without the outer parentheses"
+            reason += " and the comma"
+        if without_nv:
+            reason += ", and its nerve without nv. (the nerve ending a line is one of neurlink.nerves first)"
+        raise NotationError(reason, offset=self.at(body), line=line)
 
     def dims(self, node: ast.expr) -> list:
         if not isinstance(node, ast.Tuple) or len(node.elts) != 2:
@@ -310,6 +361,8 @@ class LineReader:
                     offset=self.at(key),
                 )
             data.update(self.selection(key, cls, depth))
+            if place == LINE:  # (a nerve given as a value selects among the lines of the nerve it is given to)
+                self.check_lone_tag(node, key, data)
         data.update(self.arguments(node, depth))
         return ("nerve" if nerve else "module"), data, cls
 
@@ -331,6 +384,27 @@ class LineReader:
         if getattr(cls, "is_input", False) and isinstance(key, str):
             return {"tag": key}  # Input["x"] can only mean a tag
         return {"selector": key}
+
+    def check_lone_tag(self, node: ast.Call, key: ast.expr, data: dict) -> None:
+        """A lone string selector that no line of the file tags, nor anything close: meant as the line's own
+        tag (``Conv2d_BN_ReLU["a"](3)``), which is written ``Conv2d_BN_ReLU[-1, "a"](3)``. (A tag of a later
+        line, or a misspelt one, is the build's error, which says so.)"""
+        selector = data.get("selector")
+        if self.file_tags is None or isinstance(key, ast.Tuple) or not isinstance(selector, str) or "tag" in data:
+            return
+        if selector in self.tags or selector in self.file_tags or did_you_mean(selector, self.file_tags):
+            return
+        func = cast(ast.Subscript, node.func)
+        written = f"{self.source(func.value)}[-1, {self.source(key)}]{self.source(node)[len(self.source(func)) :]}"
+        so_far = f"; tags so far: {', '.join(map(repr, self.tags))}" if self.tags else ""
+        raise NotationError(
+            f"no earlier line is tagged {selector!r}, nor any line of the file: [{self.source(key)}] selects the line"
+            " of that tag",
+            allowed=f"{written} tags this line {selector!r} (reading the line before it), or a tag given earlier"
+            f" as Nerve[selector, 'tag'](...){so_far}",
+            offset=self.at(key),
+            kind=UnknownTagError,
+        )
 
     def key_item(self, node: ast.expr, depth: int) -> Any:
         if isinstance(node, ast.Slice):  # Concat["stem":4]()
@@ -375,7 +449,11 @@ class LineReader:
         try:
             return look_up(parts, place, self.trusted, resolve=self.resolve, also=self.params)
         except NameProblem as problem:
-            raise NotationError(problem.reason, problem.allowed, self.at(node)) from None
+            reason = problem.reason
+            close = did_you_mean(node.id, self.params) if len(parts) == 1 and place == VALUE else ""
+            if close and reason.startswith(f"unknown name {node.id!r}"):  # the file's parameters before any class
+                reason = f"unknown name {node.id!r}{close}"
+            raise NotationError(reason, problem.allowed, self.at(node)) from None
 
     # --- values ---------------------------------------------------------------------------------------
 
@@ -547,6 +625,21 @@ class LineReader:
     def source(self, node: Any) -> str:
         text = ast.get_source_segment(self.text, node) if hasattr(node, "lineno") else None
         return text if text is not None else "?"
+
+
+def _line_items(node: ast.expr, *, repeated: bool) -> list[ast.expr] | None:
+    """The dims and nerve of a line written as Python writes an item of its list of lines: ``[dims, nerve]``,
+    ``[(dims, nerve)]`` or ``((dims, nerve),)``; None for anything else."""
+    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) == 1:
+        node = node.elts[0]
+    if not isinstance(node, (ast.List, ast.Tuple)) or len(node.elts) < 2:
+        return None
+    *dims, nerve = node.elts
+    if isinstance(nerve, ast.BinOp) and isinstance(nerve.op, ast.Mult) and not repeated:
+        nerve = nerve.left  # [(8, 2), Conv2d(3) * 2]: the repeat already follows the nerve
+    if not isinstance(nerve, ast.Call) or not all(isinstance(d, ast.Tuple) and len(d.elts) == 2 for d in dims):
+        return None
+    return list(node.elts)
 
 
 class _Unresolved(Exception):

@@ -20,9 +20,12 @@ memory is spent on a definition that does not build, or asks for terabytes), the
 from __future__ import annotations
 
 import contextlib
+import json
 import keyword
+import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,7 @@ from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _TorchCallBudget
 from .documents import MAX_BYTES, Node, read_document
 from .errors import DefinitionFileError, DefinitionFileNotFoundError, FilePlaces, at_place, in_file
 from .memory import available_bytes, shown_bytes, tensor_bytes
-from .names import ALIASES, VALUE, NameProblem, look_up
+from .names import ALIASES, NAMESPACES, VALUE, NameProblem, look_up
 from .notation import RESERVED, LineReader, NotationError, Scale
 from .sources import FileSource, keep_source
 
@@ -91,6 +94,13 @@ def from_file(
     if not isinstance(path, (str, os.PathLike)):
         raise DefinitionFileError(f"{path!r} is not a path", allowed="a .yaml, .yml or .json file")
     kind = kind_of(path)
+    if Path(path).is_dir() and (Path(path) / "config.json").is_file():  # save_pretrained's folder
+        raise DefinitionFileError(
+            "is a folder holding config.json, a checkpoint, not a definition file",
+            allowed=f"neurlink.from_pretrained({shown!r}) loads a checkpoint; from_file reads a .yaml, .yml or"
+            " .json definition file",
+            file=shown,
+        )
     if kind is None:
         raise DefinitionFileError(
             f"{shown}: a definition file is .yaml, .yml or .json", allowed="net.yaml, net.yml or net.json"
@@ -105,6 +115,7 @@ def from_file(
         if len(data) > MAX_BYTES:
             raise DefinitionFileError(f"more than {MAX_BYTES:,} bytes is too large for a definition", file=str(shown))
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # every newline \n, as read_text
+        text = text.removeprefix("\ufeff")  # a byte order mark some editors write (JSON has none, YAML skips it)
     except (OSError, UnicodeDecodeError) as error:
         raise DefinitionFileError(f"cannot be read: {error}", file=str(shown)) from None
     return from_text(
@@ -282,8 +293,13 @@ def read_definition(
     values: dict[str, Node] = root.value
     for key in values:
         if key not in _KEYS:
-            hint = did_you_mean(key, _KEYS)
-            definition.fail(root.keys[key], f"unknown key {key!r}{hint}", allowed=", ".join(_KEYS))
+            hint, allowed = did_you_mean(key, _KEYS), ", ".join(_KEYS)
+            if not hint and key.isidentifier():  # num_classes: 10 written at column 1, not under params:
+                if kind == "json":
+                    allowed += f'; a parameter is a key of "params": {{"params": {{"{key}": ...}}}}'
+                else:
+                    allowed += f"; a parameter is indented under params:, as '  {key}: ...' on the lines after it"
+            definition.fail(root.keys[key], f"unknown key {key!r}{hint}", allowed=allowed)
     version = values.get("neurlink")
     if version is not None and (version.value != NOTATION_VERSION or isinstance(version.value, bool)):
         definition.fail(
@@ -311,8 +327,9 @@ def read_definition(
     for item in lines.value:
         _check_line_node(definition, item)
     # every name checked from its text before anything is imported; then the values made
+    file_tags: frozenset[str] | None = None  # the tags of every line, known after the first pass
     for resolve in (False, True):
-        reader = LineReader(params, chosen, trusted, resolve=resolve)
+        reader = LineReader(params, chosen, trusted, resolve=resolve, file_tags=file_tags)
         definition.lines, definition.sources = [], []
         for item in lines.value:
             source = _Line(item, item.value, len(definition.lines))
@@ -320,14 +337,26 @@ def read_definition(
             try:
                 data, source.repeat = reader.read(item.value)
             except NotationError as error:
-                problem = DefinitionFileError(error.reason, allowed=error.allowed)
+                instead = error.allowed if error.line is None else _written_line(error.line, kind)
+                problem = (error.kind or DefinitionFileError)(error.reason, allowed=instead)
                 raise definition.at_line(problem, source.first, error.offset) from None
             if chosen is not None and reader.scaled:
                 source.scaled = f"scale {chosen.name!r}: {', '.join(reader.scaled)}"
             if source.first + source.repeat > MAX_LINES:
                 definition.fail(item, f"more than {MAX_LINES:,} lines; a definition read from a file has at most that")
             definition.lines += [data] * source.repeat
+        file_tags = frozenset(reader.tags)
     return definition
+
+
+def _written_line(line: str, kind: str) -> str:
+    """``line`` as the file writes it: a JSON string, or a YAML item (in quotes where YAML would read it
+    otherwise than as text)."""
+    if kind == "json":
+        return json.dumps(line)
+    if ": " in line or " #" in line or line[:1] in "[]{}'\"!&*|>%@`#,?:-" or line != line.strip():
+        return "- '" + line.replace("'", "''") + "'"
+    return f"- {line}"
 
 
 def _check_line_node(definition: Definition, item: Node) -> None:
@@ -396,6 +425,14 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
                 f"the default of {name} is {_kind(value.value, definition.kind)}",
                 allowed="a number, a string or a bool",
             )
+        if type(value.value) is float and not math.isfinite(value.value):  # .inf, .nan, 1e400
+            written = _written(definition, value)
+            shown = f" (written {written})" if written not in (None, repr(value.value)) else ""
+            definition.fail(
+                value,
+                f"the default of {name} is {value.value!r}{shown}: a parameter is a finite number (a size, a rate)",
+                allowed="a finite number: " + (f'"{name}": 0.1' if definition.kind == "json" else f"{name}: 0.1"),
+            )
         values[name] = value.value
     for name, given in overrides.items():
         if name not in values:
@@ -413,8 +450,21 @@ def _params(definition: Definition, node: Node | None, overrides: Mapping[str, A
                 f" {a_kind(type(default).__name__)} ({default!r})",
                 allowed=f"{name}= {a_kind(type(default).__name__)}",
             )
+        if type(given) is float and not math.isfinite(given):
+            definition.fail(
+                declared[name],
+                f"{name}={given!r} is not a finite number: a parameter is a size or a rate, which is finite",
+                allowed=f"{name}= a finite number, as the file's {name} ({default!r})",
+            )
         values[name] = float(given) if type(default) is float and type(given) is int else given  # (1 as 1.0)
     return values
+
+
+def _written(definition: Definition, node: Node) -> str | None:
+    """A scalar's text as the file writes it, where it is on one line."""
+    if node.end is None or node.end[0] != node.line or not 0 < node.line <= len(definition.text_lines):
+        return None
+    return definition.text_lines[node.line - 1][node.column - 1 : node.end[1] - 1]
 
 
 def _kind(value: Any, kind: str) -> str:
@@ -444,10 +494,21 @@ def _scale(
     """The scale asked for (by keyword, else the file's ``scale:``, else its first), or None. A scale's
     ``params:`` give parameters the file ``declared`` values of their defaults' types."""
     if node is None:
+        example = "scales: {n: {width: 0.25, depth: 0.34}}"
+        if definition.kind == "json":
+            example = '"scales": {"n": {"width": 0.25, "depth": 0.34}}'
         if chosen is not None:
-            definition.fail(None, f"scale={chosen!r}: the file declares no scales:")
+            definition.fail(
+                None,
+                f"scale={chosen!r}: the file declares no scales:",
+                allowed=f"no scale (the lines as written), or a file that declares its scales: {example}",
+            )
         if default is not None:
-            definition.fail(default, "scale: chooses one of the file's scales:, but it declares none")
+            definition.fail(
+                default,
+                "scale: chooses one of the file's scales:, but it declares none",
+                allowed=f"scales declared beside it: {example}, or no scale:",
+            )
         return None
     if not isinstance(node.value, dict) or not node.value:
         definition.fail(node, "scales: maps names to multipliers", allowed="scales: {s: {width: 0.5, depth: 0.33}}")
@@ -473,9 +534,14 @@ def _scale(
             number = value.value
             ok = not isinstance(number, bool) and isinstance(number, (int, float) if kind is float else int)
             if not ok or not 0 < number <= _SCALE_LIMIT:  # (inf and 1e308 would overflow the arithmetic)
+                what = "number" if kind is float else "int"
+                sample = {"width": 0.5, "depth": 0.33, "max_channels": 1024, "divisor": 8}[key]
+                written = f'"{key}": {sample}' if definition.kind == "json" else f"{key}: {sample}"
+                hint = " written without quotes" if isinstance(number, str) else ""
                 definition.fail(
                     value,
-                    f"{key}: {number!r} is not a positive {'number' if kind is float else 'int'} up to {_SCALE_LIMIT:,}",
+                    f"{key}: {number!r} is not a positive {what} up to {_SCALE_LIMIT:,}",
+                    allowed=f"a positive {what}{hint}: {written}",
                 )
             values[key] = number
         scales[name] = Scale(name, **values)
@@ -517,6 +583,8 @@ def _scale_params(definition: Definition, scale: str, node: Node, declared: Node
                 f" {a_kind(type(default).__name__)} ({_short(default)})",
                 allowed=f"{name}: {a_kind(type(default).__name__)}",
             )
+        if type(given) is float and not math.isfinite(given):
+            definition.fail(value, f"scale {scale!r} sets {name} to {given!r}: a parameter is a finite number")
         values[name] = given
     return values
 
@@ -528,14 +596,34 @@ def _network(definition: Definition, node: Node) -> str:
     if not isinstance(text, str) or not _DOTTED.match(text):
         definition.fail(node, "network: is the name of a Network subclass", allowed="network: Detector")
     found: Any = None
+    classes = [name for name, value in _short_values() if isinstance(value, type) and issubclass(value, Network)]
+    allowed = (
+        f"a subclass of neurlink.Network ({', '.join(classes)}), or one of yours by its import path"
+        " (my_models.Segmenter, read with from_file(path, trusted=['my_models']))"
+    )
     for resolve in (False, True):  # checked from its text first, as every name
         try:
             path, found = look_up(text.split("."), VALUE, definition.trusted, resolve=resolve)
         except NameProblem as problem:
+            if problem.reason.startswith(f"unknown name {text!r}"):  # not the nerves and modules a line names
+                definition.fail(node, f"unknown Network class {text!r}{did_you_mean(text, classes)}", allowed)
             definition.fail(node, problem.reason, problem.allowed)
     if not (isinstance(found, type) and issubclass(found, Network)):
-        definition.fail(node, f"{text} is not a Network class", allowed="a subclass of neurlink.Network, e.g. Detector")
+        what = f"the class {found.__module__}.{found.__qualname__}" if isinstance(found, type) else None
+        what = what or a_kind(type(found).__name__)
+        definition.fail(node, f"{text} is {what}, not a Network class", allowed=allowed)
     return path
+
+
+def _short_values() -> list[tuple[str, Any]]:
+    """The values a short name of a file's value may be: the public attributes of its loaded namespaces."""
+    found: dict[str, Any] = {}
+    for namespace in NAMESPACES[VALUE]:
+        module = sys.modules.get(namespace)
+        for name, value in vars(module).items() if module is not None else ():
+            if not name.startswith("_"):
+                found.setdefault(name, value)
+    return list(found.items())
 
 
 def _outputs(definition: Definition, node: Node) -> list | None:

@@ -33,7 +33,7 @@ from ..pretrained import (
     not_data_error,
     unwrapped_advice,
 )
-from .errors import DefinitionFileError
+from .errors import DefinitionFileError, DefinitionFileNotFoundError
 from .names import NameProblem, reference
 from .reading import NOTATION_VERSION, from_text, kind_of
 from .rendering import Param, line_text, value_text, yaml_scalar, yaml_text
@@ -59,7 +59,19 @@ def to_file(network: nn.Module, path: str | os.PathLike[str]) -> None:
     target = Path(path)
     if target.is_dir():
         raise DefinitionFileError(f"{target}: is a directory, where the definition file would be written")
-    _files.replace_atomically(target, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    folder = target.parent
+    if not folder.is_dir():  # (as torch.save, it makes no folder)
+        exists = folder.exists()
+        raise DefinitionFileNotFoundError(
+            f"the folder {str(folder)!r} {'is a file' if exists else 'does not exist'}: to_file writes into an"
+            " existing folder and makes none",
+            allowed="another path" if exists else f"the folder made first: Path({str(folder)!r}).mkdir(parents=True)",
+            file=str(target),
+        )
+    try:
+        _files.replace_atomically(target, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    except OSError as error:  # no permission, a full disk: named by the file, not by its temporary file
+        raise DefinitionFileError(f"cannot be written: {error.strerror or error}", file=str(target)) from error
 
 
 def to_text(network: nn.Module, kind: str = "yaml", *, attributes: bool = True) -> str:
