@@ -223,6 +223,10 @@ def not_data_error(network: nn.Module, error: NotData, kind: type[NeurlinkError]
 
 
 def _short(value: Any) -> str:
+    """A value as a message shows it: at most 80 characters on one line; an integer too long for Python to
+    print (over 4300 digits) by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"(an integer of {value.bit_length()} bits)"
     text = repr(value)
     if "\n" in text:
         text = f"{type(value).__name__}(...)" if isinstance(value, nn.Module) else " ".join(text.split())

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 import torch
 from torch import nn
 
-from .. import _names
+from .. import _files, _names
 from .._config import MAX_LINES, Reader
 from ..errors import NeurlinkError, PretrainedError, UnexpectedArgumentError, a_kind, did_you_mean
-from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _TorchCallBudget
+from ..pretrained import _META_CALLS, _META_CALLS_PER_LINE, _short, _TorchCallBudget
 from .documents import MAX_BYTES, Node, read_document
 from .errors import DefinitionFileError, DefinitionFileNotFoundError, FilePlaces, at_place, in_file
 from .memory import available_bytes, shown_bytes, tensor_bytes
@@ -103,15 +103,14 @@ def from_file(
         )
     if kind is None:
         raise DefinitionFileError(
-            f"{shown}: a definition file is .yaml, .yml or .json", allowed="net.yaml, net.yml or net.json"
+            "a definition file is .yaml, .yml or .json", allowed="net.yaml, net.yml or net.json", file=shown
         )
     file = Path(path)
     if not file.is_file():
         what = "is a directory" if file.is_dir() else "no such file"
         raise DefinitionFileNotFoundError(f"{what}", file=str(shown))
-    try:  # at most one byte more than a definition may be: a file's size (0 in /proc) is not trusted
-        with file.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)
+    try:
+        data = _files.read_bounded(file, MAX_BYTES)
         if len(data) > MAX_BYTES:
             raise DefinitionFileError(f"more than {MAX_BYTES:,} bytes is too large for a definition", file=str(shown))
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # every newline \n, as read_text
@@ -473,19 +472,8 @@ def _kind(value: Any, kind: str) -> str:
         return "null" if kind == "json" else "null (nothing written)"
     if isinstance(value, (list, dict)):
         words = {list: ("a list", "an array"), dict: ("a mapping", "an object")}[type(value)]
-        return f"{words[kind == 'json']} {_short(_plain(value))}"
+        return f"{words[kind == 'json']} {_short(Node(value, 0, 0).plain())}"
     return f"{a_kind(type(value).__name__)} {_short(value)}"
-
-
-def _plain(value: Any) -> Any:
-    """A value of the file without its Nodes, for a message."""
-    if isinstance(value, Node):
-        return _plain(value.value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
 
 
 def _scale(
@@ -633,11 +621,3 @@ def _outputs(definition: Definition, node: Node) -> list | None:
     if not items or not all(isinstance(item.value, (str, int)) and not isinstance(item.value, bool) for item in items):
         definition.fail(node, "outputs: is a list of tags or line indices", allowed='outputs: ["layer3", "layer4", -1]')
     return [item.value for item in items]
-
-
-def _short(value: Any) -> str:
-    """A value as the message shows it: an integer too long for Python to print (over 4300 digits) by its size."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"(an integer of {value.bit_length()} bits)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
