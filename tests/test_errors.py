@@ -593,8 +593,8 @@ INVALID = [
         [IN, ((8, 4), nv.Conv2d(3)), ((8, 2), nv.MaxPool2d(3))],
         DimsError,
         "line 2: ((8, 2), MaxPool2d(3))",
-        r"ratio 4 -> 2 would upsample",
-        r"to upsample use ConvTransposed or Interpolate",
+        r"MaxPool2d keeps or shrinks its input: ratio 4 -> 2 grows it",
+        r"to grow a map use Interpolate or ConvTransposed",
     ),
     bad(
         "transposed-non-integer-upsampling",

@@ -9,6 +9,7 @@ relative <-> absolute derives the stride from the actual sizes at call time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..errors import DimsError, NerveArgumentError
@@ -24,7 +25,7 @@ from ..shapes import (
 )
 from ..sizes import append_step, window_step
 
-__all__ = ["Geometry", "conv_geometry", "ratio_pairs", "explicit_padding", "windowed_shape"]
+__all__ = ["Geometry", "conv_geometry", "ratio_pairs", "explicit_padding", "windowed_shape", "refuse_growth"]
 
 PADDING_ALLOWED = (
     'padding="same" (the default: each line lands on ceil(input / stride)), "valid" (no padding, PyTorch\'s'
@@ -63,6 +64,43 @@ def ratio_pairs(shape: ShapeSpec, rank: int) -> tuple[tuple[Any, ...], ...]:
         (start.numerator, start.denominator, steps) if steps else (start.numerator, start.denominator)
         for start, steps in shape.sizing_for(rank)
     )
+
+
+def refuse_growth(name: str, shape_in: ShapeSpec, shape_out: ShapeSpec, rank: int) -> None:
+    """A nerve that can only keep or shrink a map (a pool) refuses a line that grows it, where the declared
+    shapes say so at build time: between ratios (an output ratio below the input's), or between absolute
+    sizes. A ratio written as a tuple is often an absolute shape missing its quotes, ``(16, (1, 1))``."""
+    if shape_in.is_tokens or shape_out.is_tokens or shape_in.is_absolute != shape_out.is_absolute:
+        return  # from a ratio to a size (or back) the sizes are known per call only
+    if shape_in.is_absolute:
+        sizes_in, sizes_out = shape_in.absolute_for(rank), shape_out.absolute_for(rank)
+        if all(n >= t for n, t in zip(sizes_in, sizes_out)):
+            return
+        raise DimsError(
+            f"{name} keeps or shrinks its input: size {shape_in.written} -> {shape_out.written} grows it",
+            allowed=f"an output size of at most {shape_in.written} per dim; to grow a map use Interpolate or"
+            " ConvTransposed",
+        )
+    ratios_in, ratios_out = shape_in.ratios_for(rank), shape_out.ratios_for(rank)
+    if all(r_out >= r_in for r_in, r_out in zip(ratios_in, ratios_out)):
+        return
+    written_in, written_out = _ratio_text(shape_in, ratios_in), _ratio_text(shape_out, ratios_out)
+    whole = all(r.denominator == 1 for r in ratios_out)
+    quoted = shape_out.written if isinstance(shape_out.written, tuple) and whole else (1,) * rank
+    absolute = str(quoted[0]) if len(quoted) == 1 else "(" + ", ".join(str(v) for v in quoted) + ")"
+    raise DimsError(
+        f"{name} keeps or shrinks its input: ratio {written_in} -> {written_out} grows it",
+        allowed=f"an output ratio of at least {written_in} (to grow a map use Interpolate or ConvTransposed);"
+        f' for an absolute shape write it as a string, "{absolute}"',
+    )
+
+
+def _ratio_text(shape: ShapeSpec, ratios: tuple[Fraction, ...]) -> str:
+    """A ratio as the line writes it: one number where one stands for every dim."""
+    texts = [str(r.numerator) if r.denominator == 1 else f"{float(r):g}" for r in ratios]
+    if shape.broadcast or len(set(texts)) == 1 and not isinstance(shape.written, tuple):
+        return texts[0]
+    return "(" + ", ".join(texts) + ")"
 
 
 def explicit_padding(padding: Any, rank: int, name: str) -> tuple[int, ...] | None:

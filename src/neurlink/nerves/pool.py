@@ -16,7 +16,7 @@ from ..interpreter import Ops
 from ..nerve import Nerve
 from ..shapes import Dims
 from ._args import check_shape_ranks, ntuple
-from ._geometry import conv_geometry, explicit_padding, ratio_pairs, windowed_shape
+from ._geometry import conv_geometry, explicit_padding, ratio_pairs, refuse_growth, windowed_shape
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
 
@@ -52,6 +52,7 @@ class PoolNd(Nerve):
                 allowed=f"{dims_in.channels} channels on this line",
             )
         check_shape_ranks(self, rank)
+        refuse_growth(name, dims_in.shape, dims_out.shape, rank)
         target = dims_out.shape
         self._ratios = None if target.is_absolute else ratio_pairs(target, rank)
         self._absolute = target.absolute_for(rank) if target.is_absolute else None
