@@ -18,7 +18,7 @@ True
 Traceback (most recent call last):
 ...
 neurlink.errors.PretrainedError: 'os:system' names module 'os', which is not trusted: only neurlink and torch are imported unless the caller lists a module in trusted=
-    allowed: from_pretrained(path, trusted=['os']) imports it, if you trust its code
+    allowed: from_pretrained(directory, trusted=['os']) imports it, if you trust its code
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import nn
 
 from .errors import PretrainedError, a_kind
 
-__all__ = ["name_of", "check", "resolve", "trusted_roots", "nameable"]
+__all__ = ["name_of", "check", "resolve", "trusted_roots", "nameable", "trusting", "TRUSTING"]
 
 _BUILT_IN_ROOTS = ("neurlink", "torch")
 # functions of torch and neurlink a definition may name (torch:load, torch:hub.load never)
@@ -50,6 +50,16 @@ def nameable(function):
     function is named only so marked (or in ``neurlink.nn.functional``): never its loaders or builders."""
     function.__neurlink_nameable__ = True
     return function
+
+
+# The advice to trust a module, as from_pretrained takes it; a definition file's names (definition_files.names)
+# say it as the entry point reading the file takes it, from_file(path, ...), and the command line as --trust
+TRUSTING = "from_pretrained(directory, trusted="
+
+
+def trusting(module: str) -> str:
+    """The call that trusts ``module``: ``from_pretrained(directory, trusted=['my_nerves'])``."""
+    return f"{TRUSTING}[{module!r}])"
 
 
 def trusted_roots(trusted) -> tuple[str, ...]:
@@ -92,7 +102,7 @@ def check(name, trusted: tuple[str, ...]) -> tuple[str, list[str]]:
         raise PretrainedError(
             f"{shown} names module {module!r}, which is not trusted: only neurlink and torch are imported"
             " unless the caller lists a module in trusted=",
-            allowed=f"from_pretrained(path, trusted=[{module.split('.')[0]!r}]) imports it, if you trust its code",
+            allowed=f"{trusting(module.split('.')[0])} imports it, if you trust its code",
         )
     if _within(module, _BUILT_IN_ROOTS) and not _within(module, trusted) and module not in sys.modules:
         # importing a torch submodule runs its code and may load third-party packages: only reach
@@ -100,7 +110,7 @@ def check(name, trusted: tuple[str, ...]) -> tuple[str, list[str]]:
         raise PretrainedError(
             f"{shown} names module {module!r}, which torch and neurlink do not load themselves",
             allowed="names in modules already imported (torch.nn, torch.nn.functional, neurlink...), or"
-            f" from_pretrained(path, trusted=[{module!r}]) if you trust it",
+            f" {trusting(module)} if you trust it",
         )
     return module, attributes.split(".")
 
@@ -111,7 +121,13 @@ def resolve(name, trusted: tuple[str, ...]):
     try:
         value = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or whatever a trusted module raises while importing
-        raise PretrainedError(f"{name!r}: module {module_name!r} cannot be imported: {error}") from None
+        missing = error.name if isinstance(error, ModuleNotFoundError) else None
+        allowed = None
+        if missing is not None and (module_name == missing or module_name.startswith(missing + ".")):
+            allowed = f"put the folder holding {missing.replace('.', '/')}.py on sys.path (PYTHONPATH), or run from it"
+        raise PretrainedError(
+            f"{name!r}: module {module_name!r} cannot be imported: {error}", allowed=allowed
+        ) from None
     for attribute in attributes:
         try:
             # read as stored, never computed: a module's __getattr__ (torch's lazy submodules) would import

@@ -307,7 +307,7 @@ class Network(LinesModule):
         compiling = torch.compiler.is_compiling()
         traced = isinstance(inputs, fx.Proxy) or torch.jit.is_tracing()
         if not traced and not compiling:  # (dynamo would guard on the tree epoch the check reads)
-            inputs = self._check(inputs)
+            inputs = self._check_placed(inputs)
         if compiling:
             # dynamo traces the current modules line by line, and guards on what it called
             return run_lines(self, self._table, self._given(inputs), outputs=selected)
@@ -348,6 +348,22 @@ class Network(LinesModule):
             return error  # a module replaced since the build: the file no longer says what that line holds
         placed = FILE_PLACER(error, places)
         return placed if placed is error else placed.with_traceback(error.__traceback__)
+
+    def _check_placed(self, inputs: Inputs) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """:meth:`_check`, whose error about one Input line names that line's place in the file the network
+        was read from (as :meth:`_placed` does for a line's error on a call)."""
+        try:
+            return self._check(inputs)
+        except InputError as error:
+            line = error.__dict__.get("_input_line")
+            if line is None or self.__dict__.get("_file_places") is None:
+                raise
+            located = InputError(line[3], allowed=error.allowed)
+            located.locate(*line[:3])
+            placed = self._placed(located)
+            if placed is located:
+                raise
+            raise placed from None
 
     def _size_key(self, inputs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, torch.Tensor):
@@ -455,7 +471,7 @@ class Network(LinesModule):
                 expected = _expected_shape(dims, rank, form)
                 shape = getattr(x, "shape", None)
                 got = type(x).__name__ + (f" of shape {tuple(shape)}" if isinstance(shape, tuple) else "")
-                raise InputError(f"{_input_name(entry)}: expected a torch.Tensor of shape {expected}, got {got}")
+                raise _input_error(entry, f"expected a torch.Tensor of shape {expected}, got {got}")
             spatial = tuple(x.shape[self._sizes_at[k]])
             problem = _layout_problem(x, dims, rank, form)
             if problem:
@@ -491,9 +507,9 @@ class Network(LinesModule):
                     f" that is {dims.shape.size(base_shape)}"
                 )
             if problem:
-                raise InputError(
-                    f"{_input_name(entry)}: expected a tensor of shape {_expected_shape(dims, rank, form)},"
-                    f" got {tuple(x.shape)}: {problem}"
+                raise _input_error(
+                    entry,
+                    f"expected a tensor of shape {_expected_shape(dims, rank, form)}, got {tuple(x.shape)}: {problem}",
                 )
         return given[0] if len(entries) == 1 else given
 
@@ -578,6 +594,14 @@ def _expected_shape(dims: Dims, rank: int | None, form: str = "map") -> str:
     if rank == 0:
         return f"(N, {dims.channels})"
     return f"(N, {dims.channels}, " + ("*" if rank is None else ", ".join(["*"] * rank)) + ")"
+
+
+def _input_error(entry: Entry, message: str) -> InputError:
+    """An InputError about the input of Input line ``entry``, which names it; it keeps the line and the
+    message apart for :meth:`Network._check_placed`, which places it in a file."""
+    error = InputError(f"{_input_name(entry)}: {message}")
+    error._input_line = (entry.index, entry.tag, entry.written, message)  # type: ignore[attr-defined]
+    return error
 
 
 def _input_name(entry: Entry) -> str:

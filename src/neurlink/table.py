@@ -644,16 +644,40 @@ def _bind(nerve: NerveDef) -> None:
         ]
         shown = str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))[1:-1]
         reason = f"{cls.__name__}: {error}"
+        notes = []
         derived = {"in_channels", "out_channels", "stride", "output_padding"} & set(nerve.kwargs)
         if derived and getattr(cls, "spatial_rank", None) is not None:
-            reason += (
-                f" ({', '.join(sorted(derived))} come{'s' if len(derived) == 1 else ''} from the dims the lines"
+            notes.append(
+                f"{', '.join(sorted(derived))} come{'s' if len(derived) == 1 else ''} from the dims the lines"
                 " declare: the stride is the ratio between the line read and this one, e.g. (64, 2) after (3, 1)"
-                " is stride 2)"
+                " is stride 2"
             )
         elif "positional" in str(error) and getattr(cls, "spatial_rank", None) is not None:
-            reason += " (channels, stride and padding come from the line's dims: give the kernel size, then keywords)"
+            if "kernel_size" in signature.parameters:
+                notes.append(
+                    "channels, stride and padding come from the line's dims: give the kernel size, then keywords"
+                )
+            else:
+                notes.append("channels come from the line's dims: give keywords")
+        notes += _torch_twin(nerve)
+        if notes:
+            reason += f" ({'; '.join(notes)})"
         raise UnexpectedArgumentError(reason, allowed=f"{cls.__name__}({shown})") from None
+
+
+def _torch_twin(nerve: NerveDef) -> list[str]:
+    """For a nerve named as a torch.nn class (``BatchNorm2d``, ``Conv2d``) given what that class takes
+    (``BatchNorm2d(8)``): the note that torch's module is written another way; none otherwise."""
+    name = nerve.cls.__name__
+    twin = getattr(nn, name, None)
+    if not (isinstance(twin, type) and issubclass(twin, nn.Module)) or twin is nerve.cls:
+        return []
+    try:
+        inspect.signature(twin).bind(*nerve.args, **nerve.kwargs)
+    except (TypeError, ValueError):
+        return []  # not torch's arguments either
+    call = ", ".join([_fmt(a) for a in nerve.args] + [f"{k}={_fmt(v)}" for k, v in nerve.kwargs.items()])
+    return [f"torch's module is nn.{name}({call}): in a file write nn.{name}(...), in Python torch.nn.{name}(...)"]
 
 
 def _initialized(error: AttributeError) -> bool:

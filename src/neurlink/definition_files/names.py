@@ -71,8 +71,32 @@ def _static(module_name: str, attribute: str) -> Any:
 
 
 def _problem(error: PretrainedError) -> NameProblem:
-    allowed = error.allowed.replace("from_pretrained(path,", "from_file(path,") if error.allowed else None
+    """A name refused by the rule of ``_names``, its advice (``from_pretrained(directory, trusted=['m'])``)
+    as the entry point reading this file takes it: from_file, or from_pretrained for a saved network's file."""
+    allowed = error.allowed
+    if allowed and _names.TRUSTING in allowed and not _in_pretrained():
+        allowed = allowed.replace(_names.TRUSTING, _FROM_FILE)
     return NameProblem(error.reason, allowed)
+
+
+_FROM_FILE = "from_file(path, trusted="
+
+
+def _trusting(module: str) -> str:
+    """The call that trusts ``module`` for the entry point reading this file."""
+    return _names.trusting(module) if _in_pretrained() else f"{_FROM_FILE}[{module!r}])"
+
+
+def _in_pretrained() -> bool:
+    """Whether this file is read by ``from_pretrained`` (the definition a checkpoint keeps): one of the
+    calls that led here is in ``neurlink.pretrained``. (Read on an error's way only, from the stack: the
+    reader of a file is told nothing of who asked for it.)"""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "neurlink.pretrained":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def look_up(
@@ -161,7 +185,7 @@ def _short(name: str, place: str, also: Iterable[str]) -> tuple[str, Any]:
     raise NameProblem(
         f"unknown name {name!r}{did_you_mean(name, [*also, *short_names(place)])}",
         allowed="a nerve (Conv2d_BN_ReLU, Bottleneck), a torch.nn class (SiLU, BatchNorm2d), a parameter the"
-        " file declares, or an import path (my_nerves.Residual, read with from_file(path, trusted=['my_nerves']))",
+        f" file declares, or an import path (my_nerves.Residual, read with {_trusting('my_nerves')})",
     )
 
 

@@ -27,7 +27,7 @@ from ..models import create_model, list_models
 from ..network import build
 from ..pretrained import from_pretrained
 
-__all__ = ["CommandError", "load_network", "is_file_spec", "describe_failure"]
+__all__ = ["CommandError", "load_network", "is_file_spec", "describe_failure", "as_command_line"]
 
 
 class CommandError(Exception):
@@ -66,10 +66,19 @@ def _from_directory(path: str, device, keywords: dict, trusted) -> nn.Module:
     try:
         return from_pretrained(path, device=device, trusted=trusted)
     except NeurlinkError as error:
-        # the Python advice (from_pretrained(path, trusted=['m'])) as the command line's (--trust m)
-        raise CommandError(
-            re.sub(r"from_pretrained\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))
-        ) from None
+        raise CommandError(as_command_line(str(error), "the current folder")) from None
+
+
+def as_command_line(message: str, searched: str) -> str:
+    """The Python advice of a message as the command line's: ``from_pretrained(directory, trusted=['m'])``
+    or ``from_file(path, trusted=['m'])`` as ``--trust m``, and where a trusted module is looked for
+    (``searched``: the folders --trust puts on ``sys.path``)."""
+    message = re.sub(r"from_(?:pretrained|file)\((?:directory|path), trusted=\['([^']+)'\]\)", r"--trust \1", message)
+    return re.sub(
+        r"put the folder holding (\S+\.py) on sys\.path \(PYTHONPATH\), or run from it",
+        rf"run neurlink from the folder holding \1, or put that folder on PYTHONPATH (--trust looks in {searched})",
+        message,
+    )
 
 
 def _from_zoo(name: str, keywords: dict) -> nn.Module:

@@ -129,7 +129,7 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     """
     table = table_of(network)
     if isinstance(network, Network):  # a network checks its inputs itself, with the messages net(x) gives
-        network._check(inputs[0] if len(inputs) == 1 else list(inputs))
+        network._check_placed(inputs[0] if len(inputs) == 1 else list(inputs))
     else:
         _check_inputs(network, table, inputs)
     expanded = {line.path for line in lines if line.expanded}
@@ -140,7 +140,13 @@ def run_lines(network: nn.Module, lines: list[LineInfo], inputs: Sequence[torch.
     try:
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_ATTENTION_ON_CPU) as counter:
             run = _Run(counter, expanded, results, base.shape[program_of(table).base_dims])
-            run.table(network, table, "", list(inputs))
+            try:
+                run.table(network, table, "", list(inputs))
+            except NeurlinkError as error:  # a line of a file's network: at its place in the file, as net(x) says
+                placed = network._placed(error) if isinstance(network, Network) else error
+                if placed is error:
+                    raise
+                raise placed from error.__cause__
     finally:
         for module, training in modes:
             module.training = training

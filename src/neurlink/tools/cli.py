@@ -23,6 +23,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,13 +31,13 @@ from torch import nn
 from .._version import __version__
 from ..definition_files import DefinitionFileError, from_file, to_file
 from ..definition_files.reading import kind_of
-from ..errors import ForwardError, NeurlinkError
+from ..errors import ForwardError, NeurlinkError, OutputError
 from ..models import create_model, list_models
 from ..network import Network
 from ..program import input_form
 from ..shapes import Dims
 from ._lines import input_rank, table_of
-from ._load import CommandError, load_network
+from ._load import CommandError, as_command_line, load_network
 from ._trace import make_inputs
 from .graph import graph
 from .summary import printable, summary
@@ -195,7 +196,8 @@ def _keywords_option(command: argparse.ArgumentParser) -> None:
         type=_setting,
         action="append",
         metavar="NAME=VALUE",
-        help="a parameter of a definition file, e.g. --set num_classes=10, or its scale: --set scale=s",
+        help="a parameter of a definition file, e.g. --set num_classes=10 or --set c3k=true (true, false and null as"
+        " a file writes them), or its scale: --set scale=s",
     )
     command.add_argument(
         "--trust",
@@ -221,14 +223,56 @@ def _keyword(text: str) -> tuple[str, object]:
         return name, value  # a plain word: a string
 
 
+_WORDS = {"true": True, "false": False, "null": None}  # a file's spellings (YAML, JSON), in any case
+
+
 def _setting(text: str) -> tuple[str, object]:
+    """``--set NAME=VALUE``: VALUE as a file writes it (``true``, ``false``, ``null``) or a Python literal;
+    any other word is a string. ``yes``/``no`` stay words: a file refuses them as booleans too."""
     name, equals, value = text.partition("=")
     if not equals or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not NAME=VALUE, e.g. num_classes=10")
+    if value.strip().lower() in _WORDS:
+        return name, _WORDS[value.strip().lower()]
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return name, value  # a plain word: a string
+
+
+def _spelled(value: object) -> str:
+    """A --set value as the command line writes it: ``true``, ``null``, a word without quotes."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return value if isinstance(value, str) and _setting(f"v={value}")[1] == value else repr(value)
+
+
+def _as_settings(message: str, settings: dict[str, object]) -> str:
+    """A file's advice about a parameter set in Python (``flag=True``, ``allowed: flag= a bool``) in the
+    spelling of --set: ``--set flag=true``, ``allowed: --set flag=true or --set flag=false``."""
+    for name, given in settings.items():
+        spelled = f"--set {name}={_spelled(given)}"
+        reason, newline, rest = message.partition("\n")  # (the file's text, quoted below, is left as written)
+        reason = reason.replace(f" {name}={given!r} is a NoneType,", f" {spelled} is null,")
+        reason = re.sub(rf"(?<![\w-]){re.escape(f'{name}={given!r}')}(?=[ :,])", spelled.replace("\\", r"\\"), reason)
+        for value in (True, False):  # the default as the file wrote it
+            reason = reason.replace(
+                f"the file's {name} is a bool ({value})", f"the file's {name} is a bool ({_spelled(value)})"
+            )
+        message = reason + newline + rest
+        found = re.search(rf"^    allowed: {name}= (an? (\w+))$", message, re.MULTILINE)
+        if found is None:
+            continue
+        kind = found.group(2)
+        if kind == "bool":
+            example = f"--set {name}=true or --set {name}=false"
+        elif kind == "str":  # a value that reads as another type is text in quotes, which the shell keeps
+            example = f"--set {name}=WORD, or --set \"{name}='{_spelled(given)}'\" for that text"
+        else:
+            default = re.search(rf"the file's {name} is an? {kind} \((.*)\)$", message, re.MULTILINE)
+            example = f"--set {name}={default.group(1) if default else kind.upper()}"
+        message = message[: found.start()] + f"    allowed: {example} ({found.group(1)})" + message[found.end() :]
+    return message
 
 
 def _load(model: str, args: argparse.Namespace, device: torch.device | str) -> nn.Module:
@@ -253,7 +297,8 @@ def _load(model: str, args: argparse.Namespace, device: torch.device | str) -> n
     try:
         return from_file(model, trusted=args.trust, device=device, scale=scale, **settings)
     except NeurlinkError as error:  # the Python advice (from_file(path, trusted=['m'])) as the command line's
-        message = re.sub(r"from_file\(path, trusted=\['([^']+)'\]\)", r"--trust \1", str(error))
+        message = as_command_line(str(error), "the current folder and the file's")
+        message = _as_settings(message, settings)
         raise CommandError(message.replace("device='meta'", "--device meta")) from None
 
 
@@ -281,12 +326,25 @@ def _summary(args: argparse.Namespace, progress: Progress) -> int:
     print(result)
     mismatched = [row.path for row in result.rows if row.declared_shapes is not None]
     if mismatched:
-        print(
-            f"neurlink: error: line {', '.join(mismatched)} returns other dims than declared (MISMATCH above)",
-            file=sys.stderr,
-        )
+        found = [_mismatch_placed(net, path) for path in mismatched] if isinstance(net, Network) else [None]
+        placed = [message for message in found if message is not None]
+        if len(placed) < len(found):  # (a network built otherwise, or a line its file does not write)
+            placed = [f"line {', '.join(mismatched)} returns other dims than declared (MISMATCH above)"]
+        for message in placed:
+            print(f"neurlink: error: {printable(message, keep=chr(10))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _mismatch_placed(net: Network, path: str) -> str | None:
+    """A line of ``summary``'s MISMATCH (``2``, or ``5.2`` in a block) at its place in the file the network was
+    read from, as the network's own first call names it; None for a network of no file."""
+    top, _, inner = path.partition(".")
+    error = OutputError(f"its line {inner} returns" if inner else "returns")
+    error.reason += " other dims than declared (MISMATCH above)"
+    error.locate(int(top), None, "")
+    placed = net._placed(error)
+    return None if placed is error else str(placed)
 
 
 def _graph(args: argparse.Namespace, progress: Progress) -> int:
@@ -373,12 +431,54 @@ def _first_calls(model: str, net: nn.Module) -> str | None:
                 what = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:160]
                 return f"the meta device cannot run {where or 'it'}: {what}"
             found = f"\n    (found by its first call, on an input of {shown}, made on the meta device)"
+            if isinstance(error, ForwardError):  # torch's words on the meta device are few: what the line got
+                found = _input_note(net, error.where) + found
             if isinstance(error, DefinitionFileError):  # it names the file's line
                 raise CommandError(f"{error}{found}") from None
             if isinstance(error, NeurlinkError):
                 raise CommandError(f"{model}: {error}{found}") from None
             raise CommandError(f"{model}: {where or 'its forward'}: {type(error).__name__}: {error}{found}") from None
     return None
+
+
+_TAKES = ("in_channels", "in_features", "num_features", "num_channels")  # what a torch module says it takes
+
+
+def _input_note(net: Network, where: list[tuple[int, str | None, str]]) -> str:
+    """What the line at ``where`` reads (the dims its input lines declare) and, where its module says
+    what it takes (``in_channels``, ``in_features``, ...), that too: ``its input: line 1's (8, 1), 8
+    channels, but nn.Conv2d's in_channels is 3``; "" where the lines cannot be followed."""
+    owner: nn.Module = net
+    entry, module = None, None
+    table: Any = net._table
+    for index, _, _ in where:
+        if table is None or not 0 <= index < len(table.entries):
+            return ""
+        entry = table.entries[index]
+        module = owner._modules.get(entry.name) if entry.name is not None else None
+        if module is None:
+            return ""
+        inner, owner = table, module
+        table = module.__dict__.get("_table")
+    if entry is None or module is None:
+        return ""
+    got = []
+    for ref in entry.refs:
+        dims = inner.entries[ref.line].dims
+        if ref.output is None and len(dims) != 1:
+            return ""
+        got.append((ref.line, dims[0 if ref.output is None else ref.output]))
+    if not got:
+        return ""
+    text = ", ".join(f"line {line}'s {dims!r}" for line, dims in got)
+    takes = next((name for name in _TAKES if isinstance(getattr(module, name, None), int)), None)
+    if takes is not None and len(got) == 1 and got[0][1].channels != getattr(module, takes):
+        owned = "nn." if type(module).__module__.startswith("torch.nn") else ""
+        return (
+            f"\n    its input: {text}, {got[0][1].channels} channels, but {owned}{type(module).__name__}'s"
+            f" {takes} is {getattr(module, takes)}"
+        )
+    return f"\n    its input: {text}"
 
 
 def _lines_named(error: BaseException) -> str:
