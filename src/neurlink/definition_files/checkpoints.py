@@ -11,10 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import _names
 from ..network import Network
 from ..pretrained import DefinitionFile, DefinitionFileHooks
 from .documents import MAX_BYTES
 from .errors import DefinitionFileError
+from .names import FROM_FILE
 from .reading import Definition, read_definition
 from .sources import FileSource, keep_source, source_of
 from .writing import source_text
@@ -38,7 +40,12 @@ def _text_of(network: nn.Module) -> tuple[str, str, tuple[str, ...]] | None:
 def _read(file: DefinitionFile, trusted: tuple[str, ...]) -> Definition:
     if len(file.text.encode("utf-8")) > MAX_BYTES:  # (as from_file refuses it)
         raise DefinitionFileError(f"more than {MAX_BYTES:,} bytes is too large for a definition", file=file.shown)
-    return read_definition(file.text, file.kind, file.shown, trusted, None, {})
+    try:
+        return read_definition(file.text, file.kind, file.shown, trusted, None, {})
+    except DefinitionFileError as error:  # the advice to trust a module, as from_pretrained takes it
+        if error.allowed:
+            error.allowed = error.allowed.replace(FROM_FILE, _names.TRUSTING)
+        raise
 
 
 def _check(file: DefinitionFile, trusted: tuple[str, ...]) -> None:

@@ -72,31 +72,18 @@ def _static(module_name: str, attribute: str) -> Any:
 
 def _problem(error: PretrainedError) -> NameProblem:
     """A name refused by the rule of ``_names``, its advice (``from_pretrained(directory, trusted=['m'])``)
-    as the entry point reading this file takes it: from_file, or from_pretrained for a saved network's file."""
-    allowed = error.allowed
-    if allowed and _names.TRUSTING in allowed and not _in_pretrained():
-        allowed = allowed.replace(_names.TRUSTING, _FROM_FILE)
+    as a file's reader takes it: ``from_file(path, trusted=['m'])`` (a checkpoint's reader says it as
+    from_pretrained again, and the command line as --trust)."""
+    allowed = error.allowed.replace(_names.TRUSTING, FROM_FILE) if error.allowed else None
     return NameProblem(error.reason, allowed)
 
 
-_FROM_FILE = "from_file(path, trusted="
+FROM_FILE = "from_file(path, trusted="
 
 
 def _trusting(module: str) -> str:
-    """The call that trusts ``module`` for the entry point reading this file."""
-    return _names.trusting(module) if _in_pretrained() else f"{_FROM_FILE}[{module!r}])"
-
-
-def _in_pretrained() -> bool:
-    """Whether this file is read by ``from_pretrained`` (the definition a checkpoint keeps): one of the
-    calls that led here is in ``neurlink.pretrained``. (Read on an error's way only, from the stack: the
-    reader of a file is told nothing of who asked for it.)"""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__") == "neurlink.pretrained":
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+    """The call that trusts ``module``, as a file's reader takes it."""
+    return f"{FROM_FILE}[{module!r}])"
 
 
 def look_up(
