@@ -6,13 +6,13 @@ import contextlib
 import gc
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import torch
 from torch import fx, nn
 
-from . import tree_watch
+from . import definition_hooks, tree_watch
 from ._config import keeps_no_locals
 from .checkpoint import check_state_dict
 from .errors import (
@@ -41,14 +41,6 @@ from .table import Entry, LineTable
 Inputs = torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
 
 __all__ = ["Network", "build"]
-
-# What writes a network's lines into a file (Network.to_file): neurlink.definition_files' writer, which it
-# registers here when neurlink is imported. The core does not import that package, which builds on the core.
-FILE_WRITER: Callable[[Network, str | os.PathLike[str]], None] | None = None
-# What places an error a line raised on a call at that line in the file the network was read from: the
-# network holds the file's places as data (``_file_places``, set by neurlink.definition_files, which
-# registers this too), and this makes the error one that names ``file:line:column``, as the build's do.
-FILE_PLACER: Callable[[NeurlinkError, Any], NeurlinkError] | None = None
 
 
 class Network(LinesModule):
@@ -245,9 +237,7 @@ class Network(LinesModule):
         the builder call it came from (``made_by``) and its ``num_classes`` as a parameter. The text is
         read back before it is written and must make this network's modules (a module replaced after
         the build is refused, naming it); the weights are not written (``save_pretrained`` keeps them)."""
-        if FILE_WRITER is None:  # (neurlink.definition_files sets it when neurlink is imported)
-            raise NeurlinkError("writing definition files needs neurlink.definition_files: import neurlink")
-        FILE_WRITER(self, path)
+        definition_hooks.hooks().write(self, path)
 
     def train(self, mode: bool = True) -> Network:
         if mode:  # refused before any module changes mode (a FoldedNorm refuses it too, reached alone)
@@ -338,15 +328,15 @@ class Network(LinesModule):
 
     def _placed(self, error: NeurlinkError) -> NeurlinkError:
         """``error``, raised in a line on a call, at that line's place in the file the network was read from
-        (a copy of its class that is a ``DefinitionFileError`` too, made by :data:`FILE_PLACER`); ``error``
+        (a copy of its class that is a ``DefinitionFileError`` too, made by ``definition_hooks``); ``error``
         itself for a network built otherwise, or an error that names no line."""
         places = self.__dict__.get("_file_places")
-        if places is None or FILE_PLACER is None or not error.where:
+        if places is None or definition_hooks.HOOKS is None or not error.where:
             return error
         as_built = self.__dict__.get("_as_built")
         if as_built is None or not as_built.matches(self):
             return error  # a module replaced since the build: the file no longer says what that line holds
-        placed = FILE_PLACER(error, places)
+        placed = definition_hooks.HOOKS.place(error, places)
         return placed if placed is error else placed.with_traceback(error.__traceback__)
 
     def _check_placed(self, inputs: Inputs) -> torch.Tensor | tuple[torch.Tensor, ...]:

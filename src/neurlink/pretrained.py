@@ -27,7 +27,6 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast, overload
@@ -36,7 +35,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from . import _files, _names
+from . import _files, _names, definition_hooks
 from ._config import (
     _DTYPES,
     FORMAT,
@@ -51,6 +50,7 @@ from ._config import (
 from ._registry import create_model, list_models
 from ._version import __version__
 from .checkpoint import check_state_dict
+from .definition_hooks import DefinitionFile
 from .errors import CheckpointError, CheckpointNotFoundError, NeurlinkError, PretrainedError, a_kind
 from .lines_module import LinesModule
 
@@ -72,39 +72,6 @@ _TOP_KEYS = {
     "definition_file",
 }
 _SCALARS = (type(None), bool, int, float, str)
-
-
-@dataclass(frozen=True)
-class DefinitionFileHooks:
-    """How a checkpoint keeps the definition file a network was read from, beside its weights:
-    ``neurlink.definition_files`` registers them in ``DEFINITION_FILES`` when neurlink is imported (the
-    core does not import that package, which builds on the core)."""
-
-    keeps: Callable[[nn.Module], bool]  # whether a network was read from a file (and keeps it)
-    # for a network read from a file: the file's text as a checkpoint keeps it, its kind, the modules it trusts
-    text_of: Callable[[nn.Module], tuple[str, str, tuple[str, ...]] | None]
-    # the network a file's text makes where the device context says, its meta build bounded by its own lines
-    build: Callable[[DefinitionFile, tuple[str, ...]], nn.Module]
-    check: Callable[[DefinitionFile, tuple[str, ...]], None]  # every name of the file checked, nothing built
-
-
-DEFINITION_FILES: DefinitionFileHooks | None = None
-
-
-@dataclass(frozen=True)
-class DefinitionFile:
-    """A definition file as a checkpoint keeps it."""
-
-    text: str
-    kind: str  # "yaml" or "json"
-    shown: str  # its path, as errors name it
-    trusted: tuple[str, ...] = ()  # the modules its network was read with (when saving)
-
-
-def keeps_definition_file(network: nn.Module) -> bool:
-    """Whether ``network`` was read from a definition file, which its checkpoint keeps (and builds it from,
-    as the class the file names: a ``Detector`` read from one is saved as one)."""
-    return DEFINITION_FILES is not None and DEFINITION_FILES.keeps(network)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -174,7 +141,7 @@ def _config_of(network: nn.Module) -> tuple[dict, set[str], DefinitionFile | Non
                 f"{name}(...): the keyword {error.where}={_short(error.value)} cannot be written as data: {error.reason}"
             ) from None
         return config, names, None
-    kept = DEFINITION_FILES.text_of(network) if DEFINITION_FILES is not None else None
+    kept = definition_hooks.HOOKS.text_of(network) if definition_hooks.HOOKS is not None else None
     if kept is not None:  # its lines are the file's, which the checkpoint keeps as it is
         text, kind, trusted = kept
         config["definition_file"] = {"name": DEFINITION_NAMES[kind], "sha256": _sha256(text)}
@@ -658,8 +625,7 @@ def _read_definition_file(folder: Path, config: dict, config_path: Path) -> Defi
             f"{config_path}: definition_file is {_short(entry)}",
             allowed=f"{{'name': {' or '.join(map(repr, kinds))}, 'sha256': the file's hash}}",
         )
-    if DEFINITION_FILES is None:
-        raise PretrainedError("reading a definition file needs neurlink.definition_files: import neurlink")
+    definition_hooks.hooks()  # (registered when neurlink is imported)
     path = folder / entry["name"]
     if not path.exists():
         raise PretrainedError(f"{path}: no such file ({config_path} names it as the definition of the weights)")
@@ -732,8 +698,7 @@ def _build(
     def read() -> Callable[[], nn.Module]:
         """The config's values (modules in it made on the current device), and how to build the network."""
         if file is not None:
-            assert DEFINITION_FILES is not None  # (checked when the file was read)
-            hooks = DEFINITION_FILES
+            hooks = definition_hooks.hooks()
             hooks.check(file, trusted)  # every name of the file checked before anything is imported
             return lambda: hooks.build(file, trusted)
         if "model" in config:

@@ -39,8 +39,8 @@ neurlink.definition_files.errors.DefinitionFileError: net.yaml:3:13: line 1: (8,
 See ``docs/definition-files.md`` for the notation: names, parameters, scales and what is refused.
 """
 
-from .. import network, pretrained
-from .checkpoints import HOOKS
+from .. import definition_hooks
+from . import checkpoints
 from .errors import DefinitionFileError as DefinitionFileError
 from .errors import DefinitionFileNotFoundError as DefinitionFileNotFoundError
 from .errors import placed
@@ -49,8 +49,15 @@ from .reading import from_text as from_text
 from .writing import to_file as to_file
 from .writing import to_text as to_text
 
-network.FILE_WRITER = to_file  # Network.to_file writes with it (the core does not import this package)
-network.FILE_PLACER = placed  # a network read from a file names the file's line in an error a line raises
-pretrained.DEFINITION_FILES = HOOKS  # a checkpoint keeps the file its network was read from
+# what the core asks of this package, which it does not import: Network.to_file, call errors placed at the
+# file's line, a checkpoint that keeps its network's file
+definition_hooks.HOOKS = definition_hooks.DefinitionFileHooks(
+    write=to_file,
+    place=placed,
+    keeps=checkpoints.keeps,
+    text_of=checkpoints.text_of,
+    build=checkpoints.build,
+    check=checkpoints.check,
+)
 
 __all__ = ["from_file", "from_text", "to_file", "to_text", "DefinitionFileError", "DefinitionFileNotFoundError"]

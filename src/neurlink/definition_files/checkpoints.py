@@ -3,7 +3,7 @@ the weights (``definition.yaml`` or ``definition.json``), ``from_pretrained`` bu
 
 The file written is the one ``to_file`` writes: the person's text, comments and scales kept, with the
 parameters the network was built with as its defaults, so it builds this network without keywords.
-The core calls these through ``pretrained.DEFINITION_FILES`` (it does not import this package).
+The core calls these through ``neurlink.definition_hooks`` (it does not import this package).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .. import _names
+from ..definition_hooks import DefinitionFile
 from ..network import Network
-from ..pretrained import DefinitionFile, DefinitionFileHooks
 from .documents import MAX_BYTES
 from .errors import DefinitionFileError
 from .names import FROM_FILE
@@ -21,14 +21,14 @@ from .reading import Definition, read_definition
 from .sources import FileSource, keep_source, source_of
 from .writing import source_text
 
-__all__ = ["HOOKS"]
+__all__ = ["keeps", "text_of", "check", "build"]
 
 
-def _keeps(network: nn.Module) -> bool:
+def keeps(network: nn.Module) -> bool:
     return source_of(network) is not None
 
 
-def _text_of(network: nn.Module) -> tuple[str, str, tuple[str, ...]] | None:
+def text_of(network: nn.Module) -> tuple[str, str, tuple[str, ...]] | None:
     """The text a checkpoint keeps (save_pretrained checks that it builds the network again, and records
     the attributes set after the build itself)."""
     source = source_of(network)
@@ -48,18 +48,15 @@ def _read(file: DefinitionFile, trusted: tuple[str, ...]) -> Definition:
         raise
 
 
-def _check(file: DefinitionFile, trusted: tuple[str, ...]) -> None:
+def check(file: DefinitionFile, trusted: tuple[str, ...]) -> None:
     """Every name of the file checked against the rule before anything is imported, its values made."""
     _read(file, trusted)
 
 
-def _build(file: DefinitionFile, trusted: tuple[str, ...]) -> Network:
+def build(file: DefinitionFile, trusted: tuple[str, ...]) -> Network:
     """The file's network, built where the caller's device context says; on the meta device (the first
     build of from_pretrained) with the bound on torch calls its own lines give."""
     definition = _read(file, trusted)
     network = definition.made_here(budget=torch.get_default_device().type == "meta")
     keep_source(network, FileSource(file.text, file.kind, file.shown, (), None, trusted))  # saved again, kept
     return network
-
-
-HOOKS = DefinitionFileHooks(keeps=_keeps, text_of=_text_of, build=_build, check=_check)

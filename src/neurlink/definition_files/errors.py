@@ -143,7 +143,7 @@ def at_place(
 
 def placed(error: NeurlinkError, places: FilePlaces) -> NeurlinkError:
     """``error``, raised in a line of a network read from a file while it ran, at that line of the file
-    (``neurlink.network.FILE_PLACER``); ``error`` itself for a line the file does not write."""
+    (``neurlink.definition_hooks``); ``error`` itself for a line the file does not write."""
     file, lines = places
     index = error.where[0][0] if error.where else -1
     place = next((item for item in lines if item[0] <= index < item[0] + item[1]), None)

@@ -276,7 +276,7 @@ class Definition:
         except (Exception, RecursionError) as error:  # a trusted nerve's own exception, say
             problem = DefinitionFileError(f"the definition does not build: {type(error).__name__}: {error}")
             raise self.place(problem, self.root.keys.get("lines")) from error
-        # where each line is written, as data: an error a line raises on a call names it (network.FILE_PLACER)
+        # where each line is written, as data: an error a line raises on a call names it (definition_hooks)
         object.__setattr__(network, "_file_places", self.places())
         return network
 

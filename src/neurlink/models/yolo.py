@@ -40,9 +40,9 @@ from torch import fx, nn
 
 from .. import nerves as nv
 from .._registry import register_model
+from ..definition_hooks import keeps_definition_file
 from ..errors import DefinitionError, DimsError, NerveArgumentError, PretrainedError
 from ..nerves._args import positive_int
-from ..pretrained import keeps_definition_file
 from ._common import check_keywords
 from .yolo_blocks import C2PSA, SPPF, C2f, C3k2, conv
 
