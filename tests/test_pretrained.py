@@ -458,7 +458,11 @@ HOSTILE_CONFIGS = [
     pytest.param(_config(format_version="1"), r"format version '1'", id="version-string"),
     pytest.param(_config(format_version=True), r"format version True", id="version-bool"),
     pytest.param(_config(dtype="int64"), r"dtype 'int64' is not a floating-point torch dtype", id="dtype"),
-    pytest.param(_config(model={"name": "resnet18"}), r"one of 'model' .*, 'lines' .* and 'definition_file'", id="model-and-lines"),
+    pytest.param(
+        _config(model={"name": "resnet18"}),
+        r"one of 'model' .*, 'lines' .* and 'definition_file'",
+        id="model-and-lines",
+    ),
     pytest.param(_config(lines={"0": 1}), r"lines: expected an array, got an object", id="lines-object"),
     pytest.param(_with({"dims": [[3, 1]]}), r"lines\[1\]: a line has one of 'nerve' and 'module'", id="no-nerve"),
     pytest.param(_with(_line(dims=[["8", 2]])), r"lines\[1\].dims\[0\]\[0\]: expected an integer", id="str-channels"),
