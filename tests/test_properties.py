@@ -262,6 +262,20 @@ def kernel_and_dilation(ctx: Ctx, dilated: bool = True):
     return kernel, (dilation if dilated else 1)
 
 
+def reading_every_input(source: Line, sizes, kernel, dilation):
+    """Between two absolute shapes a window must read every input value at the stride the sizes derive
+    (the smallest ``s`` with ``ceil(n / s) == t``), else the build refuses the line: a kernel at least
+    that wide, undilated, on such lines."""
+    if source.relative or sizes is None:
+        return kernel, dilation
+    kernels = kernel if isinstance(kernel, tuple) else (kernel,) * len(sizes)
+    strides = [next(s for s in range(1, n + 1) if math.ceil(n / s) == t) for n, t in zip(source.sizes, sizes)]
+    widened = tuple(max(k, s) for k, s in zip(kernels, strides))
+    if widened == kernels and dilation == 1:
+        return kernel, dilation
+    return widened, 1
+
+
 def add_line(ctx: Ctx, line: Line) -> int:
     ctx.lines.append(line)
     return len(ctx.lines) - 1
@@ -278,6 +292,8 @@ def make_conv(ctx: Ctx, transposed: bool = False) -> None:
     channels = draw(st.sampled_from(CHANNELS))
     common = [g for g in range(1, 9) if source.channels % g == 0 and channels % g == 0]
     kernel, dilation = kernel_and_dilation(ctx)
+    if not transposed:
+        kernel, dilation = reading_every_input(source, sizes, kernel, dilation)
     kwargs = {}
     if dilation != 1:
         kwargs["dilation"] = dilation
@@ -320,17 +336,24 @@ def make_pool(ctx: Ctx) -> None:
     kind = draw(st.sampled_from(("max", "avg")))
     cls = (MAXPOOLS if kind == "max" else AVGPOOLS)[rank]
     args, kwargs = (), {}
-    if draw(st.integers(0, 2)) == 0:  # adaptive: any target at all
+    if draw(st.integers(0, 2)) == 0:  # adaptive: any target that does not grow the map (a pool never does)
         if draw(st.booleans()):
-            ratios, sizes = tuple(draw(st.sampled_from(TARGET_RATIOS[2:])) for _ in range(rank)), None
+            if source.relative:
+                assert source.ratios is not None
+                choices = [[r for r in TARGET_RATIOS[2:] if r >= ratio] or [ratio] for ratio in source.ratios]
+            else:  # (from a size to a ratio the sizes are known per call only)
+                choices = [list(TARGET_RATIOS[2:])] * rank
+            ratios, sizes = tuple(draw(st.sampled_from(choice)) for choice in choices), None
         else:
-            ratios, sizes = None, per_dim(draw, rank, (1, 2, 3, 5))[1]
+            smallest = min(source.sizes) if source.sizes is not None else 5
+            ratios, sizes = None, per_dim(draw, rank, tuple(v for v in (1, 2, 3, 5) if v <= smallest) or (1,))[1]
     else:
         if source.relative and draw(st.integers(0, 5)) == 0:
             ratios, sizes = None, (1,) * rank
         else:
             ratios, sizes = strided(ctx, source, False)
         kernel, dilation = kernel_and_dilation(ctx, dilated=kind == "max")
+        kernel, dilation = reading_every_input(source, sizes, kernel, dilation)
         args = (kernel,)
         if dilation != 1:
             kwargs["dilation"] = dilation
@@ -677,13 +700,18 @@ def adjoints_hold(net, rank: int, base_shape) -> int:
             continue
         coarse, fine = module.input_links[0].dims[0], module.target_dims[0]
         options = {"dilation": module._dilation, "groups": module.conv.groups, "bias": False}
-        down = nv.build(
-            [
-                ((1, ones), nv.Input()),
-                ((fine.channels, fine.shape), nv.Input()),
-                (coarse, CONVS[rank][0][1](module._kernel, **options)),
-            ]
-        ).double()
+        try:
+            down = nv.build(
+                [
+                    ((1, ones), nv.Input()),
+                    ((fine.channels, fine.shape), nv.Input()),
+                    (coarse, CONVS[rank][0][1](module._kernel, **options)),
+                ]
+            ).double()
+        except neurlink.DimsError as error:  # a conv between these sizes would skip input: none to compare
+            if "would never read" not in str(error):
+                raise
+            continue
         up = nv.build(
             [
                 ((1, ones), nv.Input()),
