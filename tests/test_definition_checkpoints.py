@@ -182,19 +182,32 @@ def test_a_definition_file_edited_after_the_save_is_refused(tmp_path):
         neurlink.from_pretrained(tmp_path / "checkpoint")
 
 
+def _saved(tmp_path: Path) -> Path:
+    """The checkpoint of TEXT's network, as save_pretrained writes it."""
+    folder = tmp_path / "checkpoint"
+    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    return folder
+
+
+def _edit_config(folder: Path, edit) -> None:
+    """config.json changed by ``edit`` (a function of its dict)."""
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def _rehash(folder: Path, text: str) -> None:
     """``definition.yaml`` replaced by ``text``, the config's hash of it made to match (a hand-made checkpoint)."""
     import hashlib
 
     (folder / "definition.yaml").write_text(text)
-    config = json.loads((folder / "config.json").read_text())
-    config["definition_file"]["sha256"] = hashlib.sha256(text.encode()).hexdigest()
-    (folder / "config.json").write_text(json.dumps(config))
+    _edit_config(
+        folder, lambda config: config["definition_file"].update(sha256=hashlib.sha256(text.encode()).hexdigest())
+    )
 
 
 def test_a_kept_file_that_does_not_build_names_its_line(tmp_path):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     _rehash(folder, TEXT.replace("(32, 2), Conv2d_BN_ReLU(3)", "(32, 2), AvgPool2d(3)"))
     with pytest.raises(DimsError) as caught:
         neurlink.from_pretrained(folder)
@@ -203,16 +216,14 @@ def test_a_kept_file_that_does_not_build_names_its_line(tmp_path):
 
 
 def test_weights_that_do_not_fit_the_kept_file_name_it(tmp_path):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     _rehash(folder, TEXT.replace("width: 16", "width: 24"))
     with pytest.raises(CheckpointError, match=r"model.safetensors does not fit .*definition.yaml: "):
         neurlink.from_pretrained(folder)
 
 
 def test_a_hostile_kept_file_imports_nothing(tmp_path, monkeypatch):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     marker = tmp_path / "imported"
     _write(tmp_path, "evil_definition_module.py", f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -235,18 +246,14 @@ def test_a_trusted_module_is_named_when_loading(tmp_path, monkeypatch):
 
 
 def test_a_malformed_entry_is_refused(tmp_path):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
-    config = json.loads((folder / "config.json").read_text())
-    config["definition_file"]["name"] = "../net.yaml"
-    (folder / "config.json").write_text(json.dumps(config))
+    folder = _saved(tmp_path)
+    _edit_config(folder, lambda config: config["definition_file"].update(name="../net.yaml"))
     with pytest.raises(PretrainedError, match=r"(?s)definition_file is .*allowed: \{'name': 'definition.yaml' or"):
         neurlink.from_pretrained(folder)
 
 
 def test_a_kept_file_too_large_for_a_definition_is_refused(tmp_path):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     _rehash(folder, TEXT + "#" * (4 * 2**20))
     with pytest.raises(PretrainedError, match=r"definition.yaml: more than 4,194,304 bytes is too large for a def"):
         neurlink.from_pretrained(folder)  # (said before its hash is compared)
@@ -267,8 +274,7 @@ def test_a_detector_read_from_a_file_is_saved_and_loaded_as_one(tmp_path):
 def test_a_kept_file_that_is_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path):
     import os
 
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     (folder / "definition.yaml").unlink()
     os.mkfifo(folder / "definition.yaml")  # a reader that opened it blocking would wait for a writer forever
     with pytest.raises(PretrainedError, match=r"definition.yaml: cannot be read: .*is not a regular file"):
@@ -282,19 +288,16 @@ def test_a_kept_file_that_is_a_fifo_or_a_folder_is_refused_without_waiting(tmp_p
 def test_the_config_of_a_file_built_network_holds_no_lines(tmp_path):
     """The file is the definition: the config names it (a config's lines beside it could say anything,
     and would bound the file's build by their count)."""
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     config = json.loads((folder / "config.json").read_text())
     assert "lines" not in config and "model" not in config and "outputs" not in config
-    config["lines"] = [0] * 10
-    (folder / "config.json").write_text(json.dumps(config))
+    _edit_config(folder, lambda config: config.update(lines=[0] * 10))
     with pytest.raises(PretrainedError, match=r"a config has one of 'model' .*, 'lines' .* and 'definition_file'"):
         neurlink.from_pretrained(folder)
 
 
 def test_a_kept_file_is_bounded_by_its_own_lines(tmp_path):
-    folder = tmp_path / "checkpoint"
-    neurlink.from_file(_write(tmp_path, "net.yaml", TEXT)).save_pretrained(folder)
+    folder = _saved(tmp_path)
     bomb = (
         "lines:\n  - (3, 1), Input()\n  - (3, 1), TransformerEncoder(TransformerEncoderLayer(3, 1), num_layers=5000)\n"
     )
